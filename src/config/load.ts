@@ -1,0 +1,135 @@
+import convict from 'convict';
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../errors';
+import { coerceError } from '../errors/coerceError';
+import { buildSchema, STEP_NAMES } from './schema';
+import { HostConfig, parseInventory } from './hosts';
+
+export type StepName = (typeof STEP_NAMES)[number];
+
+export interface FerryConfig {
+  redis: {
+    url: string;
+    username: string;
+    password: string;
+    prefix: string;
+    tls: { enabled: boolean; ca: string; cert: string; key: string; rejectUnauthorized: boolean };
+    sentinel: { name: string; sentinels: string[]; password: string };
+    requireNoEviction: boolean;
+  };
+  hosts: HostConfig[];
+  retry: { attempts: Record<StepName, number>; backoffMs: number };
+  timeouts: { step: Record<StepName, number>; sshConnectMs: number };
+  checkpoint: { compression: 'none' | 'gzip' | 'zstd'; tcpEstablished: boolean; fileLocks: boolean };
+  verify: { timeoutMs: number; intervalMs: number };
+  worker: { concurrency: number; lockDurationMs: number; stalledIntervalMs: number };
+  log: { level: string };
+}
+
+let formatsRegistered = false;
+
+// convict keeps formats in a global registry; registering on first load, not at import.
+function registerFormats(): void {
+  if (formatsRegistered) return;
+  formatsRegistered = true;
+  convict.addFormat({
+    name: 'host-inventory',
+    validate(value: unknown) {
+      parseInventory(value);
+    },
+  });
+  convict.addFormat({
+    name: 'host-port-list',
+    validate(value: unknown) {
+      if (!Array.isArray(value)) throw new Error('must be an array of "host:port" strings');
+      for (const v of value) {
+        if (typeof v !== 'string' || !/^[^\s:]+:\d{1,5}$/.test(v)) throw new Error(`"${String(v)}" is not "host:port"`);
+      }
+    },
+  });
+  convict.addFormat({
+    name: 'ferry-key',
+    validate(value: unknown) {
+      if (typeof value !== 'string' || !/^[a-zA-Z0-9_.-]{1,64}$/.test(value)) {
+        throw new Error('must be 1-64 characters from [a-zA-Z0-9_.-]');
+      }
+    },
+  });
+}
+
+export interface LoadOptions {
+  /** Config file (JSON); FERRY_CONFIG is used when absent. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Extra values layered over the file, e.g. from tests or a library caller. */
+  overrides?: Record<string, unknown>;
+}
+
+/** Loads, validates strictly (unknown keys are errors) and returns the typed config. */
+export function loadConfig(opts: LoadOptions = {}): FerryConfig {
+  registerFormats();
+  const env = opts.env ?? process.env;
+  const file = opts.file ?? env.FERRY_CONFIG;
+  const conf = convict(buildSchema(), { env });
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e: unknown) {
+      throw new ConfigError(`cannot read config file ${file}: ${coerceError(e).message}`, e);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (e: unknown) {
+      throw new ConfigError(`config file ${file} is not valid JSON: ${coerceError(e).message}`, e);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new ConfigError(`config file ${file} must hold a JSON object`);
+    }
+    try {
+      conf.load(parsed);
+    } catch (e: unknown) {
+      throw new ConfigError(`config file ${file}: ${coerceError(e).message}`, e);
+    }
+  }
+  if (opts.overrides) conf.load(opts.overrides);
+  try {
+    conf.validate({ allowed: 'strict' });
+  } catch (e: unknown) {
+    // convict appends the whole offending value; the key path says enough and values may be long.
+    const msg = coerceError(e).message.replace(/: value was [\s\S]*$/, '');
+    throw new ConfigError(`invalid configuration${file ? ` (${file})` : ''}: ${msg}`, e);
+  }
+  const raw = conf.getProperties() as unknown as Omit<FerryConfig, 'hosts'> & { hosts: unknown };
+  return { ...raw, hosts: parseInventory(raw.hosts) };
+}
+
+/** The effective config with every secret replaced, for `ferry config check` and logs. */
+export function redactConfig(config: FerryConfig): unknown {
+  const hidden = '<hidden>';
+  return {
+    ...config,
+    redis: {
+      ...config.redis,
+      url: redactUrl(config.redis.url),
+      password: config.redis.password ? hidden : '',
+      tls: { ...config.redis.tls, key: config.redis.tls.key ? hidden : '' },
+      sentinel: { ...config.redis.sentinel, password: config.redis.sentinel.password ? hidden : '' },
+    },
+  };
+}
+
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '<hidden>';
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//<hidden>@');
+  }
+}
+
+export function findHost(config: FerryConfig, name: string): HostConfig | undefined {
+  return config.hosts.find((h) => h.name === name);
+}

@@ -1,0 +1,73 @@
+import convict from 'convict';
+
+export const STEP_NAMES = ['preflight', 'checkpoint', 'transfer', 'restore', 'verify', 'cleanup', 'rollback'] as const;
+
+function perStep(doc: string, values: Record<(typeof STEP_NAMES)[number], number>, envPrefix: string) {
+  const out: Record<string, convict.SchemaObj<number>> = {};
+  for (const step of STEP_NAMES) {
+    out[step] = { doc: `${doc} (${step})`, format: 'nat', default: values[step], env: `${envPrefix}_${step.toUpperCase()}` };
+  }
+  return out;
+}
+
+/**
+ * The one configuration schema. Built by a function so that nothing happens at import time;
+ * the custom formats it uses are registered by `registerFormats()` in load.ts.
+ */
+export function buildSchema() {
+  return {
+    redis: {
+      url: { doc: 'Redis URL (redis:// or rediss:// for TLS)', format: String, default: 'redis://127.0.0.1:6379', env: 'FERRY_REDIS_URL' },
+      username: { doc: 'Redis ACL user name', format: String, default: '', env: 'FERRY_REDIS_USERNAME' },
+      password: { doc: 'Redis password', format: String, default: '', sensitive: true, env: 'FERRY_REDIS_PASSWORD' },
+      prefix: { doc: 'key prefix for every Ferry key and BullMQ queue', format: 'ferry-key', default: 'ferry', env: 'FERRY_REDIS_PREFIX' },
+      tls: {
+        enabled: { doc: 'connect with TLS', format: Boolean, default: false, env: 'FERRY_REDIS_TLS' },
+        ca: { doc: 'CA certificate file (PEM)', format: String, default: '' },
+        cert: { doc: 'client certificate file (PEM)', format: String, default: '' },
+        key: { doc: 'client key file (PEM)', format: String, default: '', sensitive: true },
+        rejectUnauthorized: { doc: 'verify the server certificate', format: Boolean, default: true },
+      },
+      sentinel: {
+        name: { doc: 'Sentinel master group name; empty: no Sentinel', format: String, default: '' },
+        sentinels: { doc: 'Sentinel addresses as "host:port"', format: 'host-port-list', default: [] as string[] },
+        password: { doc: 'Sentinel password', format: String, default: '', sensitive: true },
+      },
+      requireNoEviction: {
+        doc: 'refuse to start when Redis may evict keys (maxmemory-policy other than noeviction)',
+        format: Boolean,
+        default: true,
+      },
+    },
+    hosts: {
+      doc: 'the host inventory: every host a worker runs on and Ferry may migrate to or from',
+      format: 'host-inventory',
+      default: [] as unknown[],
+    },
+    retry: {
+      attempts: perStep('how many times a step is tried', { preflight: 3, checkpoint: 3, transfer: 5, restore: 3, verify: 3, cleanup: 8, rollback: 8 }, 'FERRY_RETRY_ATTEMPTS'),
+      backoffMs: { doc: 'first retry delay; doubles each time', format: 'nat', default: 1000, env: 'FERRY_RETRY_BACKOFF_MS' },
+    },
+    timeouts: {
+      step: perStep('step time limit in ms', { preflight: 300_000, checkpoint: 600_000, transfer: 3_600_000, restore: 600_000, verify: 120_000, cleanup: 120_000, rollback: 600_000 }, 'FERRY_TIMEOUT'),
+      sshConnectMs: { doc: 'SSH connection (handshake) time limit', format: 'nat', default: 10_000, env: 'FERRY_SSH_CONNECT_TIMEOUT_MS' },
+    },
+    checkpoint: {
+      compression: { doc: 'archive compression', format: ['none', 'gzip', 'zstd'], default: 'zstd', env: 'FERRY_CHECKPOINT_COMPRESSION' },
+      tcpEstablished: { doc: 'checkpoint established TCP connections (--tcp-established)', format: Boolean, default: false },
+      fileLocks: { doc: 'checkpoint file locks (--file-locks)', format: Boolean, default: false },
+    },
+    verify: {
+      timeoutMs: { doc: 'how long the health probe may keep failing before verify fails', format: 'nat', default: 15_000 },
+      intervalMs: { doc: 'time between health probe tries', format: 'nat', default: 250 },
+    },
+    worker: {
+      concurrency: { doc: 'steps one worker runs at once', format: 'nat', default: 4, env: 'FERRY_WORKER_CONCURRENCY' },
+      lockDurationMs: { doc: 'BullMQ job lock; a killed worker\'s step is taken over after about this long', format: 'nat', default: 30_000 },
+      stalledIntervalMs: { doc: 'how often BullMQ looks for stalled steps', format: 'nat', default: 15_000 },
+    },
+    log: {
+      level: { doc: 'log level', format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', env: 'FERRY_LOG_LEVEL' },
+    },
+  };
+}

@@ -1,0 +1,95 @@
+import type { StepName } from '../config/load';
+import type { CriuStats } from '../podman/parse';
+
+export type { StepName };
+
+export type MigrationState =
+  | 'queued'
+  | 'running'
+  | 'rolling-back'
+  | 'succeeded'
+  | 'failed'
+  | 'failed-rolled-back'
+  | 'needs-attention'
+  | 'cancelled';
+
+export const TERMINAL_STATES: ReadonlySet<MigrationState> = new Set([
+  'succeeded',
+  'failed',
+  'failed-rolled-back',
+  'needs-attention',
+  'cancelled',
+]);
+
+export type HealthProbe =
+  | { kind: 'none' }
+  | { kind: 'auto' }
+  | { kind: 'http'; port: number; path: string }
+  | { kind: 'tcp'; port: number }
+  | { kind: 'exec'; argv: string[] };
+
+export interface StepRecord {
+  step: StepName;
+  host: string;
+  attempt: number;
+  startedAt: number;
+  finishedAt?: number;
+  ok?: boolean;
+  error?: string;
+  /** Anything the step measured: bytes, CRIU stats, whether it found the work already done. */
+  result?: Record<string, unknown>;
+}
+
+export interface ArchiveInfo {
+  /** File name inside each host's workDir. */
+  file: string;
+  sha256: string;
+  bytes: number;
+}
+
+export interface MigrationRecord {
+  id: string;
+  container: string;
+  from: string;
+  to: string;
+  state: MigrationState;
+  /** The step now running or next to run. */
+  step: StepName;
+  createdAt: number;
+  updatedAt: number;
+  finishedAt?: number;
+  probe: HealthProbe;
+  batchId?: string;
+  /** What preflight saw of the container on the source; later steps check against it. */
+  source?: { id: string; image: string; imageId: string; ports: { hostPort: number; protocol: string }[] };
+  archive?: ArchiveInfo;
+  checkpointStats?: CriuStats;
+  restoreStats?: CriuStats;
+  /** Set before restore runs on the destination: from then on the destination may hold the container. */
+  restoreStartedAt?: number;
+  /** When the container was frozen and when it answered again on the destination (ms since epoch). */
+  frozenAt?: number;
+  answeredAt?: number;
+  bytesTransferred?: number;
+  history: StepRecord[];
+  error?: string;
+  /** Why the migration failed, kept while rollback runs. */
+  failure?: { step: StepName; error: string };
+  warnings: string[];
+  cancelRequested?: boolean;
+}
+
+export interface MigrationEvent {
+  migrationId: string;
+  type: 'created' | 'step-started' | 'progress' | 'step-done' | 'step-failed' | 'state' | 'log';
+  at: number;
+  step?: StepName;
+  host?: string;
+  state?: MigrationState;
+  percent?: number;
+  bytes?: number;
+  totalBytes?: number;
+  message?: string;
+  attempt?: number;
+  durationMs?: number;
+}

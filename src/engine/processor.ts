@@ -1,0 +1,162 @@
+import { Job, UnrecoverableError } from 'bullmq';
+import type { Logger } from 'pino';
+import type { FerryConfig } from '../config/load';
+import type { HostConfig } from '../config/hosts';
+import { coerceError, isPermanent, StepError } from '../errors';
+import type { CommandRunner } from '../exec/runner';
+import type { Podman } from '../podman/podman';
+import type { HostQueues } from '../queues';
+import type { RemoteHost, Step, StepContext } from '../steps';
+import type { MigrationStore } from '../store/migrationStore';
+import { parseStepJob } from '../../jobs/stepJob';
+import { MigrationRecord, StepName, TERMINAL_STATES } from './model';
+import { hostForStep, nextStep, onStepExhausted, overallPercent } from './plan';
+import { stepOrder, withState, withStepFinished, withStepStarted } from './transitions';
+
+export interface ProcessorDeps {
+  config: FerryConfig;
+  self: HostConfig;
+  store: MigrationStore;
+  queues: HostQueues;
+  local: Podman;
+  localRunner: CommandRunner;
+  remote(host: string): RemoteHost;
+  steps: Readonly<Record<StepName, Step>>;
+  log: Logger;
+}
+
+/**
+ * Runs one step job. Every path first reads the migration record, so a job that arrives
+ * twice (re-enqueued after a crash, retried after a stall) finds the work already done
+ * and only makes sure the chain goes on.
+ */
+export function createStepProcessor(deps: ProcessorDeps) {
+  const { store, queues, config, self } = deps;
+
+  async function finish(rec: MigrationRecord, state: MigrationRecord['state'], error?: string): Promise<void> {
+    const now = Date.now();
+    const done = await store.update(rec.id, (r) => (TERMINAL_STATES.has(r.state) ? null : withState(r, state, now, error)));
+    await store.unlock(rec.id, [
+      { host: done.from, container: done.container },
+      { host: done.to, container: done.container },
+    ]);
+    await store.event({ migrationId: rec.id, type: 'state', at: now, state, message: error });
+  }
+
+  async function advance(rec: MigrationRecord, to: StepName): Promise<void> {
+    await queues.enqueue(hostForStep(rec, to), rec.id, to);
+  }
+
+  /** The step failed for good: fail, roll back, or hand over to a person. */
+  async function exhausted(rec: MigrationRecord, step: StepName, err: Error): Promise<void> {
+    const what = onStepExhausted(step);
+    const message = `${step} failed on host ${self.name}: ${err.message}`;
+    if (what === 'fail') return finish(rec, 'failed', message);
+    if (what === 'rollback') {
+      const r = await store.update(rec.id, (x) => {
+        if (x.state === 'rolling-back' || TERMINAL_STATES.has(x.state)) return null;
+        x.state = 'rolling-back';
+        x.failure = { step, error: message };
+        x.step = 'rollback';
+        return x;
+      });
+      await store.event({ migrationId: rec.id, type: 'state', at: Date.now(), state: 'rolling-back', message });
+      return advance(r, 'rollback');
+    }
+    if (step === 'rollback') {
+      const archive = rec.archive ? `${self.workDir}/${rec.archive.file}` : 'none';
+      return finish(rec, 'needs-attention', `${rec.failure?.error ?? 'migration failed'}; then rollback failed: ${err.message}. The container is NOT running on ${rec.from} or ${rec.to}; its checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`podman container restore --import ${archive}\``);
+    }
+    return finish(rec, 'needs-attention', message);
+  }
+
+  return async function processStep(job: Job<unknown>): Promise<unknown> {
+    let data;
+    try {
+      data = parseStepJob(job.data);
+    } catch (e: unknown) {
+      deps.log.warn({ jobId: job.id, err: coerceError(e).message }, 'rejected malformed job');
+      throw new UnrecoverableError(coerceError(e).message);
+    }
+    const { migrationId, step } = data;
+    const log = deps.log.child({ migrationId, step });
+    let rec = await store.get(migrationId);
+    if (!rec) throw new UnrecoverableError(`unknown migration ${migrationId}`);
+    if (TERMINAL_STATES.has(rec.state)) return { skipped: `migration already ${rec.state}` };
+    if (hostForStep(rec, step) !== self.name) throw new UnrecoverableError(`step ${step} of ${migrationId} belongs to host ${hostForStep(rec, step)}, not ${self.name}`);
+    if (rec.step !== step) {
+      if (stepOrder(rec.step) > stepOrder(step)) {
+        // Done before a crash, which may have come before the next step was queued.
+        await advance(rec, rec.step);
+        return { skipped: `already past ${step}` };
+      }
+      throw new UnrecoverableError(`step ${step} of ${migrationId} arrived before ${rec.step} finished`);
+    }
+    if (rec.cancelRequested && (step === 'preflight' || (step === 'checkpoint' && !rec.frozenAt))) {
+      await finish(rec, 'cancelled', 'cancelled before the container was touched');
+      return { cancelled: true };
+    }
+
+    const attempt = job.attemptsMade + 1;
+    const started = Date.now();
+    rec = await store.update(migrationId, (r) => withStepStarted(r, step, self.name, attempt, started));
+    await store.event({ migrationId, type: 'step-started', at: started, step, host: self.name, attempt, percent: overallPercent(step, 0) });
+    log.info({ attempt }, 'step started');
+
+    const ctx: StepContext = {
+      rec,
+      step,
+      config,
+      self,
+      local: deps.local,
+      localRunner: deps.localRunner,
+      remote: deps.remote,
+      mark: (patch) => store.update(migrationId, (r) => Object.assign(r, patch)),
+      progress: async (p) => {
+        await store.event({ migrationId, type: 'progress', at: Date.now(), step, host: self.name, percent: overallPercent(step, p.percent), bytes: p.bytes, totalBytes: p.totalBytes, message: p.message });
+        await job.updateProgress({ step, percent: p.percent, bytes: p.bytes });
+      },
+      log,
+    };
+
+    let outcome;
+    try {
+      outcome = await withTimeout(deps.steps[step](ctx), config.timeouts.step[step], step);
+    } catch (e: unknown) {
+      const err = coerceError(e);
+      const final = isPermanent(err) || attempt >= (job.opts.attempts ?? 1);
+      const now = Date.now();
+      await store.update(migrationId, (r) => withStepFinished(r, step, now, { ok: false, error: err.message }));
+      await store.event({ migrationId, type: 'step-failed', at: now, step, host: self.name, attempt, message: err.message, durationMs: now - started });
+      log.warn({ attempt, final, err: err.message }, 'step failed');
+      if (final) {
+        await exhausted(await store.get(migrationId) ?? rec, step, err);
+        throw new UnrecoverableError(err.message);
+      }
+      throw err;
+    }
+
+    const now = Date.now();
+    const next = step === 'rollback' ? undefined : nextStep(step);
+    rec = await store.update(migrationId, (r) => {
+      withStepFinished(r, step, now, { ok: true, result: outcome.result });
+      Object.assign(r, outcome.patch ?? {});
+      if (next) r.step = next;
+      return r;
+    });
+    await store.event({ migrationId, type: 'step-done', at: now, step, host: self.name, attempt, durationMs: now - started, percent: overallPercent(next ?? step, next ? 0 : 100) });
+    log.info({ ms: now - started }, 'step done');
+    if (next) await advance(rec, next);
+    else if (step === 'rollback') await finish(rec, rec.cancelRequested ? 'cancelled' : 'failed-rolled-back', rec.failure?.error ?? 'rolled back');
+    else await finish(rec, 'succeeded');
+    return outcome.result;
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, step: StepName): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StepError(`step ${step} took longer than its ${ms} ms time limit`, { code: 'STEP_TIMEOUT' })), ms);
+  });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,104 @@
+/** Pure parsers of podman's JSON output, unit-tested on recorded real output. */
+
+export interface PortBinding {
+  containerPort: number;
+  protocol: string;
+  hostIp: string;
+  hostPort: number;
+}
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  status: string;
+  running: boolean;
+  checkpointed: boolean;
+  image: string;
+  imageId: string;
+  labels: Record<string, string>;
+  ports: PortBinding[];
+  memoryLimit: number;
+}
+
+type Json = Record<string, unknown>;
+
+function obj(v: unknown): Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {};
+}
+
+export function parseInspect(stdout: string): ContainerInfo {
+  const parsed: unknown = JSON.parse(stdout);
+  const first = obj(Array.isArray(parsed) ? parsed[0] : parsed);
+  const state = obj(first.State);
+  const config = obj(first.Config);
+  const hostConfig = obj(first.HostConfig);
+  const ports: PortBinding[] = [];
+  const bindings = obj(hostConfig.PortBindings);
+  for (const [key, list] of Object.entries(bindings)) {
+    const [port, protocol = 'tcp'] = key.split('/');
+    if (!Array.isArray(list)) continue;
+    for (const b of list) {
+      const bo = obj(b);
+      const hostPort = Number(bo.HostPort);
+      if (Number.isInteger(hostPort) && hostPort > 0) {
+        ports.push({ containerPort: Number(port), protocol, hostIp: String(bo.HostIp ?? ''), hostPort });
+      }
+    }
+  }
+  const labels: Record<string, string> = {};
+  for (const [k, v] of Object.entries(obj(config.Labels))) labels[k] = String(v);
+  return {
+    id: String(first.Id ?? ''),
+    name: String(first.Name ?? ''),
+    status: String(state.Status ?? 'unknown'),
+    running: state.Running === true,
+    checkpointed: state.Checkpointed === true,
+    image: String(first.ImageName ?? config.Image ?? ''),
+    imageId: String(first.Image ?? ''),
+    labels,
+    ports,
+    memoryLimit: Number(hostConfig.Memory ?? 0) || 0,
+  };
+}
+
+export interface CriuStats {
+  /** Time the container was frozen (CRIU's freezing + frozen time), microseconds. */
+  frozenUs?: number;
+  memdumpUs?: number;
+  memwriteUs?: number;
+  pagesWritten?: number;
+  restoreUs?: number;
+  runtimeDurationUs?: number;
+  podmanDurationUs?: number;
+  raw: unknown;
+}
+
+/** `--print-stats` output: {"podman_checkpoint_duration": n, "container_statistics": [...]} */
+export function parseCheckpointStats(stdout: string): CriuStats {
+  const text = stdout.trim();
+  const start = text.indexOf('{');
+  if (start < 0) return { raw: null };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text.slice(start));
+  } catch {
+    return { raw: text };
+  }
+  const top = obj(parsed);
+  const containers = Array.isArray(top.container_statistics) ? top.container_statistics.map(obj) : [];
+  const c = containers[0] ?? {};
+  const criu = obj(c.criu_statistics);
+  const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+  const frozen = num(criu.frozen_time);
+  const freezing = num(criu.freezing_time);
+  return {
+    frozenUs: frozen !== undefined ? frozen + (freezing ?? 0) : undefined,
+    memdumpUs: num(criu.memdump_time),
+    memwriteUs: num(criu.memwrite_time),
+    pagesWritten: num(criu.pages_written),
+    restoreUs: num(criu.restore_time),
+    runtimeDurationUs: num(c.runtime_checkpoint_duration) ?? num(c.runtime_restore_duration),
+    podmanDurationUs: num(top.podman_checkpoint_duration) ?? num(top.podman_restore_duration),
+    raw: parsed,
+  };
+}

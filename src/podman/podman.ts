@@ -1,0 +1,104 @@
+import type { Readable, Writable } from 'node:stream';
+import { CommandError } from '../errors';
+import type { CommandResult, CommandRunner } from '../exec/runner';
+import { ContainerInfo, CriuStats, parseCheckpointStats, parseInspect } from './parse';
+
+export interface CheckpointOptions {
+  compression: 'none' | 'gzip' | 'zstd';
+  tcpEstablished: boolean;
+  fileLocks: boolean;
+  timeoutMs?: number;
+}
+
+/**
+ * podman on one host, through whichever runner reaches it. Every call is an argument
+ * vector; container names were validated before they got here.
+ */
+export class Podman {
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly command: readonly string[],
+  ) {}
+
+  get where(): string {
+    return this.runner.where;
+  }
+
+  private argv(args: readonly string[]): string[] {
+    return [...this.command, ...args];
+  }
+
+  private async ok(args: readonly string[], opts: { stdin?: Readable | string; stdout?: Writable; timeoutMs?: number; permanent?: boolean } = {}): Promise<CommandResult> {
+    const argv = this.argv(args);
+    const res = await this.runner.run(argv, opts);
+    if (res.code !== 0) throw new CommandError(this.runner.where, argv, res.code, res.stderr, { permanent: opts.permanent });
+    return res;
+  }
+
+  async version(): Promise<string> {
+    const res = await this.ok(['version', '--format', '{{.Client.Version}}']);
+    return res.stdout.trim();
+  }
+
+  /** The container, or null when the host has none by that name. */
+  async inspect(name: string): Promise<ContainerInfo | null> {
+    const argv = this.argv(['container', 'exists', name]);
+    const exists = await this.runner.run(argv);
+    if (exists.code === 1) return null;
+    if (exists.code !== 0) throw new CommandError(this.runner.where, argv, exists.code, exists.stderr);
+    const res = await this.ok(['container', 'inspect', name]);
+    return parseInspect(res.stdout);
+  }
+
+  async imageExists(ref: string): Promise<boolean> {
+    const argv = this.argv(['image', 'exists', ref]);
+    const res = await this.runner.run(argv);
+    if (res.code === 0) return true;
+    if (res.code === 1) return false;
+    throw new CommandError(this.runner.where, argv, res.code, res.stderr);
+  }
+
+  async checkpoint(name: string, archive: string, opts: CheckpointOptions): Promise<CriuStats> {
+    const args = ['container', 'checkpoint', '--export', archive, '--compress', opts.compression, '--print-stats'];
+    if (opts.tcpEstablished) args.push('--tcp-established');
+    if (opts.fileLocks) args.push('--file-locks');
+    args.push(name);
+    const res = await this.ok(args, { timeoutMs: opts.timeoutMs });
+    return parseCheckpointStats(res.stdout);
+  }
+
+  async restoreImport(archive: string, opts: { tcpEstablished: boolean; fileLocks: boolean; timeoutMs?: number }): Promise<CriuStats> {
+    const args = ['container', 'restore', '--import', archive, '--print-stats'];
+    if (opts.tcpEstablished) args.push('--tcp-established');
+    if (opts.fileLocks) args.push('--file-locks');
+    const res = await this.ok(args, { timeoutMs: opts.timeoutMs });
+    return parseCheckpointStats(res.stdout);
+  }
+
+  /** Restores a checkpointed container where it stands (the rollback path; no archive). */
+  async restoreInPlace(name: string, opts: { tcpEstablished: boolean; fileLocks: boolean; timeoutMs?: number }): Promise<void> {
+    const args = ['container', 'restore'];
+    if (opts.tcpEstablished) args.push('--tcp-established');
+    if (opts.fileLocks) args.push('--file-locks');
+    args.push(name);
+    await this.ok(args, { timeoutMs: opts.timeoutMs });
+  }
+
+  /** Runs a command inside the container; the exit code is the answer. */
+  async execIn(name: string, argv: readonly string[], timeoutMs = 10_000): Promise<CommandResult> {
+    return this.runner.run(this.argv(['container', 'exec', name, ...argv]), { timeoutMs });
+  }
+
+  async remove(name: string): Promise<void> {
+    await this.ok(['container', 'rm', '--force', '--time', '0', name]);
+  }
+
+  /** Streams `podman save` of an image into `out` (e.g. an SSH channel running `podman load`). */
+  async saveImage(ref: string, out: Writable): Promise<void> {
+    await this.ok(['image', 'save', ref], { stdout: out });
+  }
+
+  async loadImage(input: Readable): Promise<void> {
+    await this.ok(['image', 'load'], { stdin: input });
+  }
+}

@@ -1,0 +1,33 @@
+import { join } from 'node:path';
+import { StepError } from '../errors';
+import type { Step } from './context';
+import { removeFile } from './files';
+
+/**
+ * Source host, after the destination was verified: remove the frozen source container
+ * and both archives. If the source copy somehow runs, nothing is removed: two live copies
+ * need a person, not a guess.
+ */
+export const cleanup: Step = async (ctx) => {
+  const { rec, local } = ctx;
+  const warnings: string[] = [];
+  const info = await local.inspect(rec.container);
+  let removedSource = false;
+  if (info && info.id === rec.source?.id) {
+    if (info.running) {
+      throw new StepError(`container "${rec.container}" runs on BOTH ${rec.from} and ${rec.to}; not removing either. Stop the copy you do not want by hand`, { code: 'DOUBLE_RUN', permanent: true });
+    }
+    await local.remove(rec.container);
+    removedSource = true;
+  } else if (info) {
+    warnings.push(`host ${rec.from} now has a different container named "${rec.container}"; left it alone`);
+  }
+  if (rec.archive) {
+    await removeFile(join(ctx.self.workDir, rec.archive.file));
+    const dest = ctx.remote(rec.to);
+    // verify already removed it; this catches a verify that crashed right after probing.
+    const rm = await dest.runner.run(['rm', '-f', '--', join(dest.host.workDir, rec.archive.file)]);
+    if (rm.code !== 0) warnings.push(`could not remove the archive on ${rec.to}: ${rm.stderr.trim()}`);
+  }
+  return { result: { removedSource }, patch: warnings.length ? { warnings: [...rec.warnings, ...warnings] } : undefined };
+};

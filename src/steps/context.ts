@@ -1,0 +1,44 @@
+import type { Logger } from 'pino';
+import type { FerryConfig } from '../config/load';
+import type { HostConfig } from '../config/hosts';
+import type { MigrationRecord, StepName } from '../engine/model';
+import type { CommandRunner } from '../exec/runner';
+import type { Podman } from '../podman/podman';
+
+export interface RemoteHost {
+  host: HostConfig;
+  runner: CommandRunner;
+  podman: Podman;
+}
+
+export interface Progress {
+  percent: number;
+  bytes?: number;
+  totalBytes?: number;
+  message?: string;
+}
+
+/** What a step gets to work with; built by the worker, faked in nothing but unit tests of pure parts. */
+export interface StepContext {
+  rec: MigrationRecord;
+  step: StepName;
+  config: FerryConfig;
+  /** The host this worker runs on, and its podman run locally. */
+  self: HostConfig;
+  local: Podman;
+  localRunner: CommandRunner;
+  remote(hostName: string): RemoteHost;
+  /** Persists a marker before a step crosses a point of no return (e.g. restore started). */
+  mark(patch: Partial<MigrationRecord>): Promise<MigrationRecord>;
+  progress(p: Progress): Promise<void>;
+  log: Logger;
+}
+
+export interface StepOutcome {
+  /** Measurements and facts for the step's history entry. */
+  result: Record<string, unknown>;
+  /** Fields to store on the migration record when the step completes. */
+  patch?: Partial<MigrationRecord>;
+}
+
+export type Step = (ctx: StepContext) => Promise<StepOutcome>;

@@ -1,0 +1,13 @@
+import type { StepName } from '../engine/model';
+import { checkpoint } from './checkpoint';
+import { cleanup } from './cleanup';
+import type { Step } from './context';
+import { preflight } from './preflight';
+import { restore } from './restore';
+import { rollback } from './rollback';
+import { transfer } from './transfer';
+import { verify } from './verify';
+
+export type { Step, StepContext, StepOutcome, RemoteHost, Progress } from './context';
+
+export const STEPS: Readonly<Record<StepName, Step>> = { preflight, checkpoint, transfer, restore, verify, cleanup, rollback };

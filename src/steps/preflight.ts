@@ -1,0 +1,46 @@
+import { StepError } from '../errors';
+import { checkCriu } from './criu';
+import type { Step } from './context';
+import { copyImage } from './imageCopy';
+
+/**
+ * Source host, before anything changes: the container exists and runs, the destination
+ * answers over SSH, has no container of that name, can run CRIU, and has the image.
+ * Only the image copy writes anything, and it is idempotent.
+ */
+export const preflight: Step = async (ctx) => {
+  const { rec, local } = ctx;
+  const info = await local.inspect(rec.container);
+  if (!info) {
+    throw new StepError(`container "${rec.container}" does not exist on host ${rec.from}`, { code: 'CONTAINER_NOT_FOUND', permanent: true });
+  }
+  if (!info.running) {
+    throw new StepError(`container "${rec.container}" on host ${rec.from} is not running (state: ${info.status}); only a running container can be live-migrated`, { code: 'CONTAINER_NOT_RUNNING', permanent: true });
+  }
+  const dest = ctx.remote(rec.to);
+  const clash = await dest.podman.inspect(rec.container);
+  if (clash) {
+    throw new StepError(`host ${rec.to} already has a container named "${rec.container}" (state: ${clash.status}); remove or rename it before migrating`, { code: 'DESTINATION_NAME_TAKEN', permanent: true });
+  }
+  const [criuSource, criuDest] = await Promise.all([checkCriu(ctx.localRunner), checkCriu(dest.runner)]);
+  await ctx.progress({ percent: 50, message: 'checked container, destination and CRIU' });
+  let imageCopiedBytes = 0;
+  if (!(await dest.podman.imageExists(info.imageId))) {
+    await ctx.progress({ percent: 60, message: `copying image ${info.image} to ${rec.to}` });
+    imageCopiedBytes = await copyImage(local, dest.podman, info.image || info.imageId);
+    if (!(await dest.podman.imageExists(info.imageId))) {
+      throw new StepError(`image ${info.image} (${info.imageId.slice(0, 12)}) is still missing on host ${rec.to} after copying it`, { code: 'IMAGE_COPY_FAILED' });
+    }
+  }
+  return {
+    result: { containerId: info.id, image: info.image, criuSource, criuDest, imageCopiedBytes },
+    patch: {
+      source: {
+        id: info.id,
+        image: info.image,
+        imageId: info.imageId,
+        ports: info.ports.map((p) => ({ hostPort: p.hostPort, protocol: p.protocol })),
+      },
+    },
+  };
+};

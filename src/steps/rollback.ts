@@ -1,0 +1,65 @@
+import { join } from 'node:path';
+import { StepError } from '../errors';
+import type { Step } from './context';
+import { fileSize, removeFile } from './files';
+
+/**
+ * Source host, after a step from checkpoint on failed for good. Order matters: first make
+ * sure the destination does not run the container (only a container with the source's id
+ * is removed there), then bring it back on the source: in place if podman still holds its
+ * checkpoint, else from the archive. The archive is deleted only once the source runs it.
+ */
+export const rollback: Step = async (ctx) => {
+  const { rec, local, config } = ctx;
+  const name = rec.container;
+  const sourceId = rec.source?.id;
+  const archivePath = rec.archive ? join(ctx.self.workDir, rec.archive.file) : undefined;
+  let removedFromDestination = false;
+  if (rec.restoreStartedAt) {
+    // The destination may hold a copy: it must be gone before the source runs again.
+    const dest = ctx.remote(rec.to);
+    const there = await dest.podman.inspect(name);
+    if (there && there.id === sourceId) {
+      await dest.podman.remove(name);
+      removedFromDestination = true;
+    }
+  }
+  if (rec.archive) {
+    try {
+      const dest = ctx.remote(rec.to);
+      await dest.runner.run(['rm', '-f', '--', join(dest.host.workDir, rec.archive.file), join(dest.host.workDir, `${rec.archive.file}.part`)]);
+    } catch {
+      // An unreachable destination keeps a stray archive, never a running copy
+      // (restore had not started, or the branch above would have thrown).
+    }
+  }
+  const info = await local.inspect(name);
+  let how: string;
+  if (info?.running) {
+    how = 'already running on the source';
+  } else if (info && info.checkpointed) {
+    try {
+      await local.restoreInPlace(name, { ...config.checkpoint, timeoutMs: config.timeouts.step.rollback });
+      how = 'restored in place';
+    } catch (e: unknown) {
+      if (!archivePath || (await fileSize(archivePath)) === null) throw e;
+      await local.remove(name);
+      await local.restoreImport(archivePath, { ...config.checkpoint, timeoutMs: config.timeouts.step.rollback });
+      how = 'restored from the archive';
+    }
+  } else if (!info && archivePath && (await fileSize(archivePath)) !== null) {
+    await local.restoreImport(archivePath, { ...config.checkpoint, timeoutMs: config.timeouts.step.rollback });
+    how = 'restored from the archive';
+  } else if (info) {
+    throw new StepError(`container "${name}" on host ${rec.from} is ${info.status} and holds no checkpoint to restore`, { code: 'ROLLBACK_IMPOSSIBLE', permanent: true });
+  } else {
+    throw new StepError(`container "${name}" is gone from host ${rec.from} and no archive is left to restore it from`, { code: 'ROLLBACK_IMPOSSIBLE', permanent: true });
+  }
+  const after = await local.inspect(name);
+  if (!after?.running) throw new StepError(`container "${name}" is not running on host ${rec.from} after rollback`, { code: 'ROLLBACK_FAILED' });
+  if (archivePath) {
+    await removeFile(archivePath);
+    await removeFile(`${archivePath}.part`);
+  }
+  return { result: { how, removedFromDestination } };
+};

@@ -1,0 +1,155 @@
+import { randomBytes } from 'node:crypto';
+import type IORedis from 'ioredis';
+import { FerryError } from '../errors';
+import { MigrationEvent, MigrationRecord, TERMINAL_STATES } from '../engine/model';
+import { keys } from './keys';
+
+const EVENTS_MAXLEN = 100_000;
+const RECORD_TTL_S = 30 * 24 * 3600;
+
+export type LockResult = { ok: true } | { ok: false; heldBy: string; host: string };
+
+export function newMigrationId(now = Date.now()): string {
+  return `m-${now.toString(36)}-${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * Migration records (JSON per id, indexed by creation time), their event streams and the
+ * per-container locks. Updates are read-modify-write under WATCH, so a cancel from the CLI
+ * and a step finishing on a worker never overwrite each other.
+ */
+export class MigrationStore {
+  private readonly k: ReturnType<typeof keys>;
+  // WATCH belongs to the connection, not to the caller: updates from this process are
+  // queued one after another so concurrent steps cannot clear each other's WATCH.
+  private updating: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly redis: IORedis,
+    prefix: string,
+  ) {
+    this.k = keys(prefix);
+  }
+
+  async create(rec: MigrationRecord): Promise<void> {
+    const ok = await this.redis
+      .multi()
+      .set(this.k.migration(rec.id), JSON.stringify(rec), 'EX', RECORD_TTL_S, 'NX')
+      .zadd(this.k.migrations, rec.createdAt, rec.id)
+      .exec();
+    if (!ok || ok[0][1] !== 'OK') throw new FerryError(`migration ${rec.id} already exists`);
+    await this.event({ migrationId: rec.id, type: 'created', at: rec.createdAt, state: rec.state });
+  }
+
+  async get(id: string): Promise<MigrationRecord | null> {
+    const text = await this.redis.get(this.k.migration(id));
+    return text ? (JSON.parse(text) as MigrationRecord) : null;
+  }
+
+  /** Applies `fn` atomically; `fn` may return null to leave the record alone. */
+  update(id: string, fn: (rec: MigrationRecord) => MigrationRecord | null): Promise<MigrationRecord> {
+    return this.serial(() => this.updateNow(id, fn));
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.updating.then(fn);
+    this.updating = run.catch(() => undefined);
+    return run;
+  }
+
+  private async updateNow(id: string, fn: (rec: MigrationRecord) => MigrationRecord | null): Promise<MigrationRecord> {
+    const key = this.k.migration(id);
+    for (let i = 0; i < 50; i++) {
+      await this.redis.watch(key);
+      const text = await this.redis.get(key);
+      if (!text) {
+        await this.redis.unwatch();
+        throw new FerryError(`migration ${id} not found`, { code: 'NOT_FOUND', permanent: true });
+      }
+      const current = JSON.parse(text) as MigrationRecord;
+      const next = fn(structuredClone(current));
+      if (!next) {
+        await this.redis.unwatch();
+        return current;
+      }
+      next.updatedAt = Date.now();
+      const res = await this.redis.multi().set(key, JSON.stringify(next), 'EX', RECORD_TTL_S).exec();
+      if (res) return next;
+    }
+    throw new FerryError(`migration ${id}: too much contention updating the record`);
+  }
+
+  async list(opts: { since?: number; limit?: number } = {}): Promise<MigrationRecord[]> {
+    const ids = await this.redis.zrevrangebyscore(this.k.migrations, '+inf', opts.since ?? '-inf', 'LIMIT', 0, opts.limit ?? 100);
+    if (ids.length === 0) return [];
+    const texts = await this.redis.mget(ids.map((id) => this.k.migration(id)));
+    return texts.filter((t): t is string => t !== null).map((t) => JSON.parse(t) as MigrationRecord);
+  }
+
+  /** Appends to the migration's own stream and to the global one the dashboard follows. */
+  async event(ev: MigrationEvent): Promise<void> {
+    const fields = ['json', JSON.stringify(ev)];
+    await this.redis
+      .multi()
+      .xadd(this.k.migrationEvents(ev.migrationId), 'MAXLEN', '~', '10000', '*', ...fields)
+      .expire(this.k.migrationEvents(ev.migrationId), RECORD_TTL_S)
+      .xadd(this.k.events, 'MAXLEN', '~', String(EVENTS_MAXLEN), '*', ...fields)
+      .exec();
+  }
+
+  async events(id: string, afterId = '0'): Promise<{ streamId: string; event: MigrationEvent }[]> {
+    const rows = await this.redis.xrange(this.k.migrationEvents(id), afterId === '0' ? '-' : `(${afterId}`, '+');
+    return rows.map(([streamId, fields]) => ({ streamId, event: JSON.parse(fields[1]) as MigrationEvent }));
+  }
+
+  /**
+   * Takes the locks that stop two migrations touching one container at once. A lock whose
+   * holder already ended (crashed before releasing) is taken over.
+   */
+  lock(id: string, pairs: { host: string; container: string }[]): Promise<LockResult> {
+    return this.serial(() => this.lockNow(id, pairs));
+  }
+
+  private async lockNow(id: string, pairs: { host: string; container: string }[]): Promise<LockResult> {
+    const taken: string[] = [];
+    for (const p of pairs) {
+      const key = this.k.lock(p.host, p.container);
+      for (;;) {
+        const set = await this.redis.set(key, id, 'NX');
+        if (set === 'OK') {
+          taken.push(key);
+          break;
+        }
+        const holder = await this.redis.get(key);
+        if (holder === null) continue;
+        if (holder === id) break;
+        const rec = await this.get(holder);
+        if (rec && !TERMINAL_STATES.has(rec.state)) {
+          for (const t of taken) await this.releaseKey(t, id);
+          return { ok: false, heldBy: holder, host: p.host };
+        }
+        // Holder is gone or finished: replace only if it is still that holder.
+        await this.redis.watch(key);
+        if ((await this.redis.get(key)) !== holder) {
+          await this.redis.unwatch();
+          continue;
+        }
+        const res = await this.redis.multi().set(key, id).exec();
+        if (res) {
+          taken.push(key);
+          break;
+        }
+      }
+    }
+    return { ok: true };
+  }
+
+  async unlock(id: string, pairs: { host: string; container: string }[]): Promise<void> {
+    for (const p of pairs) await this.releaseKey(this.k.lock(p.host, p.container), id);
+  }
+
+  private async releaseKey(key: string, id: string): Promise<void> {
+    // Delete only our own lock: compare-and-delete in one step.
+    await this.redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0", 1, key, id);
+  }
+}

@@ -1,0 +1,92 @@
+import { EventEmitter } from 'node:events';
+import { Worker } from 'bullmq';
+import type { Logger } from 'pino';
+import { FerryConfig, findHost } from '../src/config/load';
+import { createStepProcessor } from '../src/engine/processor';
+import { ValidationError, coerceError } from '../src/errors';
+import { LocalRunner } from '../src/exec/localRunner';
+import { Podman } from '../src/podman/podman';
+import { HostQueues, hostQueueName } from '../src/queues';
+import { checkRedisSettings, createRedis } from '../src/redis';
+import { SshPool } from '../src/ssh/pool';
+import { STEPS, RemoteHost } from '../src/steps';
+import { MigrationStore } from '../src/store/migrationStore';
+
+export interface HostWorkerOptions {
+  config: FerryConfig;
+  host: string;
+  log: Logger;
+}
+
+/**
+ * The worker every host runs: consumes that host's queue and runs the steps that must
+ * happen there. Errors of its background loops are emitted as 'error', never thrown.
+ */
+export class HostWorker extends EventEmitter {
+  private worker: Worker | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly ssh: SshPool;
+
+  constructor(private readonly opts: HostWorkerOptions) {
+    super();
+    this.ssh = new SshPool(opts.config);
+  }
+
+  async start(): Promise<void> {
+    const { config, log } = this.opts;
+    const self = findHost(config, this.opts.host);
+    if (!self) throw new ValidationError(`unknown host "${this.opts.host}": not in the configured inventory (${config.hosts.map((h) => h.name).join(', ') || 'empty'})`);
+    const connection = createRedis(config);
+    this.connection = connection;
+    await checkRedisSettings(connection, config).then((warnings) => warnings.forEach((w) => log.warn(w)));
+    const store = new MigrationStore(connection, config.redis.prefix);
+    const queues = new HostQueues(config, connection);
+    this.queues = queues;
+    const localRunner = new LocalRunner(`host ${self.name} (local)`);
+    const remote = (name: string): RemoteHost => {
+      const runner = this.ssh.get(name);
+      const host = findHost(config, name);
+      if (!host) throw new ValidationError(`unknown host "${name}"`);
+      return { host, runner, podman: new Podman(runner, host.podman) };
+    };
+    const processor = createStepProcessor({
+      config,
+      self,
+      store,
+      queues,
+      local: new Podman(localRunner, self.podman),
+      localRunner,
+      remote,
+      steps: STEPS,
+      log,
+    });
+    this.worker = new Worker(hostQueueName(self.name), processor, {
+      connection: createRedis(config),
+      prefix: config.redis.prefix,
+      concurrency: config.worker.concurrency,
+      lockDuration: config.worker.lockDurationMs,
+      stalledInterval: config.worker.stalledIntervalMs,
+      maxStalledCount: 5,
+      autorun: false,
+    });
+    this.worker.on('error', (e) => this.emit('error', coerceError(e)));
+    this.worker.on('failed', (job, e) => log.debug({ jobId: job?.id, err: e.message }, 'job failed'));
+    void this.worker.run().catch((e: unknown) => this.emit('error', coerceError(e)));
+    await this.worker.waitUntilReady();
+    log.info({ queue: hostQueueName(self.name), concurrency: config.worker.concurrency }, 'worker ready');
+  }
+
+  private connection: ReturnType<typeof createRedis> | undefined;
+  private queues: HostQueues | undefined;
+
+  /** Lets running steps finish, then disconnects. Safe to call twice. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.worker?.close();
+      await this.queues?.close();
+      this.ssh.close();
+      this.connection?.disconnect();
+    })();
+    return this.closing;
+  }
+}
