@@ -65,7 +65,6 @@ function absPath(where: string, v: unknown, fallback?: string): string {
 export function parseHost(raw: unknown, index: number): HostConfig {
   const at = `hosts[${index}]`;
   if (!isRecord(raw)) throw new Error(`${at}: must be an object`);
-  unknownKeys(at, raw, HOST_KEYS);
   let name: string;
   try {
     name = checkHostName(raw.name);
@@ -73,6 +72,7 @@ export function parseHost(raw: unknown, index: number): HostConfig {
     throw new Error(`${at}.name: ${(e as Error).message}`);
   }
   const where = `hosts[${index}] (${name})`;
+  unknownKeys(where, raw, HOST_KEYS);
   const address = str(`${where}.address`, raw.address);
   if (/\s/.test(address)) throw new Error(`${where}.address: must not contain white space`);
   const sshRaw = raw.ssh ?? {};
