@@ -1,8 +1,9 @@
 import { Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
-import type { FerryConfig } from '../config/load';
+import { FerryConfig, findHost } from '../config/load';
 import type { HostConfig } from '../config/hosts';
-import { coerceError, isPermanent, StepError } from '../errors';
+import { coerceError, isPermanent, StepError, ValidationError } from '../errors';
+import { checkContainerName, checkHostName } from '../names';
 import type { CommandRunner } from '../exec/runner';
 import type { Podman } from '../podman/podman';
 import type { HostQueues } from '../queues';
@@ -83,6 +84,15 @@ export function createStepProcessor(deps: ProcessorDeps) {
     let rec = await store.get(migrationId);
     if (!rec) throw new UnrecoverableError(`unknown migration ${migrationId}`);
     if (TERMINAL_STATES.has(rec.state)) return { skipped: `migration already ${rec.state}` };
+    try {
+      // Anyone who can write to Redis can write a record: names are checked again here.
+      checkContainerName(rec.container);
+      for (const h of [rec.from, rec.to]) if (!findHost(config, checkHostName(h))) throw new ValidationError(`unknown host "${h}"`);
+    } catch (e: unknown) {
+      const err = coerceError(e);
+      await finish(rec, 'failed', `rejected migration record: ${err.message}`);
+      throw new UnrecoverableError(err.message);
+    }
     if (hostForStep(rec, step) !== self.name) throw new UnrecoverableError(`step ${step} of ${migrationId} belongs to host ${hostForStep(rec, step)}, not ${self.name}`);
     if (rec.step !== step) {
       if (stepOrder(rec.step) > stepOrder(step)) {

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite on a real bed: unit tests, then integration tests against real
+# Redis, sshd, podman and CRIU in network namespaces. Brings the bed up first (installing
+# what is missing) and takes it down afterwards unless FERRY_KEEP_BED=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/prepare.sh
+if [ "${FERRY_KEEP_BED:-0}" != 1 ]; then
+  trap 'bash scripts/bed.sh down >/dev/null 2>&1 || echo "bed.sh down failed" >&2' EXIT
+fi
+# Workers the tests start log here; CI keeps the folder for a look after a failure.
+mkdir -p test-output
+npx mocha --reporter ./dist/test/support/summaryReporter.js --exit 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js' "$@"

@@ -1,0 +1,151 @@
+import { strict as assert } from 'node:assert';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import IORedis from 'ioredis';
+import {
+  archivesOn, bed, ferry, makeConfig, mustPodman, OUTPUT, podmanOn, removeContainers, runHttpd,
+  startWorkers, stopWorkers, TestConfig, uid, WorkerProc,
+} from '../support/bed';
+
+const MARKER = '/tmp/pwned';
+
+/** Every container with its state, and every archive, on every host: "nothing changed" is this, unchanged. */
+function snapshot(): string {
+  return bed()
+    .hosts.map((h) => {
+      const ps = podmanOn(h.name, 'ps', '-a', '--format', '{{.Names}} {{.State}}').stdout.split('\n').filter(Boolean).sort().join(',');
+      return `${h.name}: [${ps}] archives=[${archivesOn(h.name).join(',')}]`;
+    })
+    .join('\n');
+}
+
+describe('bad input: a clear message, a non-zero exit, nothing changed on any host', function () {
+  this.timeout(120_000);
+  let cfg: TestConfig;
+  let workers: WorkerProc[] = [];
+  const web = `bad-web-${uid()}`;
+  const stopped = `bad-stopped-${uid()}`;
+  let baseline: string;
+
+  before(async () => {
+    cfg = makeConfig({ top: { retry: { backoffMs: 200, attempts: { preflight: 2 } } } });
+    workers = await startWorkers(['a', 'b'], cfg);
+    runHttpd('a', web, 18000 + Math.floor(Math.random() * 1000));
+    mustPodman('a', 'create', '--name', stopped, bed().image, 'sleep', '1000');
+    baseline = snapshot();
+  });
+
+  afterEach(() => {
+    assert.equal(snapshot(), baseline, 'hosts changed');
+    assert.ok(!existsSync(MARKER), `${MARKER} appeared: a name reached a shell`);
+  });
+
+  after(async () => {
+    await stopWorkers(workers);
+    removeContainers([web, stopped]);
+  });
+
+  const cases: { title: string; args: () => string[]; code: number; message: RegExp }[] = [
+    { title: 'unknown destination host', args: () => ['migrate', web, '--from', 'a', '--to', 'nowhere'], code: 2, message: /unknown destination host "nowhere"/ },
+    { title: 'unknown source host', args: () => ['migrate', web, '--from', 'zz', '--to', 'b'], code: 2, message: /unknown source host "zz"/ },
+    { title: 'source equals destination', args: () => ['migrate', web, '--from', 'a', '--to', 'a'], code: 2, message: /same host/ },
+    { title: 'unknown container', args: () => ['migrate', `nope-${uid()}`, '--from', 'a', '--to', 'b', '--wait'], code: 1, message: /does not exist on host a/ },
+    { title: 'container not running', args: () => ['migrate', stopped, '--from', 'a', '--to', 'b', '--wait'], code: 1, message: /is not running \(state: (created|exited)\)/ },
+    { title: 'shell metacharacters in the container name', args: () => ['migrate', `web; touch ${MARKER}`, '--from', 'a', '--to', 'b'], code: 2, message: /invalid container name "web; touch \/tmp\/pwned"/ },
+    { title: 'command substitution in the container name', args: () => ['migrate', `$(touch ${MARKER})`, '--from', 'a', '--to', 'b'], code: 2, message: /invalid container name/ },
+    { title: 'shell metacharacters in a host name', args: () => ['migrate', web, '--from', 'a', '--to', `b;touch ${MARKER}`], code: 2, message: /invalid host name/ },
+    { title: 'path traversal as a name', args: () => ['migrate', '../../etc/passwd', '--from', 'a', '--to', 'b'], code: 2, message: /invalid container name/ },
+    { title: 'bad probe', args: () => ['migrate', web, '--from', 'a', '--to', 'b', '--probe', 'tcp:0'], code: 2, message: /not a port number/ },
+  ];
+
+  for (const c of cases) {
+    it(c.title, async () => {
+      const res = await ferry(cfg, c.args());
+      assert.equal(res.code, c.code, `exit code; stdout:\n${res.stdout}\nstderr:\n${res.stderr}`);
+      assert.match(res.stderr + res.stdout, c.message);
+    });
+  }
+
+  it('malformed config file', async () => {
+    const file = join(OUTPUT, `bad-${uid()}.json`);
+    writeFileSync(file, JSON.stringify({ hosts: [{ name: 'a', address: '198.18.0.11', ssh: { privateKey: '/k' }, podmn: ['podman'] }] }));
+    const res = await ferry({ ...cfg, file }, ['migrate', web, '--from', 'a', '--to', 'b']);
+    assert.equal(res.code, 2);
+    assert.match(res.stderr, /hosts\[0\] \(a\)\.podmn: unknown key/);
+  });
+
+  it('raw job payloads put straight on a host queue are refused and the worker keeps serving', async () => {
+    const conn = new IORedis({ host: bed().redis.host, port: bed().redis.port, password: bed().redis.password, maxRetriesPerRequest: null });
+    const q = new Queue('host-a', { connection: conn, prefix: cfg.prefix });
+    try {
+      const payloads: unknown[] = [
+        { migrationId: `x; touch ${MARKER}`, step: 'preflight' },
+        { migrationId: 'm-1-0123abcd', step: `preflight; touch ${MARKER}` },
+        { migrationId: 'm-1-0123abcd', step: 'preflight' },
+        'just a string',
+        [1, 2, 3],
+        { step: 'rollback', migrationId: 'm-zzzz-deadbeef', extra: '$(reboot)' },
+      ];
+      const jobs = await Promise.all(payloads.map((p, i) => q.add(`bad-${i}`, p as object)));
+      for (const job of jobs) {
+        for (let i = 0; i < 100; i++) {
+          const state = await job.getState();
+          if (state === 'failed') break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const fresh = await q.getJob(job.id ?? '');
+        assert.equal(await fresh?.getState(), 'failed', `job ${job.name} should fail`);
+        assert.match(fresh?.failedReason ?? '', /malformed job payload|unknown migration/);
+      }
+      // The worker still serves real work after all that.
+      const ok = await ferry(cfg, ['migrate', `nope-${uid()}`, '--from', 'a', '--to', 'b', '--wait']);
+      assert.equal(ok.code, 1);
+      assert.match(ok.stderr + ok.stdout, /does not exist on host a/);
+    } finally {
+      await q.close();
+      conn.disconnect();
+    }
+  });
+});
+
+describe('bad hosts: unreachable destination, wrong SSH key', function () {
+  this.timeout(120_000);
+  const web = `bad-ssh-${uid()}`;
+  let baseline: string;
+
+  before(() => {
+    runHttpd('a', web, 18000 + Math.floor(Math.random() * 1000));
+    baseline = snapshot();
+  });
+  after(() => removeContainers([web]));
+  afterEach(() => assert.equal(snapshot(), baseline, 'hosts changed'));
+
+  async function migrateWith(cfg: TestConfig, to: string) {
+    const workers = await startWorkers(['a'], cfg);
+    try {
+      return await ferry(cfg, ['migrate', web, '--from', 'a', '--to', to, '--wait']);
+    } finally {
+      await stopWorkers(workers);
+    }
+  }
+
+  it('destination unreachable', async () => {
+    const b = bed();
+    const cfg = makeConfig({
+      extraHosts: [{ name: 'gone', address: '198.18.0.250', ssh: { privateKey: b.ssh.key, knownHosts: b.ssh.knownHosts } }],
+      top: { retry: { backoffMs: 100, attempts: { preflight: 2 } }, timeouts: { sshConnectMs: 2000 } },
+    });
+    const res = await migrateWith(cfg, 'gone');
+    assert.equal(res.code, 1, res.stdout + res.stderr);
+    assert.match(res.stdout, /cannot reach host/);
+    assert.match(res.stdout, /state:\s+failed/);
+  });
+
+  it('wrong SSH key', async () => {
+    const cfg = makeConfig({ hosts: { b: { ssh: { privateKey: bed().ssh.wrongKey, knownHosts: bed().ssh.knownHosts } } } });
+    const res = await migrateWith(cfg, 'b');
+    assert.equal(res.code, 1, res.stdout + res.stderr);
+    assert.match(res.stdout, /SSH authentication failed with key .*wrong/);
+  });
+});
