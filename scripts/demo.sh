@@ -24,7 +24,7 @@ for h in a b c; do on "$h" podman rm -f -t 0 web counter >/dev/null 2>&1 || true
 
 say "on host a: an httpd publishing port 8080, and a counter that keeps its count in memory"
 on a podman run -d --name web -p 8080:80 "$IMAGE" /bin/httpd -f -p 80 -h /www >/dev/null
-on a podman run -d --name counter "$IMAGE" sh -c 'tok=$RANDOM; i=0; while :; do i=$((i+1)); echo "run $tok count $i" > /tmp/count; sleep 0.2; done' >/dev/null
+on a podman run -d --name counter "$IMAGE" sh -c 'tok=$RANDOM; i=0; while :; do i=$((i+1)); echo "run $tok count $i" > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.2; done' >/dev/null
 sleep 2
 echo "curl http://$A:8080/  ->  $(curl -s "http://$A:8080/")"
 echo "counter on a: $(on a podman exec counter cat /tmp/count)"

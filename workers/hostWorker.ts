@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'bullmq';
+import type IORedis from 'ioredis';
 import type { Logger } from 'pino';
 import { FerryConfig, findHost } from '../src/config/load';
 import { createStepProcessor } from '../src/engine/processor';
@@ -26,6 +27,9 @@ export class HostWorker extends EventEmitter {
   private worker: Worker | undefined;
   private closing: Promise<void> | undefined;
   private readonly ssh: SshPool;
+  private connection: IORedis | undefined;
+  private workerConnection: IORedis | undefined;
+  private queues: HostQueues | undefined;
 
   constructor(private readonly opts: HostWorkerOptions) {
     super();
@@ -60,8 +64,10 @@ export class HostWorker extends EventEmitter {
       steps: STEPS,
       log,
     });
+    // BullMQ does not close a connection it was handed: this one is ours to disconnect.
+    this.workerConnection = createRedis(config);
     this.worker = new Worker(hostQueueName(self.name), processor, {
-      connection: createRedis(config),
+      connection: this.workerConnection,
       prefix: config.redis.prefix,
       concurrency: config.worker.concurrency,
       lockDuration: config.worker.lockDurationMs,
@@ -76,15 +82,13 @@ export class HostWorker extends EventEmitter {
     log.info({ queue: hostQueueName(self.name), concurrency: config.worker.concurrency }, 'worker ready');
   }
 
-  private connection: ReturnType<typeof createRedis> | undefined;
-  private queues: HostQueues | undefined;
-
   /** Lets running steps finish, then disconnects. Safe to call twice. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.worker?.close();
       await this.queues?.close();
       this.ssh.close();
+      this.workerConnection?.disconnect();
       this.connection?.disconnect();
     })();
     return this.closing;

@@ -31,6 +31,8 @@ function clientFor(config: FerryConfig): FerryClient {
     maxRetriesPerRequest: 2,
     retryStrategy: (times) => (times > 3 ? null : 200 * times),
     connectTimeout: 5000,
+    // Input is validated before the first command: a rejected request never touches Redis.
+    lazyConnect: true,
   });
   redis.on('error', () => {
     // Reported by the command that fails; ioredis would otherwise print unhandled errors.
@@ -134,7 +136,10 @@ export function buildProgram(io: Io, setCode: (n: number) => void): Command {
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {
           log.info({ signal: sig }, 'stopping: letting running steps finish');
-          void worker.close().then(resolve);
+          void worker.close().then(() => {
+            log.info('worker stopped');
+            resolve();
+          });
         };
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));

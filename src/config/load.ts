@@ -20,7 +20,7 @@ export interface FerryConfig {
   hosts: HostConfig[];
   retry: { attempts: Record<StepName, number>; backoffMs: number };
   timeouts: { step: Record<StepName, number>; sshConnectMs: number };
-  checkpoint: { compression: 'none' | 'gzip' | 'zstd'; tcpEstablished: boolean; fileLocks: boolean };
+  checkpoint: { compression: 'none' | 'gzip' | 'zstd'; tcpEstablished: boolean; fileLocks: boolean; keepAddress: boolean };
   verify: { timeoutMs: number; intervalMs: number };
   worker: { concurrency: number; lockDurationMs: number; stalledIntervalMs: number };
   log: { level: string };

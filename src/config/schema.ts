@@ -56,6 +56,11 @@ export function buildSchema() {
       compression: { doc: 'archive compression', format: ['none', 'gzip', 'zstd'], default: 'zstd', env: 'FERRY_CHECKPOINT_COMPRESSION' },
       tcpEstablished: { doc: 'checkpoint established TCP connections (--tcp-established)', format: Boolean, default: false },
       fileLocks: { doc: 'checkpoint file locks (--file-locks)', format: Boolean, default: false },
+      keepAddress: {
+        doc: 'restore with the original IP and MAC address (always on with tcpEstablished); off: the destination assigns new ones, since the old IP may be taken there',
+        format: Boolean,
+        default: false,
+      },
     },
     verify: {
       timeoutMs: { doc: 'how long the health probe may keep failing before verify fails', format: 'nat', default: 15_000 },

@@ -67,9 +67,11 @@ export class Podman {
     return parseCheckpointStats(res.stdout);
   }
 
-  async restoreImport(archive: string, opts: { tcpEstablished: boolean; fileLocks: boolean; timeoutMs?: number }): Promise<CriuStats> {
+  async restoreImport(archive: string, opts: { tcpEstablished: boolean; fileLocks: boolean; keepAddress: boolean; timeoutMs?: number }): Promise<CriuStats> {
     const args = ['container', 'restore', '--import', archive, '--print-stats'];
     if (opts.tcpEstablished) args.push('--tcp-established');
+    // Open TCP connections only survive on the same address; otherwise let the new host choose.
+    else if (!opts.keepAddress) args.push('--ignore-static-ip', '--ignore-static-mac');
     if (opts.fileLocks) args.push('--file-locks');
     const res = await this.ok(args, { timeoutMs: opts.timeoutMs });
     return parseCheckpointStats(res.stdout);

@@ -14,7 +14,8 @@ const MARKER = '/tmp/pwned';
 function snapshot(): string {
   return bed()
     .hosts.map((h) => {
-      const ps = podmanOn(h.name, 'ps', '-a', '--format', '{{.Names}} {{.State}}').stdout.split('\n').filter(Boolean).sort().join(',');
+      const list = JSON.parse(podmanOn(h.name, 'ps', '-a', '--format', 'json').stdout || '[]') as { Id: string; Names: string[]; State: string }[];
+      const ps = list.map((c) => `${c.Names.join('/')}:${c.Id.slice(0, 12)}:${c.State}`).sort().join(',');
       return `${h.name}: [${ps}] archives=[${archivesOn(h.name).join(',')}]`;
     })
     .join('\n');

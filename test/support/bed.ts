@@ -60,16 +60,21 @@ export function runHttpd(host: string, name: string, port: number): void {
 }
 
 /** A shell loop that keeps a random token and a counter in memory and writes both out. */
-export const COUNTER_SCRIPT = 'tok=$RANDOM$RANDOM; i=0; while :; do i=$((i+1)); echo "$tok $i" > /tmp/count; sleep 0.2; done';
+// Written to a temporary file and renamed, so a reader never sees a half-written count.
+export const COUNTER_SCRIPT = 'tok=$RANDOM$RANDOM; i=0; while :; do i=$((i+1)); echo "$tok $i" > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.2; done';
 
 export function runCounter(host: string, name: string): void {
   mustPodman(host, 'run', '-d', '--name', name, bed().image, 'sh', '-c', COUNTER_SCRIPT);
 }
 
 export function readCounter(host: string, name: string): { token: string; count: number } {
-  const out = mustPodman(host, 'exec', name, 'cat', '/tmp/count');
-  const [token, count] = out.split(' ');
-  return { token, count: Number(count) };
+  let out = '';
+  for (let i = 0; i < 5; i++) {
+    out = mustPodman(host, 'exec', name, 'cat', '/tmp/count');
+    const [token, count] = out.split(' ');
+    if (token && Number.isInteger(Number(count))) return { token, count: Number(count) };
+  }
+  throw new Error(`counter ${name} on ${host} reads ${JSON.stringify(out)}`);
 }
 
 export function containerState(host: string, name: string): string | null {
@@ -124,6 +129,15 @@ export function makeConfig(patch: { hosts?: Record<string, Record<string, unknow
   const file = join(OUTPUT, `${prefix}.json`);
   writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
   return { file, prefix, config };
+}
+
+/** The same test (same prefix, same queues) seen through a differently patched config: one host misconfigured. */
+export function variant(cfg: TestConfig, hosts: Record<string, Record<string, unknown>>): TestConfig {
+  const config = JSON.parse(JSON.stringify(cfg.config)) as { hosts: Record<string, unknown>[] };
+  config.hosts = config.hosts.map((h) => ({ ...h, ...(hosts[h.name as string] ?? {}) }));
+  const file = join(OUTPUT, `${cfg.prefix}-variant-${uid()}.json`);
+  writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
+  return { file, prefix: cfg.prefix, config };
 }
 
 export interface WorkerProc {
