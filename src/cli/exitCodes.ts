@@ -1,3 +1,4 @@
+import type { MigrationRecord } from '../engine/model';
 import { ConfigError, FerryError, ValidationError } from '../errors';
 
 /** 0 done; 1 the migration did not succeed; 2 bad input or config; 3 Ferry could not do its job. */
@@ -7,4 +8,8 @@ export function exitCodeFor(e: Error): number {
   if (e instanceof ValidationError || e instanceof ConfigError) return EXIT.usage;
   if (e instanceof FerryError && (e.code === 'CONFLICT' || e.code === 'NOT_FOUND')) return EXIT.usage;
   return EXIT.internal;
+}
+
+export function outcomeCode(rec: MigrationRecord): number {
+  return rec.state === 'succeeded' ? EXIT.ok : EXIT.failed;
 }

@@ -1,0 +1,26 @@
+import type { Command } from 'commander';
+import type { CliContext } from '../context';
+import { redactConfig } from '../../config/load';
+import { checkRedisSettings, createRedis } from '../../redis';
+
+export function registerConfig(program: Command, ctx: CliContext): void {
+  const config = program.command('config').description('configuration');
+  config
+    .command('check')
+    .description('validate the configuration and print it with secrets hidden; checks Redis too unless --offline')
+    .option('--offline', 'do not contact Redis')
+    .action(async (opts: { offline?: boolean }, cmd: Command) => {
+      const conf = ctx.configFrom(cmd);
+      ctx.io.out(JSON.stringify(redactConfig(conf), null, 2));
+      if (opts.offline) return;
+      const redis = createRedis(conf, { maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 5000, lazyConnect: true });
+      redis.on('error', () => undefined);
+      try {
+        await redis.connect();
+        for (const w of await checkRedisSettings(redis, conf)) ctx.io.err(`warning: ${w}`);
+        ctx.io.err('config OK; Redis reachable');
+      } finally {
+        redis.disconnect();
+      }
+    });
+}
