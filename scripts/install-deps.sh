@@ -10,7 +10,7 @@ log() { printf '[install-deps] %s\n' "$*" >&2; }
 
 [ "$(id -u)" = 0 ] || { echo "install-deps.sh must run as root" >&2; exit 1; }
 
-PKGS=(podman runc openssh-server openssh-client redis-server busybox-static iproute2 curl ca-certificates util-linux procps)
+PKGS=(podman runc openssh-server openssh-client redis-server busybox-static iproute2 curl ca-certificates util-linux procps zstd chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
