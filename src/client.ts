@@ -1,22 +1,21 @@
 import type IORedis from 'ioredis';
-import { FerryConfig, findHost } from './config/load';
-import { HealthProbe, MigrationEvent, MigrationRecord, TERMINAL_STATES } from './engine/model';
+import type { FerryConfig } from './config/load';
+import { MigrationEvent, MigrationRecord, TERMINAL_STATES } from './engine/model';
+import { MigrateRequest, SubmitDeps, submitMigration } from './engine/submit';
 import { withState } from './engine/transitions';
-import { FerryError, ValidationError } from './errors';
-import { checkContainerName, checkHostName } from './names';
+import { FerryError } from './errors';
 import { HostQueues } from './queues';
 import { createRedis } from './redis';
-import { MigrationStore, newMigrationId } from './store/migrationStore';
+import { HostState } from './store/hostState';
+import { BatchRunner } from './fleet/batchRunner';
+import { BatchStore } from './fleet/batchStore';
+import type { DrainDeps } from './fleet/drain';
+import { Schedules } from './fleet/schedules';
+import { SshPool } from './ssh/pool';
+import { MigrationStore } from './store/migrationStore';
 import { keys } from './store/keys';
 
-export interface MigrateRequest {
-  container: string;
-  from: string;
-  to: string;
-  probe?: HealthProbe;
-  batchId?: string;
-  priority?: number;
-}
+export type { MigrateRequest };
 
 /**
  * The producer side: what the CLI, the dashboard and library users call. Checks a request
@@ -24,7 +23,10 @@ export interface MigrateRequest {
  */
 export class FerryClient {
   readonly store: MigrationStore;
-  private readonly queues: HostQueues;
+  readonly hosts: HostState;
+  readonly queues: HostQueues;
+  readonly batchStore: BatchStore;
+  readonly batches: BatchRunner;
   private readonly blocking: IORedis[] = [];
   private closed = false;
 
@@ -34,54 +36,18 @@ export class FerryClient {
   ) {
     this.store = new MigrationStore(redis, config.redis.prefix);
     this.queues = new HostQueues(config, redis);
+    this.hosts = new HostState(redis, config.redis.prefix);
+    this.batchStore = new BatchStore(redis, config.redis.prefix);
+    this.batches = new BatchRunner(this.batchStore, this.store, this.submitDeps());
   }
 
   /** Validates, locks the container on both hosts, records the migration and queues preflight. */
-  async migrate(req: MigrateRequest): Promise<MigrationRecord> {
-    const container = checkContainerName(req.container);
-    const from = checkHostName(req.from);
-    const to = checkHostName(req.to);
-    for (const [role, name] of [['source', from], ['destination', to]] as const) {
-      if (!findHost(this.config, name)) {
-        throw new ValidationError(`unknown ${role} host "${name}": the inventory has ${this.config.hosts.map((h) => h.name).join(', ') || 'no hosts'}`);
-      }
-    }
-    if (from === to) throw new ValidationError(`source and destination are the same host ("${from}"): nothing to migrate`);
-    const probe = req.probe ?? { kind: 'auto' };
-    const now = Date.now();
-    const id = newMigrationId(now);
-    const lock = await this.store.lock(id, [
-      { host: from, container },
-      { host: to, container },
-    ]);
-    if (!lock.ok) {
-      throw new FerryError(`container "${container}" is already part of migration ${lock.heldBy} (on host ${lock.host}); wait for it or cancel it first`, { code: 'CONFLICT', permanent: true });
-    }
-    const rec: MigrationRecord = {
-      id,
-      container,
-      from,
-      to,
-      state: 'queued',
-      step: 'preflight',
-      createdAt: now,
-      updatedAt: now,
-      probe,
-      batchId: req.batchId,
-      history: [],
-      warnings: [],
-    };
-    try {
-      await this.store.create(rec);
-      await this.queues.enqueue(from, id, 'preflight', req.priority ? { priority: req.priority } : {});
-    } catch (e: unknown) {
-      await this.store.unlock(id, [
-        { host: from, container },
-        { host: to, container },
-      ]);
-      throw e;
-    }
-    return rec;
+  migrate(req: MigrateRequest): Promise<MigrationRecord> {
+    return submitMigration(this.submitDeps(), req);
+  }
+
+  submitDeps(): SubmitDeps {
+    return { config: this.config, store: this.store, queues: this.queues, isCordoned: (h) => this.hosts.isCordoned(h) };
   }
 
   async get(id: string): Promise<MigrationRecord | null> {
@@ -93,12 +59,30 @@ export class FerryClient {
    * frozen it finishes or rolls back, whichever keeps the container whole.
    */
   async cancel(id: string): Promise<MigrationRecord> {
-    return this.store.update(id, (r) => {
+    let ended = false;
+    const rec = await this.store.update(id, (r) => {
       if (TERMINAL_STATES.has(r.state)) return null;
       r.cancelRequested = true;
-      if (r.state === 'queued') withState(r, 'cancelled', Date.now(), 'cancelled before it started');
+      if (r.state === 'queued') {
+        withState(r, 'cancelled', Date.now(), 'cancelled before it started');
+        ended = true;
+      }
       return r;
     });
+    if (ended) {
+      await this.store.unlock(rec.id, [
+        { host: rec.from, container: rec.container },
+        { host: rec.to, container: rec.container },
+      ]);
+      await this.store.event({ migrationId: rec.id, type: 'state', at: Date.now(), state: 'cancelled', message: 'cancelled before it started' });
+      await this.batches.onMigrationTerminal(rec);
+    }
+    return rec;
+  }
+
+  /** Cancels a batch or drain: queued items never start, running ones finish or roll back. */
+  cancelBatch(id: string) {
+    return this.batches.cancel(id, (mid) => this.cancel(mid));
   }
 
   /**
@@ -131,9 +115,34 @@ export class FerryClient {
     }
   }
 
+  private sshPool: SshPool | undefined;
+
+  /** For drains and `ferry hosts`: reads hosts over SSH, with the same keys and checks as workers. */
+  drainDeps(): DrainDeps & { batches: BatchRunner; rememberDrain(host: string, batchId: string): Promise<void> } {
+    this.sshPool ??= new SshPool(this.config);
+    const pool = this.sshPool;
+    return {
+      config: this.config,
+      hosts: this.hosts,
+      runnerFor: (h) => pool.get(h),
+      batches: this.batches,
+      rememberDrain: (h, id) => this.hosts.rememberDrain(h, id),
+    };
+  }
+
+  schedules(): Schedules {
+    const s = new Schedules(this.redis, this.config.redis.prefix);
+    this.closers.push(() => s.close());
+    return s;
+  }
+
+  private readonly closers: (() => Promise<void>)[] = [];
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.sshPool?.close();
+    for (const c of this.closers) await c();
     for (const c of this.blocking) c.disconnect();
     await this.queues.close();
     this.redis.disconnect();

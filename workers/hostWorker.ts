@@ -10,6 +10,10 @@ import { Podman } from '../src/podman/podman';
 import { HostQueues, hostQueueName } from '../src/queues';
 import { checkRedisSettings, createRedis } from '../src/redis';
 import { SshPool } from '../src/ssh/pool';
+import { BatchRunner } from '../src/fleet/batchRunner';
+import { BatchStore } from '../src/fleet/batchStore';
+import { HostState } from '../src/store/hostState';
+import { createControlWorker } from './controlWorker';
 import { STEPS, RemoteHost } from '../src/steps';
 import { MigrationStore } from '../src/store/migrationStore';
 
@@ -30,6 +34,8 @@ export class HostWorker extends EventEmitter {
   private connection: IORedis | undefined;
   private workerConnection: IORedis | undefined;
   private queues: HostQueues | undefined;
+  private control: Worker | undefined;
+  private controlConnection: IORedis | undefined;
 
   constructor(private readonly opts: HostWorkerOptions) {
     super();
@@ -53,6 +59,13 @@ export class HostWorker extends EventEmitter {
       if (!host) throw new ValidationError(`unknown host "${name}"`);
       return { host, runner, podman: new Podman(runner, host.podman) };
     };
+    const hostState = new HostState(connection, config.redis.prefix);
+    const batches = new BatchRunner(new BatchStore(connection, config.redis.prefix), store, {
+      config,
+      store,
+      queues,
+      isCordoned: (h) => hostState.isCordoned(h),
+    });
     const processor = createStepProcessor({
       config,
       self,
@@ -63,6 +76,7 @@ export class HostWorker extends EventEmitter {
       remote,
       steps: STEPS,
       log,
+      onTerminal: (rec) => batches.onMigrationTerminal(rec),
     });
     // BullMQ does not close a connection it was handed: this one is ours to disconnect.
     this.workerConnection = createRedis(config);
@@ -79,6 +93,13 @@ export class HostWorker extends EventEmitter {
     this.worker.on('failed', (job, e) => log.debug({ jobId: job?.id, err: e.message }, 'job failed'));
     void this.worker.run().catch((e: unknown) => this.emit('error', coerceError(e)));
     await this.worker.waitUntilReady();
+    this.controlConnection = createRedis(config);
+    this.control = createControlWorker({ config, hosts: hostState, batches, log, runnerFor: (h) => this.ssh.get(h) }, this.controlConnection);
+    this.control.on('error', (e) => this.emit('error', coerceError(e)));
+    this.control.on('failed', (job, e) => log.warn({ jobId: job?.id, err: e.message }, 'control job failed'));
+    void this.control.run().catch((e: unknown) => this.emit('error', coerceError(e)));
+    // A batch whose window was left half-refilled by a crash of any Ferry process goes on.
+    await batches.reconcileAll().catch((e: unknown) => this.emit('error', coerceError(e)));
     log.info({ queue: hostQueueName(self.name), concurrency: config.worker.concurrency }, 'worker ready');
   }
 
@@ -86,6 +107,8 @@ export class HostWorker extends EventEmitter {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.worker?.close();
+      await this.control?.close();
+      this.controlConnection?.disconnect();
       await this.queues?.close();
       this.ssh.close();
       this.workerConnection?.disconnect();

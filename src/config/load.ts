@@ -23,7 +23,9 @@ export interface FerryConfig {
   checkpoint: { compression: 'none' | 'gzip' | 'zstd'; tcpEstablished: boolean; fileLocks: boolean; keepAddress: boolean };
   verify: { timeoutMs: number; intervalMs: number };
   worker: { concurrency: number; lockDurationMs: number; stalledIntervalMs: number };
+  fleet: { maxParallel: number; perHostLimit: number };
   log: { level: string };
+  dashboard: { host: string; port: number; token: string; basicAuth: { user: string; password: string }; readOnly: boolean };
 }
 
 let formatsRegistered = false;
@@ -116,6 +118,11 @@ export function redactConfig(config: FerryConfig): unknown {
       password: config.redis.password ? hidden : '',
       tls: { ...config.redis.tls, key: config.redis.tls.key ? hidden : '' },
       sentinel: { ...config.redis.sentinel, password: config.redis.sentinel.password ? hidden : '' },
+    },
+    dashboard: {
+      ...config.dashboard,
+      token: config.dashboard.token ? hidden : '',
+      basicAuth: { ...config.dashboard.basicAuth, password: config.dashboard.basicAuth.password ? hidden : '' },
     },
   };
 }

@@ -71,8 +71,22 @@ export function buildSchema() {
       lockDurationMs: { doc: 'BullMQ job lock; a killed worker\'s step is taken over after about this long', format: 'nat', default: 30_000 },
       stalledIntervalMs: { doc: 'how often BullMQ looks for stalled steps', format: 'nat', default: 15_000 },
     },
+    fleet: {
+      maxParallel: { doc: 'migrations a batch or drain runs at once (overridable per batch)', format: 'nat', default: 4, env: 'FERRY_FLEET_MAX_PARALLEL' },
+      perHostLimit: { doc: 'migrations of one batch that may involve the same host at once, as source or destination (overridable per batch)', format: 'nat', default: 2, env: 'FERRY_FLEET_PER_HOST' },
+    },
     log: {
       level: { doc: 'log level', format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', env: 'FERRY_LOG_LEVEL' },
+    },
+    dashboard: {
+      host: { doc: 'address `ferry dashboard` listens on; anything but loopback needs a token or basic auth', format: String, default: '127.0.0.1', env: 'FERRY_DASHBOARD_HOST' },
+      port: { doc: 'port of `ferry dashboard` (web page, JSON API, /metrics)', format: 'port', default: 8377, env: 'FERRY_DASHBOARD_PORT' },
+      token: { doc: 'bearer token the dashboard requires (header, cookie or ?token=); empty: none', format: String, default: '', sensitive: true, env: 'FERRY_DASHBOARD_TOKEN' },
+      basicAuth: {
+        user: { doc: 'HTTP basic auth user the dashboard requires; empty: none', format: String, default: '', env: 'FERRY_DASHBOARD_USER' },
+        password: { doc: 'HTTP basic auth password', format: String, default: '', sensitive: true, env: 'FERRY_DASHBOARD_PASSWORD' },
+      },
+      readOnly: { doc: 'look but do not act: no retry, Bull Board read-only', format: Boolean, default: false, env: 'FERRY_DASHBOARD_READ_ONLY' },
     },
   };
 }

@@ -13,6 +13,7 @@ import { parseStepJob } from '../../jobs/stepJob';
 import { MigrationRecord, StepName, TERMINAL_STATES } from './model';
 import { hostForStep, nextStep, onStepExhausted, overallPercent } from './plan';
 import { stepOrder, withState, withStepFinished, withStepStarted } from './transitions';
+import { withStepSpan } from '../tracing';
 
 export interface ProcessorDeps {
   config: FerryConfig;
@@ -24,6 +25,8 @@ export interface ProcessorDeps {
   remote(host: string): RemoteHost;
   steps: Readonly<Record<StepName, Step>>;
   log: Logger;
+  /** Told of every migration that ends here (batches refill their window from it). */
+  onTerminal?(rec: MigrationRecord): Promise<void>;
 }
 
 /**
@@ -42,6 +45,12 @@ export function createStepProcessor(deps: ProcessorDeps) {
       { host: done.to, container: done.container },
     ]);
     await store.event({ migrationId: rec.id, type: 'state', at: now, state, message: error });
+    try {
+      await deps.onTerminal?.(done);
+    } catch (e: unknown) {
+      // The migration itself is settled; a batch left behind is repaired by reconcile.
+      deps.log.error({ migrationId: rec.id, err: coerceError(e).message }, 'after-end hook failed');
+    }
   }
 
   async function advance(rec: MigrationRecord, to: StepName): Promise<void> {
@@ -131,7 +140,9 @@ export function createStepProcessor(deps: ProcessorDeps) {
 
     let outcome;
     try {
-      outcome = await withTimeout(deps.steps[step](ctx), config.timeouts.step[step], step);
+      // A span per step attempt (a no-op unless an OpenTelemetry SDK is registered).
+      const span = { migrationId, container: rec.container, from: rec.from, to: rec.to, step, host: self.name, attempt };
+      outcome = await withStepSpan(span, () => withTimeout(deps.steps[step](ctx), config.timeouts.step[step], step));
     } catch (e: unknown) {
       const err = coerceError(e);
       const final = isPermanent(err) || attempt >= (job.opts.attempts ?? 1);

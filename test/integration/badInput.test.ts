@@ -10,12 +10,16 @@ import {
 
 const MARKER = '/tmp/pwned';
 
-/** Every container with its state, and every archive, on every host: "nothing changed" is this, unchanged. */
+// Every name this file creates carries this tag: the snapshot looks at them (and at anything
+// the bad requests could have created), not at other suites' containers on a shared bed.
+const TAG = `bad${uid()}`;
+
+/** This suite's containers with their ids and states, and every archive, on every host: "nothing changed" is this, unchanged. */
 function snapshot(): string {
   return bed()
     .hosts.map((h) => {
       const list = JSON.parse(podmanOn(h.name, 'ps', '-a', '--format', 'json').stdout || '[]') as { Id: string; Names: string[]; State: string }[];
-      const ps = list.map((c) => `${c.Names.join('/')}:${c.Id.slice(0, 12)}:${c.State}`).sort().join(',');
+      const ps = list.filter((c) => c.Names.some((n) => n.includes(TAG) || n.includes('pwned') || n.startsWith('nope-'))).map((c) => `${c.Names.join('/')}:${c.Id.slice(0, 12)}:${c.State}`).sort().join(',');
       return `${h.name}: [${ps}] archives=[${archivesOn(h.name).join(',')}]`;
     })
     .join('\n');
@@ -25,8 +29,8 @@ describe('bad input: a clear message, a non-zero exit, nothing changed on any ho
   this.timeout(120_000);
   let cfg: TestConfig;
   let workers: WorkerProc[] = [];
-  const web = `bad-web-${uid()}`;
-  const stopped = `bad-stopped-${uid()}`;
+  const web = `${TAG}-web`;
+  const stopped = `${TAG}-stopped`;
   let baseline: string;
 
   before(async () => {
@@ -112,7 +116,7 @@ describe('bad input: a clear message, a non-zero exit, nothing changed on any ho
 
 describe('bad hosts: unreachable destination, wrong SSH key', function () {
   this.timeout(120_000);
-  const web = `bad-ssh-${uid()}`;
+  const web = `${TAG}-ssh`;
   let baseline: string;
 
   before(() => {

@@ -1,0 +1,78 @@
+import type { Command } from 'commander';
+import type { CliContext } from '../context';
+import { readPlan } from '../../fleet/planFile';
+import { batchSummary, followBatch } from '../batchView';
+import { EXIT } from '../exitCodes';
+import type { BatchView } from '../../fleet/batchRunner';
+import { ValidationError } from '../../errors';
+
+export function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 1000) throw new ValidationError(`"${v.slice(0, 20)}" is not a whole number from 1 to 1000`);
+  return n;
+}
+
+export function batchOutcome(v: BatchView): number {
+  return v.batch.state === 'done' && v.counts.failed === 0 && v.counts.remaining === 0 ? EXIT.ok : EXIT.failed;
+}
+
+export function registerBatch(program: Command, ctx: CliContext): void {
+  program
+    .command('batch')
+    .description('run the migrations listed in a plan file (JSON or YAML) with global and per-host limits')
+    .argument('<plan>', 'plan file: [{container, from, to, probe?}] or {migrations: [...], maxParallel?, perHost?}')
+    .option('--max-parallel <n>', 'migrations at once (default: plan, then config fleet.maxParallel)', positiveInt)
+    .option('--per-host <n>', 'migrations at once involving one host (default: plan, then config fleet.perHostLimit)', positiveInt)
+    .option('--wait', 'follow the batch and print a summary; exit 0 only if every migration succeeded')
+    .option('--json', 'print JSON')
+    .action(async (file: string, opts: { maxParallel?: number; perHost?: number; wait?: boolean; json?: boolean }, cmd: Command) => {
+      const plan = readPlan(file);
+      const config = ctx.configFrom(cmd);
+      const client = ctx.clientFor(config);
+      try {
+        const batch = await client.batches.create({
+          kind: 'batch',
+          items: plan.entries,
+          maxParallel: opts.maxParallel ?? plan.maxParallel ?? config.fleet.maxParallel,
+          perHost: opts.perHost ?? plan.perHost ?? config.fleet.perHostLimit,
+        });
+        if (!opts.wait) {
+          ctx.io.out(opts.json ? JSON.stringify({ id: batch.id }) : batch.id);
+          return;
+        }
+        const view = await followBatch(client, batch.id, opts.json ? () => undefined : ctx.io.out);
+        ctx.io.out(opts.json ? JSON.stringify(view, null, 2) : batchSummary(view));
+        ctx.setCode(batchOutcome(view));
+      } finally {
+        await client.close();
+      }
+    });
+
+  program
+    .command('batches')
+    .description('list recent batches and drains, or show one')
+    .argument('[id]', 'batch id')
+    .option('--json', 'print JSON')
+    .action(async (id: string | undefined, opts: { json?: boolean }, cmd: Command) => {
+      const client = ctx.clientFor(ctx.configFrom(cmd));
+      try {
+        if (id) {
+          await client.batches.reconcile(id);
+          const view = await client.batches.view(id);
+          if (!view) {
+            ctx.io.err(`ferry: no batch with id "${id.slice(0, 80)}"`);
+            ctx.setCode(EXIT.usage);
+            return;
+          }
+          ctx.io.out(opts.json ? JSON.stringify(view, null, 2) : batchSummary(view));
+          return;
+        }
+        const list = await client.batchStore.list();
+        if (opts.json) ctx.io.out(JSON.stringify(list, null, 2));
+        else if (!list.length) ctx.io.out('no batches yet');
+        else for (const b of list) ctx.io.out(`${b.id}  ${b.kind.padEnd(5)} ${b.state.padEnd(9)} ${b.items.length} migrations${b.drainHost ? ` (drain of ${b.drainHost})` : ''}  ${new Date(b.createdAt).toISOString()}`);
+      } finally {
+        await client.close();
+      }
+    });
+}

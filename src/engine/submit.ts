@@ -1,0 +1,86 @@
+import { FerryConfig, findHost } from '../config/load';
+import { FerryError, ValidationError } from '../errors';
+import { checkContainerName, checkHostName } from '../names';
+import type { HostQueues } from '../queues';
+import type { MigrationStore } from '../store/migrationStore';
+import { newMigrationId } from '../store/migrationStore';
+import type { HealthProbe, MigrationRecord } from './model';
+
+export interface MigrateRequest {
+  container: string;
+  from: string;
+  to: string;
+  probe?: HealthProbe;
+  batchId?: string;
+  /** Given by batches, which choose ids up front so a resumed batch re-submits idempotently. */
+  id?: string;
+  priority?: number;
+}
+
+export interface SubmitDeps {
+  config: FerryConfig;
+  store: MigrationStore;
+  queues: HostQueues;
+  isCordoned(host: string): Promise<boolean>;
+}
+
+/**
+ * Validates a request against the inventory, locks the container on both hosts, records
+ * the migration and queues its preflight. With a given id, submitting twice is harmless.
+ */
+export async function submitMigration(deps: SubmitDeps, req: MigrateRequest): Promise<MigrationRecord> {
+  const { config, store, queues } = deps;
+  const container = checkContainerName(req.container);
+  const from = checkHostName(req.from);
+  const to = checkHostName(req.to);
+  for (const [role, name] of [['source', from], ['destination', to]] as const) {
+    if (!findHost(config, name)) {
+      throw new ValidationError(`unknown ${role} host "${name}": the inventory has ${config.hosts.map((h) => h.name).join(', ') || 'no hosts'}`);
+    }
+  }
+  if (from === to) throw new ValidationError(`source and destination are the same host ("${from}"): nothing to migrate`);
+  if (req.id) {
+    const existing = await store.get(req.id);
+    if (existing) return existing;
+  }
+  if (await deps.isCordoned(to)) throw new ValidationError(`destination host "${to}" is cordoned (draining or in maintenance): choose another host or \`ferry undrain ${to}\``);
+  const now = Date.now();
+  const id = req.id ?? newMigrationId(now);
+  const pairs = [
+    { host: from, container },
+    { host: to, container },
+  ];
+  const lock = await store.lock(id, pairs);
+  if (!lock.ok) {
+    throw new FerryError(`container "${container}" is already part of migration ${lock.heldBy} (on host ${lock.host}); wait for it or cancel it first`, { code: 'CONFLICT', permanent: true });
+  }
+  const rec: MigrationRecord = {
+    id,
+    container,
+    from,
+    to,
+    state: 'queued',
+    step: 'preflight',
+    createdAt: now,
+    updatedAt: now,
+    probe: req.probe ?? { kind: 'auto' },
+    batchId: req.batchId,
+    history: [],
+    warnings: [],
+  };
+  try {
+    try {
+      await store.create(rec);
+    } catch (e: unknown) {
+      // Two resumers of one batch may race to submit the same id: the first one wins.
+      const existing = req.id ? await store.get(req.id) : null;
+      if (existing) return existing;
+      throw e;
+    }
+    await queues.enqueue(from, id, 'preflight', req.priority ? { priority: req.priority } : {});
+  } catch (e: unknown) {
+    await store.unlock(id, pairs);
+    throw e;
+  }
+  return rec;
+}

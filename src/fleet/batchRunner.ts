@@ -1,0 +1,172 @@
+import type { MigrationRecord } from '../engine/model';
+import { TERMINAL_STATES } from '../engine/model';
+import { SubmitDeps, submitMigration } from '../engine/submit';
+import { coerceError } from '../errors';
+import type { MigrationStore } from '../store/migrationStore';
+import { newMigrationId } from '../store/migrationStore';
+import { BatchStore, newBatchId, slotOf } from './batchStore';
+import type { BatchItem, BatchRecord } from './model';
+
+export interface BatchRequest {
+  kind: 'batch' | 'drain';
+  items: Omit<BatchItem, 'index' | 'migrationId'>[];
+  maxParallel: number;
+  perHost: number;
+  drainHost?: string;
+  stopped?: string[];
+  skipped?: { container: string; reason: string }[];
+  scheduleId?: string;
+}
+
+export interface BatchView {
+  batch: BatchRecord;
+  items: { item: BatchItem; migration: MigrationRecord | null }[];
+  counts: { done: number; failed: number; running: number; remaining: number; bytes: number };
+}
+
+/**
+ * Runs batches as a sliding window: as many migrations as the limits allow start at once,
+ * and each one that ends frees its slot and starts the next (from whichever process saw it
+ * end: a worker, or the CLI cancelling). No timers: ends of migrations drive everything,
+ * and reconcile() repairs a window left behind by a crash.
+ */
+export class BatchRunner {
+  constructor(
+    private readonly batches: BatchStore,
+    private readonly store: MigrationStore,
+    private readonly submit: SubmitDeps,
+  ) {}
+
+  async create(req: BatchRequest): Promise<BatchRecord> {
+    const now = Date.now();
+    const b: BatchRecord = {
+      id: newBatchId(now),
+      kind: req.kind,
+      state: 'running',
+      createdAt: now,
+      maxParallel: req.maxParallel,
+      perHost: req.perHost,
+      items: req.items.map((it, index) => ({ ...it, index, migrationId: newMigrationId(now + index) })),
+      drainHost: req.drainHost,
+      stopped: req.stopped,
+      skipped: req.skipped,
+      scheduleId: req.scheduleId,
+    };
+    await this.batches.create(b);
+    await this.fill(b.id);
+    return b;
+  }
+
+  /** Starts pending items while the limits allow. */
+  async fill(batchId: string): Promise<void> {
+    const b = await this.batches.get(batchId);
+    if (!b || b.state !== 'running' || b.cancelRequested) {
+      await this.maybeFinish(batchId);
+      return;
+    }
+    for (;;) {
+      const slot = await this.batches.pick(b);
+      if (!slot) break;
+      await this.start(b, b.items[Number(slot.split('|')[0])], slot);
+    }
+    await this.maybeFinish(batchId);
+  }
+
+  private async start(b: BatchRecord, item: BatchItem, slot: string): Promise<void> {
+    try {
+      await submitMigration(this.submit, { container: item.container, from: item.from, to: item.to, probe: item.probe, id: item.migrationId, batchId: b.id });
+    } catch (e: unknown) {
+      // Refused before it began (lock held, host cordoned...): recorded as failed so the
+      // batch reports it, and its slot goes to the next item.
+      await this.recordRefused(b, item, coerceError(e).message);
+      await this.batches.done(b.id, slot);
+    }
+  }
+
+  private async recordRefused(b: BatchRecord, item: BatchItem, error: string): Promise<void> {
+    const now = Date.now();
+    const rec: MigrationRecord = {
+      id: item.migrationId, container: item.container, from: item.from, to: item.to, state: 'failed', step: 'preflight',
+      createdAt: now, updatedAt: now, finishedAt: now, probe: item.probe ?? { kind: 'auto' }, batchId: b.id, history: [], warnings: [], error,
+    };
+    try {
+      await this.store.create(rec);
+    } catch {
+      // Already recorded by an earlier attempt.
+    }
+  }
+
+  /** Called by whoever saw a migration end. Safe to call more than once for one migration. */
+  async onMigrationTerminal(rec: MigrationRecord): Promise<void> {
+    if (!rec.batchId) return;
+    const b = await this.batches.get(rec.batchId);
+    const item = b?.items.find((i) => i.migrationId === rec.id);
+    if (!b || !item) return;
+    await this.batches.done(b.id, slotOf(item));
+    await this.fill(b.id);
+  }
+
+  /** After a crash anywhere: re-submit what was picked but never recorded, free slots of ended migrations, refill. */
+  async reconcile(batchId: string): Promise<void> {
+    const b = await this.batches.get(batchId);
+    if (!b) return;
+    for (const slot of await this.batches.running(batchId)) {
+      const item = b.items[Number(slot.split('|')[0])];
+      const rec = await this.store.get(item.migrationId);
+      if (!rec) {
+        if (b.cancelRequested) await this.batches.done(b.id, slot);
+        else await this.start(b, item, slot);
+      } else if (TERMINAL_STATES.has(rec.state)) {
+        await this.batches.done(b.id, slot);
+      }
+    }
+    await this.fill(batchId);
+  }
+
+  async reconcileAll(): Promise<void> {
+    for (const id of await this.batches.active()) await this.reconcile(id);
+  }
+
+  private async maybeFinish(batchId: string): Promise<void> {
+    const b = await this.batches.get(batchId);
+    if (!b || b.state !== 'running') return;
+    if ((await this.batches.running(batchId)).length > 0 || (await this.batches.pendingCount(batchId)) > 0) return;
+    b.state = b.cancelRequested ? 'cancelled' : 'done';
+    b.finishedAt = Date.now();
+    await this.batches.save(b);
+  }
+
+  /** Queued items never start; running migrations are asked to cancel (they finish or roll back). */
+  async cancel(batchId: string, cancelMigration: (id: string) => Promise<MigrationRecord>): Promise<BatchRecord | null> {
+    const b = await this.batches.get(batchId);
+    if (!b) return null;
+    if (b.state === 'running') {
+      b.cancelRequested = true;
+      await this.batches.save(b);
+      await this.batches.dropPending(batchId);
+      for (const slot of await this.batches.running(batchId)) {
+        const item = b.items[Number(slot.split('|')[0])];
+        const rec = (await this.store.get(item.migrationId)) ? await cancelMigration(item.migrationId) : null;
+        if (!rec || TERMINAL_STATES.has(rec.state)) await this.batches.done(b.id, slot);
+      }
+      await this.maybeFinish(batchId);
+    }
+    return this.batches.get(batchId);
+  }
+
+  async view(batchId: string): Promise<BatchView | null> {
+    const b = await this.batches.get(batchId);
+    if (!b) return null;
+    const items = await Promise.all(b.items.map(async (item) => ({ item, migration: await this.store.get(item.migrationId) })));
+    const counts = { done: 0, failed: 0, running: 0, remaining: 0, bytes: 0 };
+    for (const { migration: m } of items) {
+      if (!m) counts.remaining++;
+      else if (m.state === 'succeeded') counts.done++;
+      else if (TERMINAL_STATES.has(m.state)) counts.failed++;
+      else if (m.state === 'queued') counts.remaining++;
+      else counts.running++;
+      counts.bytes += m?.bytesTransferred ?? 0;
+    }
+    return { batch: b, items, counts };
+  }
+}

@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto';
+import type IORedis from 'ioredis';
+import { FerryError } from '../errors';
+import type { BatchItem, BatchRecord } from './model';
+
+const TTL_S = 30 * 24 * 3600;
+
+// Picks the first pending item whose hosts both have room, within the batch's parallelism,
+// and marks it running, in one atomic step: two workers refilling slots at once cannot
+// start the same item twice or overshoot a limit.
+const PICK = `
+if redis.call('scard', KEYS[2]) >= tonumber(ARGV[1]) then return false end
+local items = redis.call('lrange', KEYS[1], 0, -1)
+for _, it in ipairs(items) do
+  local idx, from, to = string.match(it, '^(%d+)|([^|]+)|([^|]+)$')
+  local lf = tonumber(redis.call('hget', KEYS[3], from) or '0')
+  local lt = tonumber(redis.call('hget', KEYS[3], to) or '0')
+  if lf < tonumber(ARGV[2]) and lt < tonumber(ARGV[2]) then
+    redis.call('lrem', KEYS[1], 1, it)
+    redis.call('sadd', KEYS[2], it)
+    redis.call('hincrby', KEYS[3], from, 1)
+    redis.call('hincrby', KEYS[3], to, 1)
+    return it
+  end
+end
+return false`;
+
+// Frees an item's slot once; a second call for the same item changes nothing.
+const DONE = `
+if redis.call('srem', KEYS[2], ARGV[1]) == 1 then
+  local idx, from, to = string.match(ARGV[1], '^(%d+)|([^|]+)|([^|]+)$')
+  redis.call('hincrby', KEYS[3], from, -1)
+  redis.call('hincrby', KEYS[3], to, -1)
+  return 1
+end
+return 0`;
+
+export function newBatchId(now = Date.now()): string {
+  return `b-${now.toString(36)}-${randomBytes(4).toString('hex')}`;
+}
+
+export function slotOf(item: BatchItem): string {
+  return `${item.index}|${item.from}|${item.to}`;
+}
+
+/** Batch records and their scheduling state: pending list, running set, per-host load. */
+export class BatchStore {
+  constructor(
+    private readonly redis: IORedis,
+    private readonly prefix: string,
+  ) {}
+
+  private k(id: string) {
+    const base = `${this.prefix}:batch:${id}`;
+    return { rec: base, pending: `${base}:pending`, running: `${base}:running`, load: `${base}:load` };
+  }
+
+  get activeKey(): string {
+    return `${this.prefix}:batches:active`;
+  }
+
+  async create(b: BatchRecord): Promise<void> {
+    const k = this.k(b.id);
+    const m = this.redis.multi().set(k.rec, JSON.stringify(b), 'EX', TTL_S, 'NX').zadd(`${this.prefix}:batches`, b.createdAt, b.id).sadd(this.activeKey, b.id);
+    if (b.items.length) m.rpush(k.pending, ...b.items.map(slotOf));
+    const res = await m.exec();
+    if (!res || res[0][1] !== 'OK') throw new FerryError(`batch ${b.id} already exists`);
+  }
+
+  async get(id: string): Promise<BatchRecord | null> {
+    const t = await this.redis.get(this.k(id).rec);
+    return t ? (JSON.parse(t) as BatchRecord) : null;
+  }
+
+  async save(b: BatchRecord): Promise<void> {
+    await this.redis.set(this.k(b.id).rec, JSON.stringify(b), 'EX', TTL_S);
+    if (b.state !== 'running') await this.redis.srem(this.activeKey, b.id);
+  }
+
+  async list(limit = 50): Promise<BatchRecord[]> {
+    const ids = await this.redis.zrevrange(`${this.prefix}:batches`, 0, limit - 1);
+    if (!ids.length) return [];
+    const texts = await this.redis.mget(ids.map((id) => this.k(id).rec));
+    return texts.filter((t): t is string => t !== null).map((t) => JSON.parse(t) as BatchRecord);
+  }
+
+  async active(): Promise<string[]> {
+    return this.redis.smembers(this.activeKey);
+  }
+
+  async pick(b: BatchRecord): Promise<string | null> {
+    const k = this.k(b.id);
+    const r = await this.redis.eval(PICK, 3, k.pending, k.running, k.load, String(b.maxParallel), String(b.perHost));
+    return typeof r === 'string' ? r : null;
+  }
+
+  async done(batchId: string, slot: string): Promise<boolean> {
+    const k = this.k(batchId);
+    return (await this.redis.eval(DONE, 3, k.pending, k.running, k.load, slot)) === 1;
+  }
+
+  async running(batchId: string): Promise<string[]> {
+    return this.redis.smembers(this.k(batchId).running);
+  }
+
+  async pendingCount(batchId: string): Promise<number> {
+    return this.redis.llen(this.k(batchId).pending);
+  }
+
+  /** Queued items of a cancelled batch never start. */
+  async dropPending(batchId: string): Promise<number> {
+    const k = this.k(batchId);
+    const res = await this.redis.multi().llen(k.pending).del(k.pending).exec();
+    return Number(res?.[0][1] ?? 0);
+  }
+}

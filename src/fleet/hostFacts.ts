@@ -1,0 +1,78 @@
+import type { HostConfig } from '../config/hosts';
+import { CommandError } from '../errors';
+import type { CommandRunner } from '../exec/runner';
+
+export interface ContainerFact {
+  name: string;
+  id: string;
+  state: string;
+  labels: Record<string, string>;
+  memoryMb: number;
+}
+
+export interface HostFacts {
+  host: string;
+  reachable: boolean;
+  error?: string;
+  podmanVersion?: string;
+  runtime?: string;
+  criuVersion?: string;
+  memTotalMb?: number;
+  memFreeMb?: number;
+  containers: ContainerFact[];
+}
+
+type Json = Record<string, unknown>;
+
+/** podman's sizes are SI ("2.474MB", "25.28GB", "512kB", "0B"). */
+export function parseSize(text: string): number {
+  const m = /^([\d.]+)\s*([kKMGT]?i?B)$/.exec(text.trim());
+  if (!m) return 0;
+  const unit = m[2].replace('i', '').toUpperCase();
+  const mult: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 };
+  return Number(m[1]) * (mult[unit] ?? 1);
+}
+
+/** `podman ps --format json` plus `podman stats --no-stream --format json` into facts. */
+export function parseContainers(psJson: string, statsJson: string): ContainerFact[] {
+  const ps = JSON.parse(psJson || '[]') as Json[];
+  const stats = JSON.parse(statsJson || '[]') as Json[];
+  const mem = new Map<string, number>();
+  for (const s of stats) mem.set(String(s.name), parseSize(String(s.mem_usage ?? '0B').split('/')[0]) / 1e6);
+  return ps.map((c) => {
+    const names = Array.isArray(c.Names) ? (c.Names as unknown[]).map(String) : [];
+    const labels: Record<string, string> = {};
+    for (const [k, v] of Object.entries((c.Labels as Json | null) ?? {})) labels[k] = String(v);
+    return { name: names[0] ?? '', id: String(c.Id ?? ''), state: String(c.State ?? ''), labels, memoryMb: Math.ceil(mem.get(names[0] ?? '') ?? 0) };
+  });
+}
+
+async function out(runner: CommandRunner, argv: string[]): Promise<string> {
+  const r = await runner.run(argv, { timeoutMs: 60_000 });
+  if (r.code !== 0) throw new CommandError(runner.where, argv, r.code, r.stderr);
+  return r.stdout;
+}
+
+/** What a host says about itself: versions, memory, and every container with its labels. */
+export async function gatherHostFacts(host: HostConfig, runner: CommandRunner): Promise<HostFacts> {
+  const p = host.podman;
+  try {
+    const info = (await out(runner, [...p, 'info', '--format', '{{.Version.Version}} {{.Host.OCIRuntime.Name}} {{.Host.MemTotal}} {{.Host.MemFree}}'])).trim().split(' ');
+    const ps = await out(runner, [...p, 'ps', '--all', '--format', 'json']);
+    const running = (JSON.parse(ps || '[]') as Json[]).some((c) => c.State === 'running');
+    const stats = running ? await out(runner, [...p, 'stats', '--no-stream', '--format', 'json']) : '[]';
+    const criu = await runner.run(['criu', '--version']);
+    return {
+      host: host.name,
+      reachable: true,
+      podmanVersion: info[0],
+      runtime: info[1],
+      memTotalMb: Math.floor(Number(info[2]) / 1e6),
+      memFreeMb: Math.floor(Number(info[3]) / 1e6),
+      criuVersion: /Version:\s*(\S+)/.exec(criu.stdout)?.[1],
+      containers: parseContainers(ps, stats),
+    };
+  } catch (e: unknown) {
+    return { host: host.name, reachable: false, error: (e as Error).message, containers: [] };
+  }
+}
