@@ -53,3 +53,95 @@ export function formatRecord(rec: MigrationRecord): string {
   }
   return lines.join('\n');
 }
+
+export function formatDuration(ms: number | undefined): string {
+  if (ms === undefined) return '';
+  if (ms < 1000) return `${ms} ms`;
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${(ms / 1000).toFixed(1)} s`;
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+/** `ferry watch` on a pipe or file: one line per event, naming the migration. */
+export function formatWatchLine(rec: Pick<MigrationRecord, 'id' | 'container' | 'from' | 'to' | 'createdAt'>, ev: MigrationEvent): string {
+  return `${new Date(ev.at).toISOString()} ${rec.id} ${rec.container} ${rec.from}->${rec.to} ${formatEvent(ev, rec.createdAt).trimStart()}`;
+}
+
+/** The last line `ferry watch` prints for a migration: how it ended. */
+export function formatFinalLine(rec: MigrationRecord): string {
+  const took = rec.finishedAt ? ` after ${formatDuration(rec.finishedAt - rec.createdAt)}` : '';
+  const downtime = rec.frozenAt && rec.answeredAt ? `, downtime ${rec.answeredAt - rec.frozenAt} ms` : '';
+  const bytes = rec.bytesTransferred !== undefined ? `, ${formatBytes(rec.bytesTransferred)} sent` : '';
+  return `${new Date(rec.finishedAt ?? rec.updatedAt).toISOString()} ${rec.id} ${rec.container} ${rec.from}->${rec.to} final: ${rec.state}${took}${downtime}${bytes}${rec.error ? `: ${rec.error}` : ''}`;
+}
+
+export interface ScreenRow {
+  id: string;
+  container: string;
+  from: string;
+  to: string;
+  state: MigrationRecord['state'];
+  step: string;
+  percent: number;
+  bytes?: number;
+  totalBytes?: number;
+  elapsedMs: number;
+  error?: string;
+}
+
+export interface ScreenBatch {
+  id: string;
+  kind: string;
+  total: number;
+  done: number;
+  failed: number;
+  running: number;
+  queued: number;
+}
+
+const ANSI = { red: '\x1b[31m', green: '\x1b[32m', yellow: '\x1b[33m', dim: '\x1b[2m', bold: '\x1b[1m', reset: '\x1b[0m' };
+
+function paint(on: boolean, color: keyof typeof ANSI, s: string): string {
+  return on ? `${ANSI[color]}${s}${ANSI.reset}` : s;
+}
+
+function cut(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s.padEnd(n);
+}
+
+/** The full-screen view of `ferry watch` on a terminal: a progress bar per migration, batch totals, failures in red. */
+export function renderWatchScreen(v: { title: string; rows: ScreenRow[]; batches: ScreenBatch[]; counts: Record<string, number>; color: boolean; width: number }): string {
+  const c = v.color;
+  const out = [
+    `${paint(c, 'bold', v.title)}  running ${v.counts.running ?? 0}  queued ${v.counts.queued ?? 0}  done ${v.counts.done ?? 0}  ${paint(c && (v.counts.failed ?? 0) > 0, 'red', `failed ${v.counts.failed ?? 0}`)}`,
+    '',
+    paint(c, 'dim', `${'MIGRATION'.padEnd(22)} ${'CONTAINER'.padEnd(18)} ${'ROUTE'.padEnd(9)} ${'STEP'.padEnd(10)} ${'PROGRESS'.padEnd(31)} ${'BYTES'.padEnd(20)} ELAPSED`),
+  ];
+  if (v.rows.length === 0) out.push(paint(c, 'dim', '  no migrations'));
+  for (const r of v.rows) {
+    const failed = r.state !== 'succeeded' && r.state !== 'running' && r.state !== 'queued' && r.state !== 'rolling-back';
+    const step = r.state === 'running' || r.state === 'rolling-back' ? r.step : r.state;
+    const bytes = r.bytes !== undefined ? `${formatBytes(r.bytes)}${r.totalBytes ? `/${formatBytes(r.totalBytes)}` : ''}` : '';
+    let line = `${cut(r.id, 22)} ${cut(r.container, 18)} ${cut(`${r.from}->${r.to}`, 9)} ${cut(step, 10)} ${bar(r.percent)} ${String(r.percent).padStart(3)}% ${cut(bytes, 20)} ${formatDuration(r.elapsedMs)}`;
+    line = line.slice(0, Math.max(40, v.width));
+    out.push(failed ? paint(c, 'red', line) : r.state === 'succeeded' ? paint(c, 'green', line) : line);
+    if (failed && r.error) out.push(paint(c, 'red', `    ${r.error}`.slice(0, Math.max(40, v.width))));
+  }
+  out.push('', paint(c, 'bold', 'Batches'));
+  if (v.batches.length === 0) out.push(paint(c, 'dim', '  none'));
+  for (const b of v.batches) {
+    const pct = b.total > 0 ? Math.round(((b.done + b.failed) / b.total) * 100) : 0;
+    const line = `  ${cut(`${b.kind} ${b.id}`, 30)} ${bar(pct)} ${b.done}/${b.total} done, ${b.running} running, ${b.queued} queued, ${b.failed} failed`;
+    out.push(b.failed > 0 ? paint(c, 'red', line) : line);
+  }
+  return out.join('\n');
+}
+
+/** One line of `ferry history`. */
+export function formatHistoryRow(rec: MigrationRecord): string {
+  const took = rec.finishedAt ? formatDuration(rec.finishedAt - rec.createdAt) : 'running';
+  const downtime = rec.frozenAt && rec.answeredAt ? `${rec.answeredAt - rec.frozenAt} ms` : '-';
+  return `${new Date(rec.createdAt).toISOString()}  ${rec.id}  ${rec.state.padEnd(18)} ${rec.container.padEnd(20)} ${`${rec.from}->${rec.to}`.padEnd(10)} ${took.padEnd(8)} down ${downtime.padEnd(8)} ${formatBytes(rec.bytesTransferred) || '-'}`;
+}

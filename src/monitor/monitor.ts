@@ -1,0 +1,75 @@
+import type IORedis from 'ioredis';
+import type { FerryConfig } from '../config/load';
+import type { MigrationRecord } from '../engine/model';
+import { HostQueues } from '../queues';
+import { keys } from '../store/keys';
+import { BatchView, FleetContext, HostView, readBatches, readDrains, readHosts, readSchedules, ScheduleView } from './fleetView';
+import { RecordCache } from './records';
+import { Category, MigrationView, migrationView } from './view';
+
+/** Most migrations one overview lists; counts cover all. */
+const OVERVIEW_LIMIT = 200;
+
+export interface Overview {
+  generatedAt: number;
+  prefix: string;
+  readOnly: boolean;
+  counts: Record<Category, number>;
+  migrations: MigrationView[];
+  batches: BatchView[];
+  drains: BatchView[];
+  schedules: ScheduleView[];
+  hosts: HostView[];
+}
+
+/**
+ * Read-only access to everything the monitoring views show, from Redis alone: it works in
+ * any process (dashboard, CLI) and agrees with every other one, since no state is kept here
+ * that Redis does not have.
+ */
+export class Monitor {
+  readonly records: RecordCache;
+  readonly queues: HostQueues;
+
+  constructor(
+    readonly config: FerryConfig,
+    readonly redis: IORedis,
+  ) {
+    this.records = new RecordCache(redis, config.redis.prefix);
+    this.queues = new HostQueues(config, redis);
+  }
+
+  async fleet(): Promise<FleetContext> {
+    return { config: this.config, redis: this.redis, queues: this.queues, records: await this.records.all() };
+  }
+
+  async overview(opts: { readOnly: boolean }): Promise<Overview> {
+    const ctx = await this.fleet();
+    const now = Date.now();
+    const counts: Record<Category, number> = { running: 0, queued: 0, done: 0, failed: 0 };
+    const views = ctx.records.map((r) => migrationView(r, now));
+    for (const v of views) counts[v.category] += 1;
+    const [batches, drains, schedules, hosts] = await Promise.all([readBatches(ctx), readDrains(ctx), readSchedules(ctx), readHosts(ctx)]);
+    return {
+      generatedAt: now,
+      prefix: this.config.redis.prefix,
+      readOnly: opts.readOnly,
+      counts,
+      // Whatever is still moving first, then the most recent.
+      migrations: [...views.filter((v) => v.category === 'running' || v.category === 'queued'), ...views.filter((v) => v.category === 'done' || v.category === 'failed')].slice(0, OVERVIEW_LIMIT),
+      batches,
+      drains,
+      schedules,
+      hosts,
+    };
+  }
+
+  async migration(id: string): Promise<MigrationRecord | null> {
+    const text = await this.redis.get(keys(this.config.redis.prefix).migration(id));
+    return text ? (JSON.parse(text) as MigrationRecord) : null;
+  }
+
+  async close(): Promise<void> {
+    await this.queues.close();
+  }
+}

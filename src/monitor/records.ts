@@ -1,0 +1,48 @@
+import type IORedis from 'ioredis';
+import { MigrationRecord, TERMINAL_STATES } from '../engine/model';
+import { keys } from '../store/keys';
+
+const MGET_CHUNK = 500;
+
+/**
+ * Every migration record under one prefix, for views and metrics that need all of them.
+ * A record in an end state never changes again, so it is read once and kept; each refresh
+ * reads only the index, new records and the ones still moving. Records Redis expired
+ * (30 days) drop out, and so do they from the metrics derived from them.
+ */
+export class RecordCache {
+  private readonly k: ReturnType<typeof keys>;
+  private readonly done = new Map<string, MigrationRecord>();
+
+  constructor(
+    private readonly redis: IORedis,
+    prefix: string,
+  ) {
+    this.k = keys(prefix);
+  }
+
+  /** All records, newest first. */
+  async all(): Promise<MigrationRecord[]> {
+    const ids = await this.redis.zrevrange(this.k.migrations, 0, -1);
+    const want = ids.filter((id) => !this.done.has(id));
+    const fresh = new Map<string, MigrationRecord>();
+    for (let i = 0; i < want.length; i += MGET_CHUNK) {
+      const chunk = want.slice(i, i + MGET_CHUNK);
+      const texts = await this.redis.mget(chunk.map((id) => this.k.migration(id)));
+      texts.forEach((t, j) => {
+        if (t === null) return;
+        const rec = JSON.parse(t) as MigrationRecord;
+        if (TERMINAL_STATES.has(rec.state)) this.done.set(chunk[j], rec);
+        else fresh.set(chunk[j], rec);
+      });
+    }
+    const live = new Set(ids);
+    for (const id of this.done.keys()) if (!live.has(id)) this.done.delete(id);
+    const out: MigrationRecord[] = [];
+    for (const id of ids) {
+      const r = this.done.get(id) ?? fresh.get(id);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+}
