@@ -80,6 +80,18 @@ export function createStepProcessor(deps: ProcessorDeps) {
     return finish(rec, 'needs-attention', message);
   }
 
+  function recordProblem(rec: MigrationRecord): string | null {
+    try {
+      checkContainerName(rec.container);
+      for (const h of [rec.from, rec.to]) {
+        if (!findHost(config, checkHostName(h))) throw new ValidationError(`host "${h}" is not in this worker's inventory (all hosts must share one config)`);
+      }
+      return null;
+    } catch (e: unknown) {
+      return coerceError(e).message;
+    }
+  }
+
   return async function processStep(job: Job<unknown>): Promise<unknown> {
     let data;
     try {
@@ -93,15 +105,10 @@ export function createStepProcessor(deps: ProcessorDeps) {
     let rec = await store.get(migrationId);
     if (!rec) throw new UnrecoverableError(`unknown migration ${migrationId}`);
     if (TERMINAL_STATES.has(rec.state)) return { skipped: `migration already ${rec.state}` };
-    try {
-      // Anyone who can write to Redis can write a record: names are checked again here.
-      checkContainerName(rec.container);
-      for (const h of [rec.from, rec.to]) if (!findHost(config, checkHostName(h))) throw new ValidationError(`unknown host "${h}"`);
-    } catch (e: unknown) {
-      const err = coerceError(e);
-      await finish(rec, 'failed', `rejected migration record: ${err.message}`);
-      throw new UnrecoverableError(err.message);
-    }
+    // Anyone who can write to Redis can write a record, and a worker whose inventory is out
+    // of date may not know a host: either way the step must not run. It fails like any
+    // step would, so a migration past its checkpoint rolls back instead of being dropped.
+    const rejected = recordProblem(rec);
     if (hostForStep(rec, step) !== self.name) throw new UnrecoverableError(`step ${step} of ${migrationId} belongs to host ${hostForStep(rec, step)}, not ${self.name}`);
     if (rec.step !== step) {
       if (stepOrder(rec.step) > stepOrder(step)) {
@@ -142,6 +149,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
     try {
       // A span per step attempt (a no-op unless an OpenTelemetry SDK is registered).
       const span = { migrationId, container: rec.container, from: rec.from, to: rec.to, step, host: self.name, attempt };
+      if (rejected) throw new StepError(`host ${self.name} refuses this step: ${rejected}`, { code: 'RECORD_REJECTED', permanent: true });
       outcome = await withStepSpan(span, () => withTimeout(deps.steps[step](ctx), config.timeouts.step[step], step));
     } catch (e: unknown) {
       const err = coerceError(e);

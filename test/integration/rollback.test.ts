@@ -43,3 +43,37 @@ describe('a failed restore rolls back to the source', function () {
     assert.deepEqual(archivesOn('b'), []);
   });
 });
+
+describe('a destination whose inventory lacks the source rolls back, never drops the container', function () {
+  this.timeout(180_000);
+  let cfg: TestConfig;
+  let workers: WorkerProc[] = [];
+  const name = `rb-inv-${uid()}`;
+
+  before(async () => {
+    cfg = makeConfig();
+    // Seen for real: a worker started before a host joined the inventory refused the
+    // restore step, and the container was left frozen on the source.
+    const stale = variant(cfg, {}, { without: ['a'] });
+    workers = [await startWorker('a', cfg), await startWorker('b', stale)];
+    runCounter('a', name);
+  });
+
+  after(async () => {
+    await stopWorkers(workers);
+    removeContainers([name]);
+  });
+
+  it('ends failed-rolled-back with the container running on a, its memory intact', async () => {
+    await new Promise((r) => setTimeout(r, 800));
+    const before = readCounter('a', name);
+    const res = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait', '--probe', 'none']);
+    assert.equal(res.code, 1, `${res.stdout}\n${res.stderr}`);
+    assert.match(res.stdout, /state:\s+failed-rolled-back/);
+    assert.match(res.stdout, /not in this worker's inventory/);
+    assert.equal(containerState('a', name), 'running');
+    assert.equal(containerState('b', name), null);
+    assert.equal(readCounter('a', name).token, before.token);
+    assert.deepEqual(archivesOn('a'), []);
+  });
+});

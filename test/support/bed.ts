@@ -132,9 +132,9 @@ export function makeConfig(patch: { hosts?: Record<string, Record<string, unknow
 }
 
 /** The same test (same prefix, same queues) seen through a differently patched config: one host misconfigured. */
-export function variant(cfg: TestConfig, hosts: Record<string, Record<string, unknown>>): TestConfig {
+export function variant(cfg: TestConfig, hosts: Record<string, Record<string, unknown>>, opts: { without?: string[] } = {}): TestConfig {
   const config = JSON.parse(JSON.stringify(cfg.config)) as { hosts: Record<string, unknown>[] };
-  config.hosts = config.hosts.map((h) => ({ ...h, ...(hosts[h.name as string] ?? {}) }));
+  config.hosts = config.hosts.filter((h) => !opts.without?.includes(h.name as string)).map((h) => ({ ...h, ...(hosts[h.name as string] ?? {}) }));
   const file = join(OUTPUT, `${cfg.prefix}-variant-${uid()}.json`);
   writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
   return { file, prefix: cfg.prefix, config };
