@@ -12,6 +12,8 @@ import { migrationView } from '../monitor/view';
 import { createRedis } from '../redis';
 import { authMiddleware, checkListen } from './auth';
 import { mountBullBoard } from './bullBoard';
+import { Queue } from 'bullmq';
+import { CONTROL_QUEUE } from '../fleet/schedules';
 import { EventHub } from './eventHub';
 import { retryableState } from './retry';
 
@@ -52,7 +54,9 @@ export async function startDashboard(opts: DashboardOptions): Promise<RunningDas
   const metrics = new FerryMetrics(monitor);
   const client = new FerryClient(config, createRedis(config));
   const hub = new EventHub(redis, config.redis.prefix, log);
-  const board = mountBullBoard(config.hosts.map((h) => monitor.queues.get(h.name)), '/queues', readOnly);
+  // The control queue holds scheduled drains: shown beside the host queues.
+  const control = new Queue(CONTROL_QUEUE, { connection: redis, prefix: config.redis.prefix });
+  const board = mountBullBoard([...config.hosts.map((h) => monitor.queues.get(h.name)), control], '/queues', readOnly);
 
   const app = express();
   app.disable('x-powered-by');
@@ -136,6 +140,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<RunningDas
         server.closeAllConnections();
         await new Promise<void>((r) => server.close(() => r()));
         board.close();
+        await control.close();
         await monitor.close();
         await client.close();
         redis.disconnect();

@@ -13,7 +13,7 @@ import { parseStepJob } from '../../jobs/stepJob';
 import { MigrationRecord, StepName, TERMINAL_STATES } from './model';
 import { hostForStep, nextStep, onStepExhausted, overallPercent } from './plan';
 import { stepOrder, withState, withStepFinished, withStepStarted } from './transitions';
-import { withStepSpan } from '../tracing';
+import { recordMigrationSpan, withStepSpan } from '../tracing';
 
 export interface ProcessorDeps {
   config: FerryConfig;
@@ -45,6 +45,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
       { host: done.to, container: done.container },
     ]);
     await store.event({ migrationId: rec.id, type: 'state', at: now, state, message: error });
+    recordMigrationSpan(done);
     try {
       await deps.onTerminal?.(done);
     } catch (e: unknown) {
