@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import IORedis from 'ioredis';
@@ -14,13 +14,34 @@ const MARKER = '/tmp/pwned';
 // the bad requests could have created), not at other suites' containers on a shared bed.
 const TAG = `bad${uid()}`;
 
-/** This suite's containers with their ids and states, and every archive, on every host: "nothing changed" is this, unchanged. */
-function snapshot(): string {
+// Redis prefixes of the configs this file made: their migrations' ids name the archives
+// that count (others' archives on a shared bed come and go).
+const prefixes: string[] = [];
+function track(cfg: TestConfig): TestConfig {
+  prefixes.push(cfg.prefix);
+  return cfg;
+}
+
+async function ourMigrationIds(): Promise<Set<string>> {
+  const b = bed();
+  const conn = new IORedis({ host: b.redis.host, port: b.redis.port, password: b.redis.password });
+  try {
+    const ids = await Promise.all(prefixes.map((p) => conn.zrange(`${p}:migrations`, 0, -1)));
+    return new Set(ids.flat());
+  } finally {
+    conn.disconnect();
+  }
+}
+
+/** This suite's containers with their ids and states, and its archives, on every host: "nothing changed" is this, unchanged. */
+async function snapshot(): Promise<string> {
+  const ids = await ourMigrationIds();
   return bed()
     .hosts.map((h) => {
       const list = JSON.parse(podmanOn(h.name, 'ps', '-a', '--format', 'json').stdout || '[]') as { Id: string; Names: string[]; State: string }[];
       const ps = list.filter((c) => c.Names.some((n) => n.includes(TAG) || n.includes('pwned') || n.startsWith('nope-'))).map((c) => `${c.Names.join('/')}:${c.Id.slice(0, 12)}:${c.State}`).sort().join(',');
-      return `${h.name}: [${ps}] archives=[${archivesOn(h.name).join(',')}]`;
+      const archives = archivesOn(h.name).filter((f) => ids.has(f.split('.')[0]));
+      return `${h.name}: [${ps}] archives=[${archives.join(',')}]`;
     })
     .join('\n');
 }
@@ -34,15 +55,15 @@ describe('bad input: a clear message, a non-zero exit, nothing changed on any ho
   let baseline: string;
 
   before(async () => {
-    cfg = makeConfig({ top: { retry: { backoffMs: 200, attempts: { preflight: 2 } } } });
+    cfg = track(makeConfig({ top: { retry: { backoffMs: 200, attempts: { preflight: 2 } } } }));
     workers = await startWorkers(['a', 'b'], cfg);
     runHttpd('a', web, 18000 + Math.floor(Math.random() * 1000));
     mustPodman('a', 'create', '--name', stopped, bed().image, 'sleep', '1000');
-    baseline = snapshot();
+    baseline = await snapshot();
   });
 
-  afterEach(() => {
-    assert.equal(snapshot(), baseline, 'hosts changed');
+  afterEach(async () => {
+    assert.equal(await snapshot(), baseline, 'hosts changed');
     assert.ok(!existsSync(MARKER), `${MARKER} appeared: a name reached a shell`);
   });
 
@@ -119,14 +140,15 @@ describe('bad hosts: unreachable destination, wrong SSH key', function () {
   const web = `${TAG}-ssh`;
   let baseline: string;
 
-  before(() => {
+  before(async () => {
     runHttpd('a', web, 18000 + Math.floor(Math.random() * 1000));
-    baseline = snapshot();
+    baseline = await snapshot();
   });
   after(() => removeContainers([web]));
-  afterEach(() => assert.equal(snapshot(), baseline, 'hosts changed'));
+  afterEach(async () => assert.equal(await snapshot(), baseline, 'hosts changed'));
 
   async function migrateWith(cfg: TestConfig, to: string) {
+    track(cfg);
     const workers = await startWorkers(['a'], cfg);
     try {
       return await ferry(cfg, ['migrate', web, '--from', 'a', '--to', to, '--wait']);
@@ -152,5 +174,32 @@ describe('bad hosts: unreachable destination, wrong SSH key', function () {
     const res = await migrateWith(cfg, 'b');
     assert.equal(res.code, 1, res.stdout + res.stderr);
     assert.match(res.stdout, /SSH authentication failed with key .*wrong/);
+  });
+
+  it('unknown host key: refused until trusted explicitly', async () => {
+    const known = join(OUTPUT, `known-${uid()}`);
+    writeFileSync(known, '');
+    const cfg = makeConfig({ hosts: { b: { ssh: { privateKey: bed().ssh.key, knownHosts: known } } } });
+    const res = await migrateWith(cfg, 'b');
+    assert.equal(res.code, 1, res.stdout + res.stderr);
+    assert.match(res.stdout, /host key is not in .*refusing to connect.*ferry hosts trust b/);
+    const shown = await ferry(cfg, ['hosts', 'trust', 'b']);
+    assert.equal(shown.code, 1, 'without --fingerprint nothing is trusted');
+    const fp = /SHA256:[A-Za-z0-9+/]+/.exec(shown.stdout)?.[0] ?? '';
+    assert.equal(readFileSync(known, 'utf8'), '');
+    const trusted = await ferry(cfg, ['hosts', 'trust', 'b', '--fingerprint', fp]);
+    assert.equal(trusted.code, 0, trusted.stderr);
+    assert.match(readFileSync(known, 'utf8'), /^198\.18\.0\.12 ssh-ed25519 /);
+  });
+
+  it('changed host key: refused, with a warning', async () => {
+    const known = join(OUTPUT, `known-${uid()}`);
+    // b's address filed with a's key: what a replaced host or a man in the middle looks like.
+    const aKey = readFileSync(bed().ssh.knownHosts, 'utf8').split('\n').find((l) => l.startsWith('198.18.0.11 '))!;
+    writeFileSync(known, `${aKey.replace('198.18.0.11', '198.18.0.12')}\n`);
+    const cfg = makeConfig({ hosts: { b: { ssh: { privateKey: bed().ssh.key, knownHosts: known } } } });
+    const res = await migrateWith(cfg, 'b');
+    assert.equal(res.code, 1, res.stdout + res.stderr);
+    assert.match(res.stdout, /host key does NOT match/);
   });
 });

@@ -1,9 +1,12 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context';
 import { gatherHostFacts } from '../../fleet/hostFacts';
+import { ValidationError } from '../../errors';
+import { fetchHostKey, trustHostKey } from '../../ssh/trust';
+import { EXIT } from '../exitCodes';
 
 export function registerHosts(program: Command, ctx: CliContext): void {
-  program
+  const hosts = program
     .command('hosts')
     .description("each host's reachability, podman/CRIU versions, cordon state, containers and capacity (read over SSH)")
     .option('--json', 'print JSON')
@@ -35,5 +38,35 @@ export function registerHosts(program: Command, ctx: CliContext): void {
       } finally {
         await client.close();
       }
+    });
+  hosts
+    .command('trust')
+    .description("show a host's SSH key fingerprint; with --fingerprint matching it, add the key to known_hosts")
+    .argument('<host>', 'inventory host name')
+    .option('--fingerprint <SHA256:...>', 'the fingerprint you checked out of band; the key is added only if it matches')
+    .action(async (name: string, opts: { fingerprint?: string }, cmd: Command) => {
+      const config = ctx.configFrom(cmd);
+      const host = config.hosts.find((h) => h.name === name);
+      if (!host) throw new ValidationError(`unknown host "${name.slice(0, 60)}"`);
+      const key = await fetchHostKey(host, config.timeouts.sshConnectMs);
+      ctx.io.out(`${name} (${host.address}:${host.ssh.port}) presents ${key.type} ${key.fingerprint}: ${key.status} in ${host.ssh.knownHosts}`);
+      if (key.status === 'trusted') return;
+      if (key.status !== 'unknown') {
+        ctx.io.err(`ferry: the key of ${name} ${key.status === 'changed' ? 'differs from the one recorded' : 'is revoked'}; edit ${host.ssh.knownHosts} by hand if the change is expected`);
+        ctx.setCode(EXIT.failed);
+        return;
+      }
+      if (!opts.fingerprint) {
+        ctx.io.out(`check this fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_${key.type.replace('ssh-', '')}_key.pub), then run: ferry hosts trust ${name} --fingerprint ${key.fingerprint}`);
+        ctx.setCode(EXIT.failed);
+        return;
+      }
+      if (opts.fingerprint !== key.fingerprint) {
+        ctx.io.err(`ferry: fingerprint mismatch: you gave ${opts.fingerprint.slice(0, 80)}, ${name} presents ${key.fingerprint}; nothing was trusted`);
+        ctx.setCode(EXIT.failed);
+        return;
+      }
+      await trustHostKey(host, key);
+      ctx.io.out(`trusted: added ${name}'s ${key.type} key to ${host.ssh.knownHosts}`);
     });
 }
