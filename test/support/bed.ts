@@ -86,9 +86,10 @@ export function removeContainers(names: string[]): void {
   for (const h of bed().hosts) for (const n of names) podmanOn(h.name, 'rm', '-f', '-t', '0', n);
 }
 
+/** Ferry's archives (named after their migration, m-…) in a host's work dir; other files there are not ours. */
 export function archivesOn(host: string): string[] {
   const r = onHost(host, ['ls', '-1', '/var/lib/ferry/archives']);
-  return r.code === 0 ? r.stdout.split('\n').filter(Boolean) : [];
+  return r.code === 0 ? r.stdout.split('\n').filter((f) => f.startsWith('m-')) : [];
 }
 
 export async function httpGet(address: string, port: number, path = '/'): Promise<{ status: number; body: string } | null> {
