@@ -556,10 +556,12 @@ check_ssh() { # quick end-to-end check of each host's sshd from the root namespa
     for try in 1 2 3 4 5; do
       out=$(ssh -n -i "$BED/ssh/id_ed25519" -o UserKnownHostsFile="$BED/ssh/known_hosts" \
         -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes \
-        -o ConnectTimeout=5 "root@$(host_addr "$h")" 'cat /var/lib/ferry/.host' 2>&1) && break
-      [ $try = 5 ] && die "ssh to host $h failed: $out"
+        -o ConnectTimeout=5 "root@$(host_addr "$h")" 'cat /var/lib/ferry/.host' 2>"$BED/ssh-check.err") && break
+      # Only stdout is compared: root's shell start-up files may print to stderr (pyenv does here).
+      [ $try = 5 ] && die "ssh to host $h failed: $(cat "$BED/ssh-check.err")"
       sleep 0.3
     done
+    out=$(printf '%s\n' "$out" | tail -n 1)
     [ "$out" = "$h" ] || die "ssh to $(host_addr "$h") landed in '$out', not host $h"
   done
 }
