@@ -3,12 +3,17 @@ import { join } from 'node:path';
 import { StepError } from '../errors';
 import { archiveFileName } from '../engine/plan';
 import type { Step } from './context';
-import { ensurePrivateDir, fileSize, removeFile, sha256File } from './files';
+import { coerceError } from '../errors/coerceError';
+import { checkpointStreaming, StreamTarget, streamTarget } from '../transfer/streamCheckpoint';
+import { ensurePrivateDir, fileSize, removeFile } from './files';
+
+const PROGRESS_EVERY_MS = 250;
 
 /**
- * Source host: freeze the container and export its checkpoint archive. The archive is
+ * Source host: freeze the container and export its checkpoint archive, streaming it to
+ * the destination while it is written (see transfer/streamCheckpoint.ts). The archive is
  * written under a temporary name and renamed once complete and hashed, so an archive
- * with its final name is always whole. The source container is kept (exited), which is
+ * with its final name is always whole, here and on the destination. The source container is kept (exited), which is
  * what makes rollback possible without the archive.
  */
 export const checkpoint: Step = async (ctx) => {
@@ -38,15 +43,48 @@ export const checkpoint: Step = async (ctx) => {
   await ensurePrivateDir(ctx.self.workDir);
   const part = `${path}.part`;
   await removeFile(part);
+  // Persisted before the freeze (a crash right after must not let a cancel forget a
+  // frozen container); the exact moment is patched in below, once podman starts.
+  await ctx.mark({ frozenAt: Date.now() });
+  let target: StreamTarget | undefined;
+  try {
+    const dest = ctx.remote(rec.to);
+    target = streamTarget(dest.runner, dest.host.workDir, file);
+  } catch (e: unknown) {
+    ctx.log.warn({ err: coerceError(e).message }, 'not streaming the archive; the transfer step will send it');
+  }
   const frozenAt = Date.now();
-  await ctx.mark({ frozenAt });
-  await ctx.progress({ percent: 10, message: 'checkpointing' });
-  const stats = await local.checkpoint(rec.container, part, { ...config.checkpoint, timeoutMs: config.timeouts.step.checkpoint });
-  await chmod(part, 0o600);
-  const { sha256, bytes } = await sha256File(part);
-  await rename(part, path);
+  // Not awaited: a progress event must not add a Redis round trip to the downtime.
+  const started = ctx.progress({ percent: 10, message: target ? `checkpointing, streaming to ${rec.to}` : 'checkpointing' }).catch(() => undefined);
+  let lastReport = 0;
+  const out = await checkpointStreaming(local, ctx.localRunner, rec.container, part, { ...config.checkpoint, timeoutMs: config.timeouts.step.checkpoint }, target, (bytes) => {
+    const now = Date.now();
+    if (now - lastReport < PROGRESS_EVERY_MS) return;
+    lastReport = now;
+    void ctx.progress({ percent: 50, bytes, message: 'checkpointing' }).catch(() => undefined);
+  });
+  await started;
+  if (out.streamError) ctx.log.warn({ err: out.streamError }, 'streaming the archive to the destination failed; the transfer step will send it');
+  try {
+    await chmod(part, 0o600);
+    await rename(part, path);
+  } catch (e: unknown) {
+    // The record will not know this archive: do not leave its streamed copy behind.
+    if (out.streamed && target) await target.runner.run(['rm', '-f', '--', target.finalPath]).catch(() => undefined);
+    throw e;
+  }
+  const { sha256, bytes, stats } = out;
   return {
-    result: { bytes, sha256, compression: config.checkpoint.compression, frozenUs: stats.frozenUs, reRestored },
-    patch: { archive: { file, sha256, bytes }, checkpointStats: stats, frozenAt },
+    result: {
+      bytes,
+      sha256,
+      compression: config.checkpoint.compression,
+      frozenUs: stats.frozenUs,
+      reRestored,
+      streamedTo: out.streamed ? rec.to : null,
+      streamError: out.streamError,
+      ms: Date.now() - frozenAt,
+    },
+    patch: { archive: { file, sha256, bytes }, checkpointStats: stats, frozenAt, ...(out.streamed ? { bytesTransferred: bytes } : {}) },
   };
 };

@@ -1,18 +1,25 @@
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
-import { CommandError, StepError } from '../errors';
+import { StepError } from '../errors';
+import type { MigrationRecord } from '../engine/model';
+import { receiveRemote } from '../transfer/receive';
 import type { Step } from './context';
 
-// Constant script; the only values from outside travel as positional parameters ($1, $2),
-// so nothing user-controlled is ever parsed by the remote shell.
-const RECEIVE = 'umask 077 && mkdir -p -- "$1" && chmod 700 -- "$1" && cat > "$2" && sha256sum -- "$2"';
 const PROGRESS_EVERY_MS = 250;
 
+/** Whether the checkpoint step already streamed this very archive to this destination. */
+function streamedByCheckpoint(rec: MigrationRecord): boolean {
+  const last = [...rec.history].reverse().find((h) => h.step === 'checkpoint' && h.ok);
+  return !!last?.result && last.result.streamedTo === rec.to && last.result.sha256 === rec.archive?.sha256;
+}
+
 /**
- * Source → destination over the kept-warm SSH connection: the archive is streamed into
- * a temporary file on an exec channel, hashed there, compared with the hash taken at
- * checkpoint time, and only then given its final name.
+ * Source → destination over the kept-warm SSH connection. Usually the checkpoint step
+ * streamed the archive already and the destination hash-checked it: a size check is then
+ * all that is left. Otherwise the local archive is streamed into a temporary file on an
+ * exec channel, hashed there as it arrives, compared with the hash taken at checkpoint
+ * time, and only then given its final name. (Restore hashes it once more before use.)
  */
 export const transfer: Step = async (ctx) => {
   const { rec } = ctx;
@@ -20,6 +27,12 @@ export const transfer: Step = async (ctx) => {
   if (!archive) throw new StepError(`migration ${rec.id} has no archive to transfer`, { code: 'NO_ARCHIVE', permanent: true });
   const dest = ctx.remote(rec.to);
   const remotePath = join(dest.host.workDir, archive.file);
+  if (streamedByCheckpoint(rec)) {
+    // The destination hashed the stream as it arrived and the checkpoint step compared it
+    // before recording streamedTo; no remote call here, it would sit inside the downtime.
+    // Should the file vanish since, restore fails (NO_ARCHIVE) and the migration rolls back.
+    return { result: { alreadyDone: true, streamed: true, bytes: 0 } };
+  }
   const already = await dest.runner.run(['sha256sum', '--', remotePath]);
   if (already.code === 0 && already.stdout.startsWith(archive.sha256)) {
     return { result: { alreadyDone: true, bytes: 0 } };
@@ -39,18 +52,12 @@ export const transfer: Step = async (ctx) => {
       done(null, chunk);
     },
   });
-  const input = createReadStream(join(ctx.self.workDir, archive.file)).pipe(counter);
-  const argv = ['sh', '-c', RECEIVE, 'ferry-receive', dest.host.workDir, part];
-  const res = await dest.runner.run(argv, { stdin: input, timeoutMs: ctx.config.timeouts.step.transfer });
-  if (res.code !== 0) throw new CommandError(dest.runner.where, argv, res.code, res.stderr);
-  const got = res.stdout.trim().split(/\s+/)[0];
-  if (got !== archive.sha256) {
+  const input = createReadStream(join(ctx.self.workDir, archive.file), { highWaterMark: 1 << 20 }).pipe(counter);
+  const got = await receiveRemote(dest.runner, dest.host.workDir, { part, final: remotePath, expectSha256: archive.sha256 }, input, ctx.config.timeouts.step.transfer);
+  if (got.sha256 !== archive.sha256 || got.bytes !== archive.bytes || !got.moved) {
     await dest.runner.run(['rm', '-f', '--', part]);
-    throw new StepError(`archive checksum mismatch on host ${rec.to}: expected ${archive.sha256}, got ${got || 'nothing'} (corrupted in transit); will send it again`, { code: 'CHECKSUM_MISMATCH' });
+    throw new StepError(`archive checksum mismatch on host ${rec.to}: expected ${archive.bytes} bytes with sha256 ${archive.sha256}, got ${got.bytes} bytes with ${got.sha256 || 'nothing'} (corrupted in transit); will send it again`, { code: 'CHECKSUM_MISMATCH' });
   }
-  const mv = ['mv', '-f', '--', part, remotePath];
-  const moved = await dest.runner.run(mv);
-  if (moved.code !== 0) throw new CommandError(dest.runner.where, mv, moved.code, moved.stderr);
   const ms = Date.now() - started;
   await ctx.progress({ percent: 100, bytes: sent, totalBytes: archive.bytes });
   return {

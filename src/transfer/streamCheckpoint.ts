@@ -1,0 +1,103 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { coerceError } from '../errors/coerceError';
+import type { CheckpointOptions } from '../podman/podman';
+import type { CriuStats } from '../podman/parse';
+import type { CommandRunner } from '../exec/runner';
+import type { Podman } from '../podman/podman';
+import { makeFifo, releaseFifoReader } from './fifo';
+import { receiveRemote } from './receive';
+import { teeHashed } from './tee';
+import { removeFile } from '../steps/files';
+
+export interface StreamTarget {
+  runner: CommandRunner;
+  /** The destination's work dir and the temporary name the archive lands under there. */
+  dir: string;
+  partPath: string;
+  finalPath: string;
+}
+
+export interface StreamedCheckpoint {
+  stats: CriuStats;
+  sha256: string;
+  bytes: number;
+  /** True when the destination holds the whole archive, hash-checked, under its final name. */
+  streamed: boolean;
+  streamError?: string;
+}
+
+/**
+ * `podman container checkpoint --export` into a named pipe, read once and copied both to
+ * the local archive (`localPart`) and, over the kept-warm SSH connection, to the
+ * destination, hashing on both ends. The transfer thus overlaps the archive's writing
+ * instead of following it. The local copy is kept on purpose: it is what a retried
+ * transfer resends and what rollback restores from if an in-place restore fails, so a
+ * failed stream costs nothing but the time of an ordinary transfer afterwards.
+ */
+export async function checkpointStreaming(
+  podman: Podman,
+  localRunner: CommandRunner,
+  container: string,
+  localPart: string,
+  opts: CheckpointOptions,
+  target: StreamTarget | undefined,
+  onBytes?: (bytes: number) => void,
+): Promise<StreamedCheckpoint> {
+  const fifo = `${localPart}.fifo`;
+  await removeFile(fifo);
+  await makeFifo(localRunner, fifo);
+  try {
+    const remoteIn = new PassThrough({ highWaterMark: 1 << 20 });
+    const receiving = target ? receiveRemote(target.runner, target.dir, { part: target.partPath, final: target.finalPath }, remoteIn, opts.timeoutMs ?? 3_600_000) : undefined;
+    receiving?.catch(() => undefined);
+    const copying = teeHashed(
+      createReadStream(fifo, { highWaterMark: 1 << 20 }),
+      createWriteStream(localPart, { mode: 0o600 }),
+      receiving ? { sink: remoteIn, done: receiving } : undefined,
+      onBytes,
+    );
+    copying.catch(() => undefined);
+    const checkpointing = podman.checkpoint(container, fifo, opts);
+    // If podman fails before it opened the pipe, the reader would wait for it forever.
+    checkpointing.catch(() => releaseFifoReader(fifo));
+    const [ck, copy] = await Promise.allSettled([checkpointing, copying]);
+    if (ck.status === 'rejected' || copy.status === 'rejected') {
+      // The receiver renames what it got without knowing the hash: end its input, let it
+      // finish, and remove whatever it wrote, so no partial archive is left there under
+      // its final name (rollback only cleans archives the record knows about).
+      remoteIn.end();
+      if (target && receiving) {
+        await receiving.catch(() => undefined);
+        await target.runner.run(['rm', '-f', '--', target.finalPath, target.partPath]).catch(() => undefined);
+      }
+      throw ck.status === 'rejected' ? ck.reason : (copy as PromiseRejectedResult).reason;
+    }
+    const { sha256, bytes } = copy.value;
+    let streamError = copy.value.optionalError?.message;
+    let streamed = false;
+    if (target && receiving && !streamError) {
+      try {
+        const got = await receiving;
+        if (got.sha256 === sha256 && got.bytes === bytes && got.moved) {
+          streamed = true;
+        } else {
+          streamError = `destination received ${got.bytes} bytes with sha256 ${got.sha256}, expected ${bytes} bytes with ${sha256}`;
+          // It was renamed before anyone could compare: take it away again.
+          await target.runner.run(['rm', '-f', '--', target.finalPath, target.partPath]);
+        }
+      } catch (e: unknown) {
+        streamError = coerceError(e).message;
+      }
+    }
+    return { stats: ck.value, sha256, bytes, streamed, streamError };
+  } finally {
+    await removeFile(fifo);
+  }
+}
+
+export function streamTarget(runner: CommandRunner, workDir: string, file: string): StreamTarget {
+  const finalPath = join(workDir, file);
+  return { runner, dir: workDir, partPath: `${finalPath}.part`, finalPath };
+}
