@@ -40,14 +40,20 @@ export class Podman {
     return res.stdout.trim();
   }
 
-  /** The container, or null when the host has none by that name. */
+  /**
+   * The container, or null when the host has none by that name. One command when it exists
+   * (the usual case); only a failed inspect asks `container exists`, since the exit code,
+   * not podman's message, must tell "no such container" from a broken podman.
+   */
   async inspect(name: string): Promise<ContainerInfo | null> {
-    const argv = this.argv(['container', 'exists', name]);
-    const exists = await this.runner.run(argv);
+    const argv = this.argv(['container', 'inspect', name]);
+    const res = await this.runner.run(argv);
+    if (res.code === 0) return parseInspect(res.stdout);
+    const existsArgv = this.argv(['container', 'exists', name]);
+    const exists = await this.runner.run(existsArgv);
     if (exists.code === 1) return null;
-    if (exists.code !== 0) throw new CommandError(this.runner.where, argv, exists.code, exists.stderr);
-    const res = await this.ok(['container', 'inspect', name]);
-    return parseInspect(res.stdout);
+    if (exists.code !== 0) throw new CommandError(this.runner.where, existsArgv, exists.code, exists.stderr);
+    throw new CommandError(this.runner.where, argv, res.code, res.stderr);
   }
 
   async imageExists(ref: string): Promise<boolean> {

@@ -1,8 +1,23 @@
 import { CommandError } from '../errors';
 import type { CommandRunner } from '../exec/runner';
 
-/** CRIU must pass its own self-check on a host before a container is frozen there. */
+const CACHE_MS = 5 * 60_000;
+const passed = new WeakMap<CommandRunner, { version: string; at: number }>();
+
+/**
+ * CRIU must pass its own self-check on a host before a container is frozen there. A pass
+ * is remembered for a few minutes per host (runners are long-lived): `criu check` costs a
+ * remote command each time, and a batch would otherwise run it twice per migration.
+ */
 export async function checkCriu(runner: CommandRunner): Promise<string> {
+  const hit = passed.get(runner);
+  if (hit && Date.now() - hit.at < CACHE_MS) return hit.version;
+  const version = await checkCriuNow(runner);
+  passed.set(runner, { version, at: Date.now() });
+  return version;
+}
+
+async function checkCriuNow(runner: CommandRunner): Promise<string> {
   const argv = ['criu', 'check'];
   const res = await runner.run(argv, { timeoutMs: 60_000 });
   if (res.code !== 0) {

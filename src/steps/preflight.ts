@@ -18,14 +18,19 @@ export const preflight: Step = async (ctx) => {
     throw new StepError(`container "${rec.container}" on host ${rec.from} is not running (state: ${info.status}); only a running container can be live-migrated`, { code: 'CONTAINER_NOT_RUNNING', permanent: true });
   }
   const dest = ctx.remote(rec.to);
-  const clash = await dest.podman.inspect(rec.container);
+  // Independent checks at once: each is a command (most over SSH), and they add up.
+  const [clash, criuSource, criuDest, hasImage] = await Promise.all([
+    dest.podman.inspect(rec.container),
+    checkCriu(ctx.localRunner),
+    checkCriu(dest.runner),
+    dest.podman.imageExists(info.imageId),
+  ]);
   if (clash) {
     throw new StepError(`host ${rec.to} already has a container named "${rec.container}" (state: ${clash.status}); remove or rename it before migrating`, { code: 'DESTINATION_NAME_TAKEN', permanent: true });
   }
-  const [criuSource, criuDest] = await Promise.all([checkCriu(ctx.localRunner), checkCriu(dest.runner)]);
   await ctx.progress({ percent: 50, message: 'checked container, destination and CRIU' });
   let imageCopiedBytes = 0;
-  if (!(await dest.podman.imageExists(info.imageId))) {
+  if (!hasImage) {
     await ctx.progress({ percent: 60, message: `copying image ${info.image} to ${rec.to}` });
     imageCopiedBytes = await copyImage(local, dest.podman, info.image || info.imageId);
     if (!(await dest.podman.imageExists(info.imageId))) {

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { StepError } from '../errors';
+import { archiveFileName } from '../engine/plan';
 import type { Step } from './context';
 import { fileSize, removeFile } from './files';
 
@@ -24,14 +25,15 @@ export const rollback: Step = async (ctx) => {
       removedFromDestination = true;
     }
   }
-  if (rec.archive) {
-    try {
-      const dest = ctx.remote(rec.to);
-      await dest.runner.run(['rm', '-f', '--', join(dest.host.workDir, rec.archive.file), join(dest.host.workDir, `${rec.archive.file}.part`)]);
-    } catch {
-      // An unreachable destination keeps a stray archive, never a running copy
-      // (restore had not started, or the branch above would have thrown).
-    }
+  // The checkpoint streams to the destination while it runs: a copy may be there even
+  // when the record never got its archive (crash or timeout mid-checkpoint).
+  const destFile = rec.archive?.file ?? archiveFileName(rec.id, config.checkpoint.compression);
+  try {
+    const dest = ctx.remote(rec.to);
+    await dest.runner.run(['rm', '-f', '--', join(dest.host.workDir, destFile), join(dest.host.workDir, `${destFile}.part`)]);
+  } catch {
+    // An unreachable destination keeps a stray archive, never a running copy
+    // (restore had not started, or the branch above would have thrown).
   }
   const info = await local.inspect(name);
   let how: string;
