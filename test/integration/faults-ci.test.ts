@@ -1,0 +1,29 @@
+import { faultTests } from '../faults/scenario';
+import { KILLS } from '../faults/kills';
+import { NETWORK } from '../faults/network';
+import { STORAGE } from '../faults/storage';
+import { ROLLBACKS } from '../faults/rollbacks';
+import { CONFLICTS } from '../faults/conflicts';
+import { restartMidBatch } from '../faults/redisFaults';
+
+/**
+ * The CI subset of the fault suite (test/faults), once each: about 3 minutes. The full
+ * suite, every fault, FERRY_FAULT_RUNS times each:
+ *   npm run build && FERRY_FAULT_RUNS=3 npx mocha --exit 'dist/test/faults/**\/*.test.js'
+ */
+const pick = <T extends { where: string }>(list: T[], ...where: RegExp[]) => list.filter((s) => where.some((w) => w.test(s.where)));
+
+describe('fault suite, CI subset (full suite: dist/test/faults)', function () {
+  this.timeout(300_000);
+  faultTests(
+    [
+      ...pick(KILLS, /^preflight/, /^checkpoint, right after/, /^checkpoint, 300 ms in/, /^transfer step/, /^restore, during/, /^rollback/),
+      ...pick(NETWORK, /^checkpoint, while/),
+      ...pick(STORAGE, /between transfer and restore/),
+      ...ROLLBACKS,
+      ...CONFLICTS,
+    ],
+    1,
+  );
+  it('Redis crash (SIGKILL) mid-batch, AOF: every migration still ends right', () => restartMidBatch('SIGKILL'));
+});
