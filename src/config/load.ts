@@ -49,6 +49,19 @@ function registerFormats(): void {
       }
     },
   });
+  // convict's Boolean reads any non-empty string as true ("no" included): files must say
+  // true or false; environment variables may say true/false/1/0.
+  convict.addFormat({
+    name: 'strict-boolean',
+    validate(value: unknown) {
+      if (typeof value !== 'boolean') throw new Error(`must be true or false, got ${JSON.stringify(value)}`);
+    },
+    coerce(value: unknown) {
+      if (value === 'true' || value === '1') return true;
+      if (value === 'false' || value === '0') return false;
+      return value;
+    },
+  });
   convict.addFormat({
     name: 'ferry-key',
     validate(value: unknown) {
@@ -88,6 +101,11 @@ export function loadConfig(opts: LoadOptions = {}): FerryConfig {
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       throw new ConfigError(`config file ${file} must hold a JSON object`);
+    }
+    // convict would merge an object into the default list and lose it: say so instead.
+    const hosts = (parsed as Record<string, unknown>).hosts;
+    if (hosts !== undefined && !Array.isArray(hosts)) {
+      throw new ConfigError(`invalid configuration (${file}): hosts: must be an array of host entries, got ${hosts === null ? 'null' : typeof hosts}`);
     }
     try {
       conf.load(parsed);

@@ -22,11 +22,11 @@ export function buildSchema() {
       password: { doc: 'Redis password', format: String, default: '', sensitive: true, env: 'FERRY_REDIS_PASSWORD' },
       prefix: { doc: 'key prefix for every Ferry key and BullMQ queue', format: 'ferry-key', default: 'ferry', env: 'FERRY_REDIS_PREFIX' },
       tls: {
-        enabled: { doc: 'connect with TLS', format: Boolean, default: false, env: 'FERRY_REDIS_TLS' },
+        enabled: { doc: 'connect with TLS', format: 'strict-boolean', default: false, env: 'FERRY_REDIS_TLS' },
         ca: { doc: 'CA certificate file (PEM)', format: String, default: '' },
         cert: { doc: 'client certificate file (PEM)', format: String, default: '' },
         key: { doc: 'client key file (PEM)', format: String, default: '', sensitive: true },
-        rejectUnauthorized: { doc: 'verify the server certificate', format: Boolean, default: true },
+        rejectUnauthorized: { doc: 'verify the server certificate', format: 'strict-boolean', default: true },
       },
       sentinel: {
         name: { doc: 'Sentinel master group name; empty: no Sentinel', format: String, default: '' },
@@ -35,7 +35,7 @@ export function buildSchema() {
       },
       requireNoEviction: {
         doc: 'refuse to start when Redis may evict keys (maxmemory-policy other than noeviction)',
-        format: Boolean,
+        format: 'strict-boolean',
         default: true,
       },
     },
@@ -54,11 +54,11 @@ export function buildSchema() {
     },
     checkpoint: {
       compression: { doc: 'archive compression', format: ['none', 'gzip', 'zstd'], default: 'zstd', env: 'FERRY_CHECKPOINT_COMPRESSION' },
-      tcpEstablished: { doc: 'checkpoint established TCP connections (--tcp-established)', format: Boolean, default: false },
-      fileLocks: { doc: 'checkpoint file locks (--file-locks)', format: Boolean, default: false },
+      tcpEstablished: { doc: 'checkpoint established TCP connections (--tcp-established)', format: 'strict-boolean', default: false },
+      fileLocks: { doc: 'checkpoint file locks (--file-locks)', format: 'strict-boolean', default: false },
       keepAddress: {
         doc: 'restore with the original IP and MAC address (always on with tcpEstablished); off: the destination assigns new ones, since the old IP may be taken there',
-        format: Boolean,
+        format: 'strict-boolean',
         default: false,
       },
     },
@@ -86,7 +86,7 @@ export function buildSchema() {
         user: { doc: 'HTTP basic auth user the dashboard requires; empty: none', format: String, default: '', env: 'FERRY_DASHBOARD_USER' },
         password: { doc: 'HTTP basic auth password', format: String, default: '', sensitive: true, env: 'FERRY_DASHBOARD_PASSWORD' },
       },
-      readOnly: { doc: 'look but do not act: no retry, Bull Board read-only', format: Boolean, default: false, env: 'FERRY_DASHBOARD_READ_ONLY' },
+      readOnly: { doc: 'look but do not act: no retry, Bull Board read-only', format: 'strict-boolean', default: false, env: 'FERRY_DASHBOARD_READ_ONLY' },
     },
   };
 }

@@ -75,8 +75,11 @@ export function createStepProcessor(deps: ProcessorDeps) {
       return advance(r, 'rollback');
     }
     if (step === 'rollback') {
-      const archive = rec.archive ? `${self.workDir}/${rec.archive.file}` : 'none';
-      return finish(rec, 'needs-attention', `${rec.failure?.error ?? 'migration failed'}; then rollback failed: ${err.message}. The container is NOT running on ${rec.from} or ${rec.to}; its checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`podman container restore --import ${archive}\``);
+      const archive = rec.archive ? `${self.workDir}/${rec.archive.file}` : undefined;
+      const todo = archive
+        ? `its checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`podman container restore --import ${archive}\``
+        : `no complete archive exists; on ${rec.from}, \`podman container restore ${rec.container}\` brings it back if the checkpoint finished (inspect its state first)`;
+      return finish(rec, 'needs-attention', `${rec.failure?.error ?? 'migration failed'}; then rollback failed: ${err.message}. The container may not be running on ${rec.from} or ${rec.to}; ${todo}`);
     }
     return finish(rec, 'needs-attention', message);
   }

@@ -18,6 +18,8 @@ export interface ContainerInfo {
   labels: Record<string, string>;
   ports: PortBinding[];
   memoryLimit: number;
+  /** podman's per-container folder (checkpoint images and rootfs-diff.tar live there). */
+  staticDir: string;
 }
 
 type Json = Record<string, unknown>;
@@ -58,6 +60,7 @@ export function parseInspect(stdout: string): ContainerInfo {
     labels,
     ports,
     memoryLimit: Number(hostConfig.Memory ?? 0) || 0,
+    staticDir: String(first.StaticDir ?? ''),
   };
 }
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { StepError } from '../errors';
 import { archiveFileName } from '../engine/plan';
 import type { Step } from './context';
+import { restoreFrozen } from './recoverFrozen';
 import { coerceError } from '../errors/coerceError';
 import { checkpointStreaming, StreamTarget, streamTarget } from '../transfer/streamCheckpoint';
 import { ensurePrivateDir, fileSize, removeFile } from './files';
@@ -32,12 +33,12 @@ export const checkpoint: Step = async (ctx) => {
   }
   let reRestored = false;
   if (!info.running) {
-    if (!info.checkpointed) {
+    if (!info.checkpointed && !rec.frozenAt) {
       throw new StepError(`container "${rec.container}" on host ${rec.from} stopped on its own (state: ${info.status}) before the checkpoint`, { code: 'CONTAINER_NOT_RUNNING', permanent: true });
     }
     // An earlier attempt froze it but its archive was not completed. It never ran anywhere
     // else (restore comes after this step), so bring it back here and checkpoint again.
-    await local.restoreInPlace(rec.container, { ...config.checkpoint, timeoutMs: config.timeouts.step.checkpoint });
+    await restoreFrozen(local, ctx.localRunner, info, config, config.timeouts.step.checkpoint);
     reRestored = true;
   }
   await ensurePrivateDir(ctx.self.workDir);

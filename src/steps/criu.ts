@@ -21,7 +21,8 @@ async function checkCriuNow(runner: CommandRunner): Promise<string> {
   const argv = ['criu', 'check'];
   const res = await runner.run(argv, { timeoutMs: 60_000 });
   if (res.code !== 0) {
-    throw new CommandError(`${runner.where}: CRIU is not usable (checkpoint/restore impossible there)`, argv, res.code, res.stderr + res.stdout, { permanent: true });
+    // A check that ran out of time says nothing about CRIU: only a real answer is final.
+    throw new CommandError(`${runner.where}: CRIU is not usable (checkpoint/restore impossible there)`, argv, res.code, res.stderr + res.stdout, { permanent: res.code !== null });
   }
   const version = await runner.run(['criu', '--version']);
   return /Version:\s*(\S+)/.exec(version.stdout)?.[1] ?? 'unknown';

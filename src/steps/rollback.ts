@@ -3,6 +3,7 @@ import { StepError } from '../errors';
 import { archiveFileName } from '../engine/plan';
 import type { Step } from './context';
 import { fileSize, removeFile } from './files';
+import { restoreFrozen } from './recoverFrozen';
 
 /**
  * Source host, after a step from checkpoint on failed for good. Order matters: first make
@@ -39,10 +40,9 @@ export const rollback: Step = async (ctx) => {
   let how: string;
   if (info?.running) {
     how = 'already running on the source';
-  } else if (info && info.checkpointed) {
+  } else if (info && (info.checkpointed || rec.frozenAt)) {
     try {
-      await local.restoreInPlace(name, { ...config.checkpoint, timeoutMs: config.timeouts.step.rollback });
-      how = 'restored in place';
+      how = `restored ${await restoreFrozen(local, ctx.localRunner, info, config, config.timeouts.step.rollback)}`;
     } catch (e: unknown) {
       if (!archivePath || (await fileSize(archivePath)) === null) throw e;
       await local.remove(name);
@@ -59,9 +59,8 @@ export const rollback: Step = async (ctx) => {
   }
   const after = await local.inspect(name);
   if (!after?.running) throw new StepError(`container "${name}" is not running on host ${rec.from} after rollback`, { code: 'ROLLBACK_FAILED' });
-  if (archivePath) {
-    await removeFile(archivePath);
-    await removeFile(`${archivePath}.part`);
-  }
+  // Whatever an interrupted checkpoint left here too: the partial archive and its pipe.
+  const localBase = join(ctx.self.workDir, destFile);
+  for (const f of [archivePath, localBase, `${localBase}.part`, `${localBase}.part.fifo`]) if (f) await removeFile(f);
   return { result: { how, removedFromDestination } };
 };

@@ -6,6 +6,8 @@ import { keys } from './keys';
 
 const EVENTS_MAXLEN = 100_000;
 const RECORD_TTL_S = 30 * 24 * 3600;
+// How long a lock may exist before its migration record does (submission takes milliseconds).
+const LOCK_GRACE_MS = 60_000;
 
 export type LockResult = { ok: true } | { ok: false; heldBy: string; host: string };
 
@@ -115,26 +117,30 @@ export class MigrationStore {
     for (const p of pairs) {
       const key = this.k.lock(p.host, p.container);
       for (;;) {
-        const set = await this.redis.set(key, id, 'NX');
+        // The value carries when it was taken: a lock whose holder has no record yet is
+        // being submitted right now, and only a long-recordless one is a crash's leftover.
+        const set = await this.redis.set(key, `${id}@${Date.now()}`, 'NX');
         if (set === 'OK') {
           taken.push(key);
           break;
         }
-        const holder = await this.redis.get(key);
-        if (holder === null) continue;
+        const value = await this.redis.get(key);
+        if (value === null) continue;
+        const [holder, at] = value.split('@');
         if (holder === id) break;
         const rec = await this.get(holder);
-        if (rec && !TERMINAL_STATES.has(rec.state)) {
+        const live = rec ? !TERMINAL_STATES.has(rec.state) : Date.now() - Number(at) < LOCK_GRACE_MS;
+        if (live) {
           for (const t of taken) await this.releaseKey(t, id);
           return { ok: false, heldBy: holder, host: p.host };
         }
         // Holder is gone or finished: replace only if it is still that holder.
         await this.redis.watch(key);
-        if ((await this.redis.get(key)) !== holder) {
+        if ((await this.redis.get(key)) !== value) {
           await this.redis.unwatch();
           continue;
         }
-        const res = await this.redis.multi().set(key, id).exec();
+        const res = await this.redis.multi().set(key, `${id}@${Date.now()}`).exec();
         if (res) {
           taken.push(key);
           break;
@@ -150,6 +156,6 @@ export class MigrationStore {
 
   private async releaseKey(key: string, id: string): Promise<void> {
     // Delete only our own lock: compare-and-delete in one step.
-    await this.redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0", 1, key, id);
+    await this.redis.eval("local v = redis.call('get', KEYS[1]) if v and string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '@' then return redis.call('del', KEYS[1]) end return 0", 1, key, id);
   }
 }

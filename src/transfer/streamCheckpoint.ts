@@ -9,6 +9,7 @@ import type { Podman } from '../podman/podman';
 import { makeFifo, releaseFifoReader } from './fifo';
 import { receiveRemote } from './receive';
 import { teeHashed } from './tee';
+import { StepError } from '../errors';
 import { removeFile } from '../steps/files';
 
 export interface StreamTarget {
@@ -72,7 +73,11 @@ export async function checkpointStreaming(
         await receiving.catch(() => undefined);
         await target.runner.run(['rm', '-f', '--', target.finalPath, target.partPath]).catch(() => undefined);
       }
-      throw ck.status === 'rejected' ? ck.reason : (copy as PromiseRejectedResult).reason;
+      if (ck.status === 'rejected') throw ck.reason;
+      const err = coerceError((copy as PromiseRejectedResult).reason);
+      // Podman has finished (the copy kept reading): the container is checkpointed and
+      // rollback can restore it in place. Retrying on a full disk would only freeze it again.
+      throw new StepError(`cannot write the checkpoint archive ${localPart}: ${err.message}`, { code: 'ARCHIVE_WRITE_FAILED', permanent: (err as NodeJS.ErrnoException).code === 'ENOSPC', cause: err });
     }
     const { sha256, bytes } = copy.value;
     let streamError = copy.value.optionalError?.message;

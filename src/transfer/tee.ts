@@ -38,9 +38,17 @@ export async function teeHashed(
       optionalError = e instanceof Error ? e : new Error('the receiving end stopped before the archive was complete');
     }
   });
-  // An error of the required sink must end the copy even while nobody waits for 'drain'.
-  const requiredFailed = new Promise<never>((_, reject) => required.once('error', reject));
-  requiredFailed.catch(() => undefined);
+  // When the local archive cannot be written (disk full), the source must still be read
+  // to its end: podman is writing into it, and a podman blocked on a full pipe keeps the
+  // container frozen until a time limit kills it half-way (found by the fault suite).
+  let requiredError: Error | undefined;
+  required.on('error', (e: Error) => {
+    requiredError ??= e;
+  });
+  const drained = (w: Writable) => once(w, 'drain').then(
+    () => undefined,
+    () => undefined,
+  );
   optional?.sink.on('error', () => {
     // Reported through optional.done by whoever drives the receiving end.
   });
@@ -49,14 +57,23 @@ export async function teeHashed(
     hash.update(buf);
     bytes += buf.length;
     onBytes?.(bytes);
+    if (requiredError) continue;
     const waits: Promise<unknown>[] = [];
-    if (!required.write(buf)) waits.push(Promise.race([once(required, 'drain'), requiredFailed]));
+    if (!required.write(buf)) waits.push(Promise.race([drained(required), new Promise((r) => required.once('error', r))]));
     if (alive && optional && !optional.sink.write(buf)) waits.push(Promise.race([once(optional.sink, 'drain'), optionalEnded]));
     await Promise.all(waits);
   }
-  const finished = Promise.race([once(required, 'finish'), requiredFailed]);
+  if (requiredError) {
+    if (alive && optional) {
+      alive = false;
+      optional.sink.destroy();
+    }
+    throw requiredError;
+  }
+  const finished = Promise.race([once(required, 'finish'), new Promise((_, reject) => required.once('error', reject))]);
   required.end();
   await finished;
+  if (requiredError) throw requiredError;
   if (alive && optional) {
     alive = false;
     optional.sink.end();

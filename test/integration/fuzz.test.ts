@@ -203,7 +203,9 @@ describe('fuzz: 200+ generated bad inputs each end with a clear error and change
   it('config files: string booleans and an object as the host list are refused', async () => {
     const good = JSON.parse(JSON.stringify(cfg.config)) as Record<string, unknown>;
     const cases: [string, unknown][] = [];
-    for (const v of ['no', 'off', '0', 'yes']) {
+    // "0"/"1" and "true"/"false" are read for what they say (environment variables are
+    // strings too); words that convict used to turn into true are refused.
+    for (const v of ['no', 'off', 'yes', 'nope']) {
       cases.push([`redis.tls.enabled "${v}"`, { ...good, redis: { ...(good.redis as object), tls: { enabled: v } } }]);
       cases.push([`checkpoint.tcpEstablished "${v}"`, { ...good, checkpoint: { tcpEstablished: v } }]);
     }
@@ -217,6 +219,10 @@ describe('fuzz: 200+ generated bad inputs each end with a clear error and change
       if (o.code !== 2) accepted.push(`${title}: accepted (exit ${o.code})`);
       else if (!/invalid configuration/.test(o.out)) accepted.push(`${title}: unclear error: ${o.out.trim().slice(0, 120)}`);
     }
+    const zero = join(OUTPUT, `fuzz-config-${uid()}.json`);
+    writeFileSync(zero, JSON.stringify({ ...good, checkpoint: { tcpEstablished: '0' } }), { mode: 0o600 });
+    const z = await cli(['--config', zero, 'config', 'check', '--offline']);
+    assert.match(z.out, /"tcpEstablished": false/, '"0" means false');
     total += cases.length;
     assert.deepEqual(accepted, [], 'string booleans must be refused');
   });

@@ -13,7 +13,13 @@ export function registerWorker(program: Command, ctx: CliContext): void {
       const log = createLogger(config.log.level, { host: opts.host });
       const worker = new HostWorker({ config, host: opts.host, log });
       worker.on('error', (e: Error) => log.error({ err: e.message }, 'worker error'));
-      await worker.start();
+      try {
+        await worker.start();
+      } catch (e: unknown) {
+        // A worker that refuses to serve (e.g. Redis may evict keys) must exit, not linger connected.
+        await worker.close();
+        throw e;
+      }
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {
           log.info({ signal: sig }, 'stopping: letting running steps finish');
