@@ -56,6 +56,9 @@ export const transfer: Step = async (ctx) => {
   const got = await receiveRemote(dest.runner, dest.host.workDir, { part, final: remotePath, expectSha256: archive.sha256 }, input, ctx.config.timeouts.step.transfer);
   if (got.sha256 !== archive.sha256 || got.bytes !== archive.bytes || !got.moved) {
     await dest.runner.run(['rm', '-f', '--', part]);
+    if (got.writeError) {
+      throw new StepError(`cannot store the archive on host ${rec.to}: ${got.writeError} in ${dest.host.workDir} (received ${got.bytes} of ${archive.bytes} bytes)`, { code: 'DESTINATION_DISK_FULL', permanent: true });
+    }
     throw new StepError(`archive checksum mismatch on host ${rec.to}: expected ${archive.bytes} bytes with sha256 ${archive.sha256}, got ${got.bytes} bytes with ${got.sha256 || 'nothing'} (corrupted in transit); will send it again`, { code: 'CHECKSUM_MISMATCH' });
   }
   const ms = Date.now() - started;

@@ -22,6 +22,8 @@ export interface Received {
   bytes: number;
   /** Whether the receiver gave the file its final name. */
   moved: boolean;
+  /** Why the receiving file is short, when the remote side said so (e.g. a full disk). */
+  writeError?: string;
 }
 
 /**
@@ -45,5 +47,8 @@ export async function receiveRemote(
   const lines = res.stdout.split('\n').map((l) => l.trim());
   const hashLine = lines.find((l) => /^[0-9a-f]{64} \d+$/.test(l)) ?? '';
   const [sha256 = '', bytes = ''] = hashLine.split(' ');
-  return { sha256, bytes: Number(bytes), moved: lines.includes('moved') };
+  // tee keeps feeding the hash when its file write fails, and sh has no pipefail: its
+  // complaint on stderr is how a full disk is told from corruption in transit.
+  const writeError = /No space left on device|Disk quota exceeded|Read-only file system/.exec(res.stderr)?.[0];
+  return { sha256, bytes: Number(bytes), moved: lines.includes('moved'), writeError };
 }
