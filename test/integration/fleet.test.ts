@@ -97,6 +97,13 @@ describe('fleet: drains, batches, schedules (hosts b, c, d)', function () {
     }
     const hosts = await ferry(cfg, ['hosts']);
     assert.match(hosts.stdout, /^d\s+\S+\s+CORDONED/m, 'd stays cordoned after its drain');
+
+    // After the maintenance: everything comes home, still with its memory.
+    const back = await ferry(cfg, ['undrain', 'd', '--move-back', '--wait']);
+    assert.equal(back.code, 0, `${back.stdout}\n${back.stderr}`);
+    assert.match(back.stdout, /6 done, 0 running, 0 failed, 0 remaining/);
+    assert.deepEqual(running('d').sort(), [...names].sort(), 'all six are back on d');
+    for (const n of names.filter((x) => x.includes('count'))) assert.equal(readCounter('d', n).token, before[n].token);
   });
 
   it('--dry-run prints the plan and changes nothing', async () => {
@@ -110,7 +117,7 @@ describe('fleet: drains, batches, schedules (hosts b, c, d)', function () {
     const before = snap();
     const res = await ferry(cfg, ['drain', 'd', '--dry-run']);
     assert.equal(res.code, 0, res.stderr);
-    assert.match(res.stdout, new RegExp(`move\\s+${a}\\s+-> [bc]`));
+    assert.match(res.stdout, new RegExp(`move\\s+${a}\\s+-> [abc]`));
     assert.equal(snap(), before);
     assert.doesNotMatch((await ferry(cfg, ['hosts'])).stdout, /^d\s+\S+\s+CORDONED/m, 'not cordoned');
   });
@@ -162,6 +169,42 @@ describe('fleet: drains, batches, schedules (hosts b, c, d)', function () {
       const where = ['d', 'b'].filter((h) => containerState(h, n) === 'running');
       assert.equal(where.length, 1, `${n} runs on exactly one host (${where.join(',') || 'none'})`);
       assert.equal(readCounter(where[0], n).token, tokens[n], `${n} kept its memory`);
+    }
+  });
+
+  it('a batch whose workers are all killed resumes when they come back, doing nothing twice', async () => {
+    cfg = makeConfig();
+    workers = await startWorkers(HOSTS, cfg);
+    const list = [0, 1, 2].map((i) => `${tag}-rs${i}`);
+    names.push(...list);
+    for (const n of list) runCounter('d', n);
+    await new Promise((r) => setTimeout(r, 600));
+    const tokens = Object.fromEntries(list.map((n) => [n, readCounter('d', n).token]));
+    const plan = join(OUTPUT, `${cfg.prefix}-resume.json`);
+    writeFileSync(plan, JSON.stringify({ maxParallel: 1, migrations: list.map((n) => ({ container: n, from: 'd', to: 'b' })) }));
+    const start = await ferry(cfg, ['batch', plan]);
+    const id = start.stdout.trim();
+    for (let i = 0; i < 300; i++) {
+      if ((await batchView(cfg, id)).items.some((it) => it.migration?.state === 'succeeded')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // Every Ferry process of this test dies at once, mid-batch.
+    await Promise.all(workers.map((w) => w.stop('SIGKILL')));
+    await new Promise((r) => setTimeout(r, 1000));
+    workers = await startWorkers(HOSTS, cfg);
+    let view = await batchView(cfg, id);
+    for (let i = 0; i < 600 && view.batch.state === 'running'; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      view = await batchView(cfg, id);
+    }
+    assert.equal(view.batch.state, 'done');
+    for (const { item, migration } of view.items) {
+      assert.equal(migration?.state, 'succeeded', `${item.container}: ${migration?.state}`);
+      assert.equal(containerState('b', item.container), 'running');
+      assert.equal(containerState('d', item.container), null, 'not on d any more');
+      assert.equal(readCounter('b', item.container).token, tokens[item.container]);
+      const steps = (migration?.history ?? []).filter((h) => h.finishedAt !== undefined && (h as { ok?: boolean }).ok).length;
+      assert.ok(steps <= 6, `${item.container}: ${steps} successful steps (6 expected, none twice)`);
     }
   });
 

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context';
 import { readPlan } from '../../fleet/planFile';
 import { batchSummary, followBatch } from '../batchView';
+import type { FerryClient } from '../../client';
 import { EXIT } from '../exitCodes';
 import type { BatchView } from '../../fleet/batchRunner';
 import { ValidationError } from '../../errors';
@@ -14,6 +15,13 @@ export function positiveInt(v: string): number {
 
 export function batchOutcome(v: BatchView): number {
   return v.batch.state === 'done' && v.counts.failed === 0 && v.counts.remaining === 0 ? EXIT.ok : EXIT.failed;
+}
+
+/** Follows a batch to its end, prints the summary and sets the exit code (batch, drain, undrain). */
+export async function waitForBatch(ctx: CliContext, client: FerryClient, batchId: string, json = false): Promise<void> {
+  const view = await followBatch(client, batchId, json ? () => undefined : ctx.io.out);
+  ctx.io.out(json ? JSON.stringify(view, null, 2) : batchSummary(view));
+  ctx.setCode(batchOutcome(view));
 }
 
 export function registerBatch(program: Command, ctx: CliContext): void {
@@ -40,9 +48,7 @@ export function registerBatch(program: Command, ctx: CliContext): void {
           ctx.io.out(opts.json ? JSON.stringify({ id: batch.id }) : batch.id);
           return;
         }
-        const view = await followBatch(client, batch.id, opts.json ? () => undefined : ctx.io.out);
-        ctx.io.out(opts.json ? JSON.stringify(view, null, 2) : batchSummary(view));
-        ctx.setCode(batchOutcome(view));
+        await waitForBatch(ctx, client, batch.id, opts.json);
       } finally {
         await client.close();
       }

@@ -4,8 +4,7 @@ import type { PreparedDrain } from '../../fleet/drain';
 import { executeDrain, prepareDrain } from '../../fleet/drain';
 import { ValidationError } from '../../errors';
 import { checkHostName } from '../../names';
-import { batchSummary, followBatch } from '../batchView';
-import { batchOutcome, positiveInt } from './batch';
+import { positiveInt, waitForBatch } from './batch';
 
 function planText(p: PreparedDrain): string {
   const lines = [`drain plan for ${p.host} (destinations: ${p.destinations.join(', ') || 'none'})`];
@@ -63,9 +62,7 @@ export function registerDrain(program: Command, ctx: CliContext): void {
           ctx.io.out(opts.json ? JSON.stringify({ id: batch.id }) : `drain started as batch ${batch.id}; ${host} is cordoned`);
           return;
         }
-        const view = await followBatch(client, batch.id, opts.json ? () => undefined : ctx.io.out);
-        ctx.io.out(opts.json ? JSON.stringify(view, null, 2) : batchSummary(view));
-        ctx.setCode(batchOutcome(view));
+        await waitForBatch(ctx, client, batch.id, opts.json);
       } finally {
         await client.close();
       }
@@ -95,11 +92,7 @@ export function registerDrain(program: Command, ctx: CliContext): void {
         }
         const batch = await client.batches.create({ kind: 'batch', items: back, maxParallel: config.fleet.maxParallel, perHost: config.fleet.perHostLimit });
         ctx.io.out(`moving ${back.length} container(s) back as batch ${batch.id}`);
-        if (opts.wait) {
-          const v = await followBatch(client, batch.id, ctx.io.out);
-          ctx.io.out(batchSummary(v));
-          ctx.setCode(batchOutcome(v));
-        }
+        if (opts.wait) await waitForBatch(ctx, client, batch.id);
       } finally {
         await client.close();
       }
