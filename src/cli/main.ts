@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { FerryClient } from '../client';
-import { FerryConfig, loadConfig } from '../config/load';
+import { FerryConfig, loadConfig, redactUrl } from '../config/load';
 import { coerceError } from '../errors';
 import { createRedis } from '../redis';
 import { COMMANDS } from './commands';
@@ -26,11 +26,15 @@ function clientFor(config: FerryConfig): FerryClient {
     // Input is validated before the first command: a rejected request never touches Redis.
     lazyConnect: true,
   });
-  redis.on('error', () => {
-    // Reported by the command that fails; ioredis would otherwise print unhandled errors.
+  redis.on('error', (e: Error) => {
+    // Kept for the message of the command that fails (ioredis would otherwise print it
+    // unhandled): "max retries" alone hides why, e.g. an untrusted TLS certificate.
+    lastRedisError = `${e.message} at ${redactUrl(config.redis.url)}`;
   });
   return new FerryClient(config, redis);
 }
+
+let lastRedisError: string | undefined;
 
 
 export function buildProgram(io: Io, setCode: (n: number) => void): Command {
@@ -66,7 +70,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
 
 function describeError(err: Error): string {
   if (/ECONNREFUSED|ETIMEDOUT|ENOTFOUND|Connection is closed|max retries|MaxRetriesPerRequest/i.test(err.message)) {
-    return `cannot reach Redis (${err.message}); check redis.url / FERRY_REDIS_URL and that Redis runs`;
+    return `cannot reach Redis (${lastRedisError ?? err.message}); check redis.url / FERRY_REDIS_URL, TLS settings, and that Redis runs`;
   }
   if (/NOAUTH|WRONGPASS|invalid password/i.test(err.message)) return `Redis refused the password (${err.message}); check redis.password`;
   return err.message;
