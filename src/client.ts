@@ -70,11 +70,7 @@ export class FerryClient {
       return r;
     });
     if (ended) {
-      await this.store.unlock(rec.id, [
-        { host: rec.from, container: rec.container },
-        { host: rec.to, container: rec.container },
-      ]);
-      await this.store.event({ migrationId: rec.id, type: 'state', at: Date.now(), state: 'cancelled', message: 'cancelled before it started' });
+      await this.store.ended(rec, 'cancelled', Date.now(), 'cancelled before it started');
       await this.batches.onMigrationTerminal(rec);
     }
     return rec;

@@ -40,11 +40,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
   async function finish(rec: MigrationRecord, state: MigrationRecord['state'], error?: string): Promise<void> {
     const now = Date.now();
     const done = await store.update(rec.id, (r) => (TERMINAL_STATES.has(r.state) ? null : withState(r, state, now, error)));
-    await store.unlock(rec.id, [
-      { host: done.from, container: done.container },
-      { host: done.to, container: done.container },
-    ]);
-    await store.event({ migrationId: rec.id, type: 'state', at: now, state, message: error });
+    await store.ended(done, state, now, error);
     recordMigrationSpan(done);
     try {
       await deps.onTerminal?.(done);

@@ -3,7 +3,7 @@ import { FerryError, ValidationError } from '../errors';
 import { checkContainerName, checkHostName } from '../names';
 import type { HostQueues } from '../queues';
 import type { MigrationStore } from '../store/migrationStore';
-import { newMigrationId } from '../store/migrationStore';
+import { lockPairs, newMigrationId } from '../store/migrationStore';
 import type { HealthProbe, MigrationRecord } from './model';
 
 export interface MigrateRequest {
@@ -46,10 +46,7 @@ export async function submitMigration(deps: SubmitDeps, req: MigrateRequest): Pr
   if (await deps.isCordoned(to)) throw new ValidationError(`destination host "${to}" is cordoned (draining or in maintenance): choose another host or \`ferry undrain ${to}\``);
   const now = Date.now();
   const id = req.id ?? newMigrationId(now);
-  const pairs = [
-    { host: from, container },
-    { host: to, container },
-  ];
+  const pairs = lockPairs({ from, to, container });
   const lock = await store.lock(id, pairs);
   if (!lock.ok) {
     throw new FerryError(`container "${container}" is already part of migration ${lock.heldBy} (on host ${lock.host}); wait for it or cancel it first`, { code: 'CONFLICT', permanent: true });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type IORedis from 'ioredis';
 import { FerryError } from '../errors';
-import { MigrationEvent, MigrationRecord, TERMINAL_STATES } from '../engine/model';
+import { MigrationEvent, MigrationRecord, MigrationState, TERMINAL_STATES } from '../engine/model';
 import { keys } from './keys';
 
 const EVENTS_MAXLEN = 100_000;
@@ -10,6 +10,14 @@ const RECORD_TTL_S = 30 * 24 * 3600;
 const LOCK_GRACE_MS = 60_000;
 
 export type LockResult = { ok: true } | { ok: false; heldBy: string; host: string };
+
+/** A migration holds its container's name on both hosts. */
+export function lockPairs(rec: Pick<MigrationRecord, 'from' | 'to' | 'container'>): { host: string; container: string }[] {
+  return [
+    { host: rec.from, container: rec.container },
+    { host: rec.to, container: rec.container },
+  ];
+}
 
 export function newMigrationId(now = Date.now()): string {
   return `m-${now.toString(36)}-${randomBytes(4).toString('hex')}`;
@@ -148,6 +156,12 @@ export class MigrationStore {
       }
     }
     return { ok: true };
+  }
+
+  /** What every ending shares, whoever ends it: the locks go and followers hear the final state. */
+  async ended(rec: MigrationRecord, state: MigrationState, at: number, message?: string): Promise<void> {
+    await this.unlock(rec.id, lockPairs(rec));
+    await this.event({ migrationId: rec.id, type: 'state', at, state, message });
   }
 
   async unlock(id: string, pairs: { host: string; container: string }[]): Promise<void> {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context';
 import { FerryError } from '../../errors';
 import { batchSummary } from '../batchView';
+import { BATCH_ID } from '../../fleet/model';
 
 export function registerCancel(program: Command, ctx: CliContext): void {
   program
@@ -11,7 +12,7 @@ export function registerCancel(program: Command, ctx: CliContext): void {
     .action(async (id: string, _opts: unknown, cmd: Command) => {
       const client = ctx.clientFor(ctx.configFrom(cmd));
       try {
-        if (id.startsWith('b-')) {
+        if (BATCH_ID.test(id)) {
           const b = await client.cancelBatch(id);
           if (!b) throw new FerryError(`no batch with id "${id.slice(0, 80)}"`, { code: 'NOT_FOUND', permanent: true });
           const view = await client.batches.view(id);
