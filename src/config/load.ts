@@ -21,6 +21,7 @@ export interface FerryConfig {
   retry: { attempts: Record<StepName, number>; backoffMs: number };
   timeouts: { step: Record<StepName, number>; sshConnectMs: number };
   checkpoint: { compression: 'none' | 'gzip' | 'zstd'; tcpEstablished: boolean; fileLocks: boolean; keepAddress: boolean };
+  archive: { encryption: 'none' | 'aes-256-gcm'; keyFile: string; plainDir: string };
   verify: { timeoutMs: number; intervalMs: number };
   worker: { concurrency: number; lockDurationMs: number; stalledIntervalMs: number };
   fleet: { maxParallel: number; perHostLimit: number };

@@ -62,6 +62,26 @@ export function buildSchema() {
         default: false,
       },
     },
+    archive: {
+      encryption: {
+        doc: 'encrypt checkpoint archives (they hold the process memory) on every disk they touch, and inside SSH in transit: none or aes-256-gcm',
+        format: ['none', 'aes-256-gcm'],
+        default: 'none',
+        env: 'FERRY_ARCHIVE_ENCRYPTION',
+      },
+      keyFile: {
+        doc: 'the archive key: exactly 32 random bytes, mode 0600, the same file on every host (`ferry archive keygen PATH`)',
+        format: String,
+        default: '/etc/ferry/archive.key',
+        env: 'FERRY_ARCHIVE_KEY_FILE',
+      },
+      plainDir: {
+        doc: 'where an encrypted archive is decrypted for the seconds podman restores it (podman reads it more than once, so a pipe will not do); empty: the work dir. Point it at a tmpfs to keep plain memory images off disk',
+        format: String,
+        default: '',
+        env: 'FERRY_ARCHIVE_PLAIN_DIR',
+      },
+    },
     verify: {
       timeoutMs: { doc: 'how long the health probe may keep failing before verify fails', format: 'nat', default: 15_000 },
       intervalMs: { doc: 'time between health probe tries', format: 'nat', default: 250 },

@@ -45,6 +45,8 @@ export interface ArchiveInfo {
   file: string;
   sha256: string;
   bytes: number;
+  /** Set when the file is encrypted (see archive/cipher.ts); the hash and size are the encrypted file's. */
+  encryption?: { cipher: 'aes-256-gcm'; keyId: string };
 }
 
 export interface MigrationRecord {

@@ -46,7 +46,7 @@ export function overallPercent(step: StepName, stepPercent: number): number {
   return 100;
 }
 
-export function archiveFileName(id: string, compression: 'none' | 'gzip' | 'zstd'): string {
+export function archiveFileName(id: string, compression: 'none' | 'gzip' | 'zstd', encrypted = false): string {
   const ext = compression === 'none' ? '' : compression === 'gzip' ? '.gz' : '.zst';
-  return `${id}.tar${ext}`;
+  return `${id}.tar${ext}${encrypted ? '.enc' : ''}`;
 }

@@ -73,7 +73,9 @@ export function createStepProcessor(deps: ProcessorDeps) {
     if (step === 'rollback') {
       const archive = rec.archive ? `${self.workDir}/${rec.archive.file}` : undefined;
       const todo = archive
-        ? `its checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`podman container restore --import ${archive}\``
+        ? rec.archive?.encryption
+          ? `its encrypted checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`ferry archive decrypt ${archive} ${archive.replace(/\.enc$/, '')}\` then \`podman container restore --import ${archive.replace(/\.enc$/, '')}\`, and delete the plain copy`
+          : `its checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`podman container restore --import ${archive}\``
         : `no complete archive exists; on ${rec.from}, \`podman container restore ${rec.container}\` brings it back if the checkpoint finished (inspect its state first)`;
       return finish(rec, 'needs-attention', `${rec.failure?.error ?? 'migration failed'}; then rollback failed: ${err.message}. The container may not be running on ${rec.from} or ${rec.to}; ${todo}`);
     }

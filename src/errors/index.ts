@@ -5,4 +5,5 @@ export { CommandError } from './CommandError';
 export { SshError } from './SshError';
 export type { SshFailure } from './SshError';
 export { StepError } from './StepError';
+export { ArchiveCryptoError } from './ArchiveCryptoError';
 export { coerceError, isPermanent } from './coerceError';

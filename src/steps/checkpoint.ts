@@ -1,6 +1,8 @@
 import { chmod, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StepError } from '../errors';
+import { ARCHIVE_CIPHER } from '../archive/cipher';
+import { loadArchiveKey } from '../archive/key';
 import { archiveFileName } from '../engine/plan';
 import type { Step } from './context';
 import { restoreFrozen } from './recoverFrozen';
@@ -19,9 +21,10 @@ const PROGRESS_EVERY_MS = 250;
  */
 export const checkpoint: Step = async (ctx) => {
   const { rec, local, config } = ctx;
-  const file = archiveFileName(rec.id, config.checkpoint.compression);
+  const encrypted = config.archive.encryption !== 'none';
+  const file = archiveFileName(rec.id, config.checkpoint.compression, encrypted);
   const path = join(ctx.self.workDir, file);
-  if (rec.archive && (await fileSize(path)) === rec.archive.bytes) {
+  if (rec.archive && (await fileSize(join(ctx.self.workDir, rec.archive.file))) === rec.archive.bytes) {
     return { result: { alreadyDone: true } };
   }
   const info = await local.inspect(rec.container);
@@ -41,6 +44,8 @@ export const checkpoint: Step = async (ctx) => {
     await restoreFrozen(local, ctx.localRunner, info, config, config.timeouts.step.checkpoint);
     reRestored = true;
   }
+  // Before the freeze: a missing or unsafe key must not cost the container a restart.
+  const key = encrypted ? await loadArchiveKey(config.archive.keyFile) : undefined;
   await ensurePrivateDir(ctx.self.workDir);
   const part = `${path}.part`;
   await removeFile(part);
@@ -58,12 +63,14 @@ export const checkpoint: Step = async (ctx) => {
   // Not awaited: a progress event must not add a Redis round trip to the downtime.
   const started = ctx.progress({ percent: 10, message: target ? `checkpointing, streaming to ${rec.to}` : 'checkpointing' }).catch(() => undefined);
   let lastReport = 0;
-  const out = await checkpointStreaming(local, ctx.localRunner, rec.container, part, { ...config.checkpoint, timeoutMs: config.timeouts.step.checkpoint }, target, (bytes) => {
+  const onBytes = (bytes: number): void => {
     const now = Date.now();
     if (now - lastReport < PROGRESS_EVERY_MS) return;
     lastReport = now;
     void ctx.progress({ percent: 50, bytes, message: 'checkpointing' }).catch(() => undefined);
-  });
+  };
+  const opts = { ...config.checkpoint, timeoutMs: config.timeouts.step.checkpoint };
+  const out = await checkpointStreaming(local, ctx.localRunner, rec.container, part, opts, target, { onBytes, encryptWith: key });
   await started;
   if (out.streamError) ctx.log.warn({ err: out.streamError }, 'streaming the archive to the destination failed; the transfer step will send it');
   try {
@@ -80,12 +87,13 @@ export const checkpoint: Step = async (ctx) => {
       bytes,
       sha256,
       compression: config.checkpoint.compression,
+      encryption: config.archive.encryption,
       frozenUs: stats.frozenUs,
       reRestored,
       streamedTo: out.streamed ? rec.to : null,
       streamError: out.streamError,
       ms: Date.now() - frozenAt,
     },
-    patch: { archive: { file, sha256, bytes }, checkpointStats: stats, frozenAt, ...(out.streamed ? { bytesTransferred: bytes } : {}) },
+    patch: { archive: { file, sha256, bytes, ...(key ? { encryption: { cipher: ARCHIVE_CIPHER, keyId: key.id } } : {}) }, checkpointStats: stats, frozenAt, ...(out.streamed ? { bytesTransferred: bytes } : {}) },
   };
 };

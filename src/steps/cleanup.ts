@@ -1,3 +1,4 @@
+import { plainArchivePath } from '../archive/plain';
 import { join } from 'node:path';
 import { StepError } from '../errors';
 import type { Step } from './context';
@@ -26,7 +27,8 @@ export const cleanup: Step = async (ctx) => {
     await removeFile(join(ctx.self.workDir, rec.archive.file));
     const dest = ctx.remote(rec.to);
     // verify already removed it; this catches a verify that crashed right after probing.
-    const rm = await dest.runner.run(['rm', '-f', '--', join(dest.host.workDir, rec.archive.file)]);
+    const there = join(dest.host.workDir, rec.archive.file);
+    const rm = await dest.runner.run(['rm', '-f', '--', there, plainArchivePath(there, ctx.config)]);
     if (rm.code !== 0) warnings.push(`could not remove the archive on ${rec.to}: ${rm.stderr.trim()}`);
   }
   return { result: { removedSource }, patch: warnings.length ? { warnings: [...rec.warnings, ...warnings] } : undefined };

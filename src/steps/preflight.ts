@@ -2,10 +2,20 @@ import { StepError } from '../errors';
 import { checkCriu } from './criu';
 import type { Step } from './context';
 import { copyImage } from './imageCopy';
+import type { FerryConfig } from '../config/load';
+import type { CommandRunner } from '../exec/runner';
+import { loadArchiveKey } from '../archive/key';
+import { checkRemoteArchiveKey } from '../archive/remoteKey';
+
+async function checkArchiveKeys(config: FerryConfig, destRunner: CommandRunner, dest: string): Promise<void> {
+  if (config.archive.encryption === 'none') return;
+  await checkRemoteArchiveKey(destRunner, dest, await loadArchiveKey(config.archive.keyFile));
+}
 
 /**
  * Source host, before anything changes: the container exists and runs, the destination
- * answers over SSH, has no container of that name, can run CRIU, and has the image.
+ * answers over SSH, has no container of that name, can run CRIU, has the image, and
+ * holds the same archive key when archives are encrypted.
  * Only the image copy writes anything, and it is idempotent.
  */
 export const preflight: Step = async (ctx) => {
@@ -24,6 +34,7 @@ export const preflight: Step = async (ctx) => {
     checkCriu(ctx.localRunner),
     checkCriu(dest.runner),
     dest.podman.imageExists(info.imageId),
+    checkArchiveKeys(ctx.config, dest.runner, rec.to),
   ]);
   if (clash) {
     throw new StepError(`host ${rec.to} already has a container named "${rec.container}" (state: ${clash.status}); remove or rename it before migrating`, { code: 'DESTINATION_NAME_TAKEN', permanent: true });

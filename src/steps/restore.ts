@@ -2,10 +2,11 @@ import { join } from 'node:path';
 import { StepError } from '../errors';
 import type { Step } from './context';
 import { sha256File } from './files';
+import { withImportableArchive } from '../archive/plain';
 
 /**
  * Destination host: check the archive's hash once more (nothing is restored from a file
- * that is not the one checkpointed), then restore. A container of ours left half-made by
+ * that is not the one checkpointed), decrypt it if it is encrypted, then restore. A container of ours left half-made by
  * an earlier attempt is removed first; one that already runs means this step is done.
  */
 export const restore: Step = async (ctx) => {
@@ -33,6 +34,6 @@ export const restore: Step = async (ctx) => {
   }
   await ctx.mark({ restoreStartedAt: Date.now() });
   await ctx.progress({ percent: 20, message: 'restoring' });
-  const stats = await local.restoreImport(path, { ...config.checkpoint, timeoutMs: config.timeouts.step.restore });
+  const stats = await withImportableArchive(path, archive, config, (importable) => local.restoreImport(importable, { ...config.checkpoint, timeoutMs: config.timeouts.step.restore }));
   return { result: { restoreUs: stats.restoreUs }, patch: { restoreStats: stats } };
 };

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { StepError } from '../errors';
+import { plainArchivePath, withImportableArchive } from '../archive/plain';
 import { archiveFileName } from '../engine/plan';
 import type { Step } from './context';
 import { fileSize, removeFile } from './files';
@@ -28,14 +29,19 @@ export const rollback: Step = async (ctx) => {
   }
   // The checkpoint streams to the destination while it runs: a copy may be there even
   // when the record never got its archive (crash or timeout mid-checkpoint).
-  const destFile = rec.archive?.file ?? archiveFileName(rec.id, config.checkpoint.compression);
+  const destFile = rec.archive?.file ?? archiveFileName(rec.id, config.checkpoint.compression, config.archive.encryption !== 'none');
   try {
     const dest = ctx.remote(rec.to);
-    await dest.runner.run(['rm', '-f', '--', join(dest.host.workDir, destFile), join(dest.host.workDir, `${destFile}.part`)]);
+    const there = join(dest.host.workDir, destFile);
+    await dest.runner.run(['rm', '-f', '--', there, `${there}.part`, plainArchivePath(there, config)]);
   } catch {
     // An unreachable destination keeps a stray archive, never a running copy
     // (restore had not started, or the branch above would have thrown).
   }
+  const importArchive = async (path: string): Promise<void> => {
+    const archive = rec.archive as NonNullable<typeof rec.archive>;
+    await withImportableArchive(path, archive, config, (p) => local.restoreImport(p, { ...config.checkpoint, timeoutMs: config.timeouts.step.rollback }));
+  };
   const info = await local.inspect(name);
   let how: string;
   if (info?.running) {
@@ -46,11 +52,11 @@ export const rollback: Step = async (ctx) => {
     } catch (e: unknown) {
       if (!archivePath || (await fileSize(archivePath)) === null) throw e;
       await local.remove(name);
-      await local.restoreImport(archivePath, { ...config.checkpoint, timeoutMs: config.timeouts.step.rollback });
+      await importArchive(archivePath);
       how = 'restored from the archive';
     }
   } else if (!info && archivePath && (await fileSize(archivePath)) !== null) {
-    await local.restoreImport(archivePath, { ...config.checkpoint, timeoutMs: config.timeouts.step.rollback });
+    await importArchive(archivePath);
     how = 'restored from the archive';
   } else if (info) {
     throw new StepError(`container "${name}" on host ${rec.from} is ${info.status} and holds no checkpoint to restore`, { code: 'ROLLBACK_IMPOSSIBLE', permanent: true });
@@ -61,6 +67,6 @@ export const rollback: Step = async (ctx) => {
   if (!after?.running) throw new StepError(`container "${name}" is not running on host ${rec.from} after rollback`, { code: 'ROLLBACK_FAILED' });
   // Whatever an interrupted checkpoint left here too: the partial archive and its pipe.
   const localBase = join(ctx.self.workDir, destFile);
-  for (const f of [archivePath, localBase, `${localBase}.part`, `${localBase}.part.fifo`]) if (f) await removeFile(f);
+  for (const f of [archivePath, localBase, `${localBase}.part`, `${localBase}.part.fifo`, plainArchivePath(localBase, config)]) if (f) await removeFile(f);
   return { result: { how, removedFromDestination } };
 };

@@ -1,3 +1,4 @@
+import { plainArchivePath } from '../archive/plain';
 import { join } from 'node:path';
 import { StepError } from '../errors';
 import { coerceError } from '../errors/coerceError';
@@ -26,7 +27,11 @@ export const verify: Step = async (ctx) => {
     throw new StepError(`container "${rec.container}" on host ${rec.to}: ${coerceError(e).message}`, { code: 'HEALTH_PROBE_FAILED', cause: e });
   }
   const answeredAt = Date.now();
-  if (rec.archive) await removeFile(join(ctx.self.workDir, rec.archive.file));
+  if (rec.archive) {
+    const path = join(ctx.self.workDir, rec.archive.file);
+    // The plain copy too: a restore killed after podman finished never got to remove it.
+    for (const f of [path, plainArchivePath(path, ctx.config)]) await removeFile(f);
+  }
   return {
     result: { probe: rec.probe.kind, probeMs: health.ms, probeTries: health.tries, downtimeMs: rec.frozenAt ? answeredAt - rec.frozenAt : null },
     patch: { answeredAt },

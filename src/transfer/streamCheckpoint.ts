@@ -1,6 +1,8 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, pipeline, Readable } from 'node:stream';
+import { encryptStream } from '../archive/cipher';
+import type { ArchiveKey } from '../archive/key';
 import { coerceError } from '../errors/coerceError';
 import type { CheckpointOptions } from '../podman/podman';
 import type { CriuStats } from '../podman/parse';
@@ -36,6 +38,8 @@ export interface StreamedCheckpoint {
  * instead of following it. The local copy is kept on purpose: it is what a retried
  * transfer resends and what rollback restores from if an in-place restore fails, so a
  * failed stream costs nothing but the time of an ordinary transfer afterwards.
+ * With `encryptWith`, bytes are encrypted as they leave the pipe: the plain archive is never
+ * written anywhere, and the hashes are of the encrypted bytes, the ones that are stored.
  */
 export async function checkpointStreaming(
   podman: Podman,
@@ -44,7 +48,7 @@ export async function checkpointStreaming(
   localPart: string,
   opts: CheckpointOptions,
   target: StreamTarget | undefined,
-  onBytes?: (bytes: number) => void,
+  extra: { onBytes?: (bytes: number) => void; encryptWith?: ArchiveKey } = {},
 ): Promise<StreamedCheckpoint> {
   const fifo = `${localPart}.fifo`;
   await removeFile(fifo);
@@ -53,11 +57,14 @@ export async function checkpointStreaming(
     const remoteIn = new PassThrough({ highWaterMark: 1 << 20 });
     const receiving = target ? receiveRemote(target.runner, target.dir, { part: target.partPath, final: target.finalPath }, remoteIn, opts.timeoutMs ?? 3_600_000) : undefined;
     receiving?.catch(() => undefined);
+    const fromPodman = createReadStream(fifo, { highWaterMark: 1 << 20 });
+    // pipeline, not pipe: a read error must reach the reader of the cipher's output.
+    const source: Readable = extra.encryptWith ? pipeline(fromPodman, encryptStream(extra.encryptWith), () => undefined) : fromPodman;
     const copying = teeHashed(
-      createReadStream(fifo, { highWaterMark: 1 << 20 }),
+      source,
       createWriteStream(localPart, { mode: 0o600 }),
       receiving ? { sink: remoteIn, done: receiving } : undefined,
-      onBytes,
+      extra.onBytes,
     );
     copying.catch(() => undefined);
     const checkpointing = podman.checkpoint(container, fifo, opts);

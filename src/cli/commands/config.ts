@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context';
 import { redactConfig } from '../../config/load';
+import { loadArchiveKey } from '../../archive/key';
 import { checkRedisSettings, createRedis } from '../../redis';
 
 export function registerConfig(program: Command, ctx: CliContext): void {
@@ -12,6 +13,10 @@ export function registerConfig(program: Command, ctx: CliContext): void {
     .action(async (opts: { offline?: boolean }, cmd: Command) => {
       const conf = ctx.configFrom(cmd);
       ctx.io.out(JSON.stringify(redactConfig(conf), null, 2));
+      if (conf.archive.encryption !== 'none') {
+        const key = await loadArchiveKey(conf.archive.keyFile);
+        ctx.io.err(`archive encryption ${conf.archive.encryption}, key ${key.path} (id ${key.id}); every host needs this same key`);
+      }
       if (opts.offline) return;
       const redis = createRedis(conf, { maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 5000, lazyConnect: true });
       redis.on('error', () => undefined);

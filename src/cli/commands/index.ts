@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context';
+import { registerArchive } from './archive';
 import { registerBatch } from './batch';
 import { registerCancel } from './cancel';
 import { registerDrain } from './drain';
@@ -27,4 +28,5 @@ export const COMMANDS: ((program: Command, ctx: CliContext) => void)[] = [
   registerHosts,
   registerWorker,
   registerConfig,
+  registerArchive,
 ];
