@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import type IORedis from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import type { FerryClient } from '../client';
 import type { FerryConfig } from '../config/load';
 
@@ -13,4 +15,6 @@ export interface CliContext {
   setCode(n: number): void;
   configFrom(cmd: Command): FerryConfig;
   clientFor(config: FerryConfig): FerryClient;
+  /** A bare connection that fails fast and reports why (for commands that need no client). */
+  redisFor(config: FerryConfig, extra?: Partial<RedisOptions>): IORedis;
 }

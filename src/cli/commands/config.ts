@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context';
 import { redactConfig } from '../../config/load';
 import { loadArchiveKey } from '../../archive/key';
-import { checkRedisSettings, createRedis } from '../../redis';
+import { checkRedisSettings } from '../../redis';
 
 export function registerConfig(program: Command, ctx: CliContext): void {
   const config = program.command('config').description('configuration');
@@ -18,8 +18,7 @@ export function registerConfig(program: Command, ctx: CliContext): void {
         ctx.io.err(`archive encryption ${conf.archive.encryption}, key ${key.path} (id ${key.id}); every host needs this same key`);
       }
       if (opts.offline) return;
-      const redis = createRedis(conf, { maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 5000, lazyConnect: true });
-      redis.on('error', () => undefined);
+      const redis = ctx.redisFor(conf, { maxRetriesPerRequest: 1, retryStrategy: () => null });
       try {
         await redis.connect();
         for (const w of await checkRedisSettings(redis, conf)) ctx.io.err(`warning: ${w}`);
