@@ -56,6 +56,21 @@ export class Podman {
     throw new CommandError(this.runner.where, argv, res.code, res.stderr);
   }
 
+  /**
+   * Ids of containers by this exact name that podman's storage holds but podman itself no
+   * longer tracks (`--external`): what a removal cut short by a full disk leaves. inspect
+   * cannot see them, yet they keep the name's container id taken.
+   */
+  async storageOnlyIds(name: string): Promise<string[]> {
+    const filter = `name=^${name.replace(/[.]/g, '\\.')}$`;
+    const res = await this.ok(['ps', '--all', '--external', '--no-trunc', '--filter', filter, '--format', '{{.ID}} {{.Names}} {{.Status}}']);
+    return res.stdout
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .filter(([id, n, status]) => /^[0-9a-f]{64}$/.test(id ?? '') && n === name && status === 'Storage')
+      .map(([id]) => id as string);
+  }
+
   async imageExists(ref: string): Promise<boolean> {
     const argv = this.argv(['image', 'exists', ref]);
     const res = await this.runner.run(argv);

@@ -1,8 +1,10 @@
 import { join } from 'node:path';
-import { StepError } from '../errors';
+import { CommandError, StepError } from '../errors';
 import type { Step } from './context';
 import { sha256File } from './files';
 import { withImportableArchive } from '../archive/plain';
+import type { CriuStats } from '../podman/parse';
+import { removeStorageOnlyCopy } from './storageCopy';
 
 /**
  * Destination host: check the archive's hash once more (nothing is restored from a file
@@ -34,6 +36,23 @@ export const restore: Step = async (ctx) => {
   }
   await ctx.mark({ restoreStartedAt: Date.now() });
   await ctx.progress({ percent: 20, message: 'restoring' });
-  const stats = await withImportableArchive(path, archive, config, (importable) => local.restoreImport(importable, { ...config.checkpoint, timeoutMs: config.timeouts.step.restore }));
+  const restoreOnce = () => withImportableArchive(path, archive, config, (importable) => local.restoreImport(importable, { ...config.checkpoint, timeoutMs: config.timeouts.step.restore }));
+  let stats: CriuStats;
+  try {
+    stats = await restoreOnce();
+  } catch (e: unknown) {
+    const stderr = e instanceof CommandError ? e.stderr : '';
+    const full = /no space left on device|disk quota exceeded/i.exec(stderr)?.[0];
+    if (full) {
+      // Retrying cannot free space, and each retry fails worse: podman's cleanup of the
+      // half-made copy needs space too (seen: the next attempt found the id "already in
+      // use"). Fail for good with the first, true reason; rollback takes the copy away.
+      throw new StepError(`podman ran out of space restoring on host ${rec.to} (${full.toLowerCase()}): its container storage is full; free space there and migrate again`, { code: 'DESTINATION_DISK_FULL', permanent: true, cause: e });
+    }
+    // A copy only podman's storage remembers (inspect above cannot see it) holds the id.
+    // Looked for only now: the check costs a podman call inside the downtime.
+    if (!/already in use/.test(stderr) || !(await removeStorageOnlyCopy(local, rec.container, sourceId, rec.to))) throw e;
+    stats = await restoreOnce();
+  }
   return { result: { restoreUs: stats.restoreUs }, patch: { restoreStats: stats } };
 };

@@ -5,6 +5,7 @@ import { archiveFileName } from '../engine/plan';
 import type { Step } from './context';
 import { fileSize, removeFile } from './files';
 import { restoreFrozen } from './recoverFrozen';
+import { removeStorageOnlyCopy } from './storageCopy';
 
 /**
  * Source host, after a step from checkpoint on failed for good. Order matters: first make
@@ -25,6 +26,14 @@ export const rollback: Step = async (ctx) => {
     if (there && there.id === sourceId) {
       await dest.podman.remove(name);
       removedFromDestination = true;
+    }
+    // A removal cut short by a full disk (by restore's podman or by the line above, on an
+    // earlier attempt) leaves a copy only the storage knows: it must not block the next
+    // migration here. Another container's storage copy is not ours to touch.
+    try {
+      if (await removeStorageOnlyCopy(dest.podman, name, sourceId, rec.to)) removedFromDestination = true;
+    } catch (e: unknown) {
+      if (!(e instanceof StepError && e.code === 'DESTINATION_NAME_TAKEN')) throw e;
     }
   }
   // The checkpoint streams to the destination while it runs: a copy may be there even

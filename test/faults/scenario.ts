@@ -50,6 +50,8 @@ export interface Scenario {
   operator?(ctx: Ctx, rec: MigrationRecord): Promise<string | void>;
   /** The record must say this (e.g. why it failed). */
   message?: RegExp;
+  /** What this fault can leave behind that invariant() does not look for; runs before any undo, each string is a problem. */
+  check?(ctx: Ctx, rec: MigrationRecord): Promise<string[]>;
 }
 
 const SRC = 'a';
@@ -118,6 +120,7 @@ export async function runScenario(s: Scenario): Promise<void> {
     const problems = [...v.problems];
     if (!s.expect.includes(rec.state)) problems.push(`final state ${rec.state}, expected ${s.expect.join(' or ')}: ${rec.error ?? ''}`);
     if (s.message && !s.message.test(`${rec.error ?? ''}`)) problems.push(`record error does not say ${s.message}: ${rec.error ?? '(none)'}`);
+    if (s.check) problems.push(...(await s.check(ctx, rec)));
     recordRun({ fault: s.fault, where: s.where, ok: problems.length === 0, outcome: v.outcome, note: [note, ...problems].filter(Boolean).join('; '), ms: Date.now() - started });
     assert.deepEqual(problems, [], `${s.fault} / ${s.where}: ${v.outcome}\n${rec.error ?? ''}`);
   } catch (e: unknown) {
