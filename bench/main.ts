@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { OUTPUT } from '../test/support/bed';
 import { dispatch } from './items/dispatch';
 import { drain } from './items/drain';
+import { encryptionCost } from './items/encryption';
 import { memory } from './items/memory';
 
 type Compression = 'none' | 'gzip' | 'zstd';
@@ -79,6 +80,7 @@ async function main(): Promise<void> {
   await step([5], () => transferBench(m.xferMiB, m.xferReps, out));
   await step([3, 6], () => memory(m.memReps, memhog, m.mib, m.comps));
   await step([4], () => drain(m.drainN, m.drainReps));
+  await step([8], () => encryptionCost(m.memReps, memhog, m.mib));
   // A complete small run gives exact Redis commands per migration; the large one, cut off
   // after a window, the submission rate and the completion rate under load.
   if (m.dispatchExactN > 0) await step([7], () => dispatch(m.dispatchExactN, 4, out));

@@ -10,15 +10,15 @@ import type { ItemResult } from './types';
 
 type Compression = 'none' | 'gzip' | 'zstd';
 
-interface Run {
+export interface Run {
   e2eMs: number;
   downMs: number;
   bytes: number;
   steps?: Record<string, number>;
 }
 
-async function ferryRun(compression: Compression, reps: number, memhog: string, mib: number): Promise<Run[]> {
-  const rig = await startFerry(['a', 'b'], { compression });
+export async function ferryRun(compression: Compression, reps: number, memhog: string, mib: number, archive?: Record<string, unknown>): Promise<Run[]> {
+  const rig = await startFerry(['a', 'b'], { compression, archive });
   const out: Run[] = [];
   try {
     for (let i = 0; i < reps; i++) {

@@ -13,7 +13,7 @@ export interface FerryRig {
   close(): Promise<void>;
 }
 
-export async function startFerry(hosts: string[], opts: { compression?: 'none' | 'gzip' | 'zstd'; concurrency?: number } = {}): Promise<FerryRig> {
+export async function startFerry(hosts: string[], opts: { compression?: 'none' | 'gzip' | 'zstd'; concurrency?: number; archive?: Record<string, unknown> } = {}): Promise<FerryRig> {
   const cfg = makeConfig({
     top: {
       // 'info': the harness waits for the worker's "worker ready" line.
@@ -21,6 +21,7 @@ export async function startFerry(hosts: string[], opts: { compression?: 'none' |
       verify: { timeoutMs: 30_000, intervalMs: 250 },
       worker: { concurrency: opts.concurrency ?? 4, lockDurationMs: 30_000, stalledIntervalMs: 15_000 },
       checkpoint: { compression: opts.compression ?? 'zstd' },
+      ...(opts.archive ? { archive: opts.archive } : {}),
     },
   });
   const workers = await startWorkers(hosts, cfg);
