@@ -1,4 +1,4 @@
-import type IORedis from 'ioredis';
+import type { RedisConnection as IORedis } from './redis';
 import type { FerryConfig } from './config/load';
 import { MigrationEvent, MigrationRecord, TERMINAL_STATES } from './engine/model';
 import { MigrateRequest, SubmitDeps, submitMigration } from './engine/submit';

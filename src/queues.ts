@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type IORedis from 'ioredis';
+import type { RedisConnection as IORedis } from './redis';
 import type { FerryConfig, StepName } from './config/load';
 import { StepJobData, stepJobOptions } from '../jobs/stepJob';
 

@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs';
-import IORedis, { RedisOptions } from 'ioredis';
+import IORedis, { Cluster, RedisOptions } from 'ioredis';
+
+/** A connection to a single Redis (plain, TLS, Sentinel) or to a Redis Cluster. */
+export type RedisConnection = IORedis | Cluster;
 import type { FerryConfig } from './config/load';
 import { ConfigError } from './errors';
 
@@ -40,20 +43,44 @@ export function redisOptions(config: FerryConfig): RedisOptions {
   return opts;
 }
 
-export function createRedis(config: FerryConfig, extra: Partial<RedisOptions> = {}): IORedis {
-  return new IORedis({ ...redisOptions(config), ...extra });
+export function createRedis(config: FerryConfig, extra: Partial<RedisOptions> = {}): RedisConnection {
+  const nodes = config.redis.cluster.nodes;
+  if (nodes.length === 0) return new IORedis({ ...redisOptions(config), ...extra });
+  // Cluster: the per-node options (auth, TLS, BullMQ's maxRetriesPerRequest) go to each
+  // node; reconnecting and lazy start are the cluster's own. Keys all carry the prefix's
+  // hash tag (see config/load.ts), so Ferry's multi-key scripts stay on one slot.
+  const { host: _h, port: _p, db: _db, sentinels: _s, name: _n, retryStrategy, lazyConnect, ...node } = { ...redisOptions(config), ...extra };
+  return new Cluster(
+    nodes.map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) })),
+    {
+      redisOptions: node,
+      lazyConnect,
+      enableReadyCheck: true,
+      ...(retryStrategy ? { clusterRetryStrategy: (times: number) => retryStrategy(times) } : {}),
+      // TLS certificates name the host, not the address the cluster announces.
+      ...(node.tls ? { dnsLookup: (address: string, done: (err: Error | null, addr: string) => void) => done(null, address) } : {}),
+    },
+  );
 }
 
 /**
  * BullMQ loses jobs silently if Redis evicts keys; check the policy before serving. INFO is
  * used rather than CONFIG GET because managed Redis services often forbid CONFIG.
  */
-export async function checkRedisSettings(redis: IORedis, config: FerryConfig): Promise<string[]> {
-  const info = await redis.info('memory');
-  const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1];
+export async function checkRedisSettings(redis: RedisConnection, config: FerryConfig): Promise<string[]> {
+  // In a cluster every master holds keys (and could evict them): ask each one.
+  // A cluster knows its masters only once connected: an empty list would check nothing.
+  if (redis instanceof Cluster) await redis.ping();
+  const nodes: IORedis[] = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  if (nodes.length === 0) throw new ConfigError('the Redis Cluster reports no masters; check redis.cluster.nodes');
   const problems: string[] = [];
-  if (policy && policy !== 'noeviction') {
-    problems.push(`Redis maxmemory-policy is "${policy}"; Ferry (BullMQ) requires "noeviction", or queued steps can be evicted and migrations lost. Set: CONFIG SET maxmemory-policy noeviction`);
+  for (const node of nodes) {
+    const info = await node.info('memory');
+    const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1];
+    const where = nodes.length > 1 ? ` on ${node.options.host ?? '?'}:${node.options.port ?? '?'}` : '';
+    if (policy && policy !== 'noeviction') {
+      problems.push(`Redis maxmemory-policy is "${policy}"${where}; Ferry (BullMQ) requires "noeviction", or queued steps can be evicted and migrations lost. Set: CONFIG SET maxmemory-policy noeviction`);
+    }
   }
   if (problems.length > 0 && config.redis.requireNoEviction) throw new ConfigError(problems.join('; '));
   return problems;

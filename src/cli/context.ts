@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type IORedis from 'ioredis';
+import type { RedisConnection as IORedis } from '../redis';
 import type { RedisOptions } from 'ioredis';
 import type { FerryClient } from '../client';
 import type { FerryConfig } from '../config/load';

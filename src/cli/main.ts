@@ -3,7 +3,7 @@ import { FerryClient } from '../client';
 import { FerryConfig, loadConfig, redactUrl } from '../config/load';
 import { coerceError } from '../errors';
 import type { RedisOptions } from 'ioredis';
-import type IORedis from 'ioredis';
+import type { RedisConnection as IORedis } from '../redis';
 import { createRedis } from '../redis';
 import { COMMANDS } from './commands';
 import type { CliContext, Io } from './context';

@@ -15,6 +15,7 @@ export interface FerryConfig {
     prefix: string;
     tls: { enabled: boolean; ca: string; cert: string; key: string; rejectUnauthorized: boolean };
     sentinel: { name: string; sentinels: string[]; password: string };
+    cluster: { nodes: string[] };
     requireNoEviction: boolean;
   };
   hosts: HostConfig[];
@@ -123,7 +124,13 @@ export function loadConfig(opts: LoadOptions = {}): FerryConfig {
     throw new ConfigError(`invalid configuration${file ? ` (${file})` : ''}: ${msg}`, e);
   }
   const raw = conf.getProperties() as unknown as Omit<FerryConfig, 'hosts'> & { hosts: unknown };
-  return { ...raw, hosts: parseInventory(raw.hosts) };
+  if (raw.redis.cluster.nodes.length > 0 && raw.redis.sentinel.name) {
+    throw new ConfigError(`invalid configuration${file ? ` (${file})` : ''}: redis.cluster.nodes and redis.sentinel.name are both set; use one`);
+  }
+  // A cluster only runs a multi-key command (BullMQ's scripts, Ferry's own) when every key
+  // hashes to one slot: the prefix becomes the hash tag of every key, e.g. "{ferry}:…".
+  const redis = raw.redis.cluster.nodes.length > 0 ? { ...raw.redis, prefix: `{${raw.redis.prefix}}` } : raw.redis;
+  return { ...raw, redis, hosts: parseInventory(raw.hosts) };
 }
 
 /** The effective config with every secret replaced, for `ferry config check` and logs. */

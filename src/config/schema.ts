@@ -28,6 +28,9 @@ export function buildSchema() {
         key: { doc: 'client key file (PEM)', format: String, default: '', sensitive: true },
         rejectUnauthorized: { doc: 'verify the server certificate', format: 'strict-boolean', default: true },
       },
+      cluster: {
+        nodes: { doc: 'Redis Cluster seed nodes as "host:port"; empty: no cluster. Keys then carry the prefix as a hash tag ({prefix}), as BullMQ requires', format: 'host-port-list', default: [] as string[], env: 'FERRY_REDIS_CLUSTER_NODES' },
+      },
       sentinel: {
         name: { doc: 'Sentinel master group name; empty: no Sentinel', format: String, default: '' },
         sentinels: { doc: 'Sentinel addresses as "host:port"', format: 'host-port-list', default: [] as string[] },

@@ -1,4 +1,4 @@
-import type IORedis from 'ioredis';
+import type { RedisConnection as IORedis } from '../redis';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { EventTail, TailedEvent } from '../monitor/eventTail';

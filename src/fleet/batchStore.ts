@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type IORedis from 'ioredis';
+import type { RedisConnection as IORedis } from '../redis';
 import { FerryError } from '../errors';
 import type { BatchItem, BatchRecord } from './model';
 

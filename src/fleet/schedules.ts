@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Queue } from 'bullmq';
-import type IORedis from 'ioredis';
+import type { RedisConnection as IORedis } from '../redis';
 import { ValidationError } from '../errors';
 import { checkHostName } from '../names';
 

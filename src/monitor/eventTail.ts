@@ -1,4 +1,4 @@
-import type IORedis from 'ioredis';
+import type { RedisConnection as IORedis } from '../redis';
 import type { MigrationEvent } from '../engine/model';
 import { coerceError } from '../errors/coerceError';
 import { keys } from '../store/keys';

@@ -1,4 +1,4 @@
-import type IORedis from 'ioredis';
+import type { RedisConnection as IORedis } from '../redis';
 import type { FerryConfig } from '../config/load';
 import type { MigrationRecord } from '../engine/model';
 import type { HostQueues } from '../queues';

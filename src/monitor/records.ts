@@ -1,4 +1,4 @@
-import type IORedis from 'ioredis';
+import type { RedisConnection as IORedis } from '../redis';
 import { MigrationRecord, TERMINAL_STATES } from '../engine/model';
 import { keys } from '../store/keys';
 

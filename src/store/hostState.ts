@@ -1,4 +1,4 @@
-import type IORedis from 'ioredis';
+import type { RedisConnection as IORedis } from '../redis';
 
 /** Cordons: a cordoned host takes no new migrations (it is being drained or maintained). */
 export class HostState {

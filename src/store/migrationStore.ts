@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type IORedis from 'ioredis';
+import type { RedisConnection as IORedis } from '../redis';
 import { FerryError } from '../errors';
 import { MigrationEvent, MigrationRecord, MigrationState, TERMINAL_STATES } from '../engine/model';
 import { keys } from './keys';

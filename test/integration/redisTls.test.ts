@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
-import type IORedis from 'ioredis';
+import type { RedisConnection } from '../../src/redis';
 import { loadConfig } from '../../src/config/load';
 import { createRedis, redisOptions } from '../../src/redis';
 import { CliResult, ferry, TestConfig, uid } from '../support/bed';
@@ -123,7 +123,7 @@ describe('Redis over TLS: own TLS-only redis-server, throwaway CA', function () 
     const config = loadConfig({ file: good.file, env: {} });
     assert.ok(redisOptions(config).tls?.ca, 'redisOptions gives ioredis the CA for rediss://');
     // The server has no plain TCP port (--port 0): a job that gets through went over TLS.
-    const conns: IORedis[] = [createRedis(config), createRedis(config)];
+    const conns: RedisConnection[] = [createRedis(config), createRedis(config)];
     const [queueConn, workerConn] = conns;
     const name = `tls-roundtrip-${uid()}`;
     const prefix = config.redis.prefix;
