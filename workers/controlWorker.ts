@@ -1,5 +1,5 @@
 import { Job, UnrecoverableError, Worker } from 'bullmq';
-import type IORedis from 'ioredis';
+import type { RedisConnection as IORedis } from '../src/redis';
 import type { Logger } from 'pino';
 import type { FerryConfig } from '../src/config/load';
 import { coerceError } from '../src/errors';

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'bullmq';
-import type IORedis from 'ioredis';
+import type { RedisConnection as IORedis } from '../src/redis';
 import type { Logger } from 'pino';
 import { FerryConfig, findHost } from '../src/config/load';
 import { createStepProcessor } from '../src/engine/processor';
