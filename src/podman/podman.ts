@@ -57,6 +57,19 @@ export class Podman {
   }
 
   /**
+   * Like inspect, for where the container is usually absent (a destination before restore):
+   * one `container exists` then, instead of a failing inspect followed by exists. Over SSH
+   * every command costs a remote shell start.
+   */
+  async find(name: string): Promise<ContainerInfo | null> {
+    const argv = this.argv(['container', 'exists', name]);
+    const res = await this.runner.run(argv);
+    if (res.code === 1) return null;
+    if (res.code !== 0) throw new CommandError(this.runner.where, argv, res.code, res.stderr);
+    return this.inspect(name);
+  }
+
+  /**
    * Ids of containers by this exact name that podman's storage holds but podman itself no
    * longer tracks (`--external`): what a removal cut short by a full disk leaves. inspect
    * cannot see them, yet they keep the name's container id taken.

@@ -30,7 +30,7 @@ export const preflight: Step = async (ctx) => {
   const dest = ctx.remote(rec.to);
   // Independent checks at once: each is a command (most over SSH), and they add up.
   const [clash, criuSource, criuDest, hasImage] = await Promise.all([
-    dest.podman.inspect(rec.container),
+    dest.podman.find(rec.container),
     checkCriu(ctx.localRunner),
     checkCriu(dest.runner),
     dest.podman.imageExists(info.imageId),

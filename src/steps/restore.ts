@@ -8,15 +8,16 @@ import { removeStorageOnlyCopy } from './storageCopy';
 
 /**
  * Destination host: check the archive's hash once more (nothing is restored from a file
- * that is not the one checkpointed), decrypt it if it is encrypted, then restore. A container of ours left half-made by
- * an earlier attempt is removed first; one that already runs means this step is done.
+ * that is not the one checkpointed), decrypt it if it is encrypted, then restore. A
+ * container of ours left half-made by an earlier attempt is removed first; one that
+ * already runs means this step is done.
  */
 export const restore: Step = async (ctx) => {
   const { rec, local, config } = ctx;
   const archive = rec.archive;
   const sourceId = rec.source?.id;
   if (!archive || !sourceId) throw new StepError(`migration ${rec.id} reached restore without an archive`, { code: 'NO_ARCHIVE', permanent: true });
-  const existing = await local.inspect(rec.container);
+  const existing = await local.find(rec.container);
   if (existing) {
     if (existing.id !== sourceId) {
       throw new StepError(`host ${rec.to} has another container named "${rec.container}" (id ${existing.id.slice(0, 12)}); not restoring over it`, { code: 'DESTINATION_NAME_TAKEN', permanent: true });
