@@ -1,0 +1,64 @@
+import { strict as assert } from 'node:assert';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FerryClient } from '../../src/client';
+import { bed, containerState, readCounter, removeContainers, runCounter, startWorkers, stopWorkers, uid, WorkerProc } from '../support/bed';
+import { clientFor, faultConfig, sleep, Watch } from '../support/faults';
+import { SentinelSet, startSentinelSet } from '../support/redisSentinel';
+
+/**
+ * Ferry on Redis Sentinel (master, replica, one sentinel of the test's own): the master
+ * fails over to the replica while a migration runs, and the migration still ends with the
+ * container on the destination, its memory intact.
+ */
+describe('Redis Sentinel: failover during a migration', function () {
+  this.timeout(180_000);
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-sentinel-'));
+  const password = randomBytes(12).toString('hex');
+  let set: SentinelSet | undefined;
+  let cfg: ReturnType<typeof faultConfig>;
+  let workers: WorkerProc[] = [];
+  let client: FerryClient | undefined;
+  const name = `sn-${uid()}`;
+
+  before(async () => {
+    set = await startSentinelSet(bed().redis.host, password, dir);
+    cfg = faultConfig();
+    const c = cfg.config as { redis: Record<string, unknown> };
+    c.redis = { ...c.redis, password, sentinel: { name: set.name, sentinels: [set.sentinel], password } };
+    writeFileSync(cfg.file, JSON.stringify(c, null, 2), { mode: 0o600 });
+    workers = await startWorkers(['a', 'b'], cfg);
+    client = clientFor(cfg);
+    runCounter('a', name);
+  });
+
+  after(async () => {
+    await stopWorkers(workers);
+    await client?.close();
+    removeContainers([name]);
+    await set?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the master changes mid-migration; the container still arrives once, counting on', async () => {
+    const s = set as SentinelSet;
+    const c = client as FerryClient;
+    await sleep(1000);
+    const before = readCounter('a', name);
+    const firstMaster = s.master();
+    const rec0 = await c.migrate({ container: name, from: 'a', to: 'b', probe: { kind: 'exec', argv: ['cat', '/tmp/count'] } });
+    const watch = new Watch(c, rec0.id);
+    await watch.started('checkpoint');
+    s.failover();
+    const rec = await watch.final;
+    assert.notEqual(s.master(), firstMaster, 'the sentinel promoted the replica');
+    assert.equal(rec.state, 'succeeded', rec.error);
+    assert.equal(containerState('b', name), 'running');
+    assert.equal(containerState('a', name), null);
+    const after = readCounter('b', name);
+    assert.equal(after.token, before.token);
+    assert.ok(after.count > before.count, `counter went on: ${before.count} -> ${after.count}`);
+  });
+});
