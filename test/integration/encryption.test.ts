@@ -1,11 +1,11 @@
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FerryClient } from '../../src/client';
 import { containerState, onHost, readCounter, removeContainers, runCounter, startWorkers, stopWorkers, uid, WorkerProc } from '../support/bed';
 import { archiveKeyOnHosts } from '../support/archiveKey';
-import { cleanHosts, clientFor, faultConfig, FERRY_BIN, filesIn, holdQueue, hostFile, sleep, Watch } from '../support/faults';
+import { cleanHosts, clientFor, faultConfig, FERRY_BIN, filesIn, holdQueue, hostFile, rewrite, sleep, Watch } from '../support/faults';
 
 /**
  * archive.encryption on: what lies on the disks between checkpoint and restore is
@@ -22,13 +22,12 @@ describe('encrypted archives (archive.encryption aes-256-gcm)', function () {
   const name = `enc-${uid()}`;
 
   before(async () => {
-    cfg = faultConfig();
-    key = archiveKeyOnHosts(cfg.prefix, ['a', 'b']);
+    const base = faultConfig();
+    key = archiveKeyOnHosts(base.prefix, ['a', 'b']);
     // Host c holds a different key: the wrong-key case below.
-    stray = archiveKeyOnHosts(cfg.prefix, ['c'], randomBytes(32));
-    const c = cfg.config as Record<string, unknown>;
-    c.archive = { encryption: 'aes-256-gcm', keyFile: key.path };
-    writeFileSync(cfg.file, JSON.stringify(c, null, 2), { mode: 0o600 });
+    stray = archiveKeyOnHosts(base.prefix, ['c'], randomBytes(32));
+    const keyFile = key.path;
+    cfg = rewrite(base, (c) => (c.archive = { encryption: 'aes-256-gcm', keyFile }));
     workers = await startWorkers(['a', 'b'], cfg);
     client = clientFor(cfg);
     runCounter('a', name);

@@ -1,11 +1,11 @@
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FerryClient } from '../../src/client';
 import { bed, containerState, readCounter, removeContainers, runCounter, startWorkers, stopWorkers, uid, WorkerProc } from '../support/bed';
-import { clientFor, faultConfig, sleep, Watch } from '../support/faults';
+import { clientFor, faultConfig, rewrite, sleep, Watch } from '../support/faults';
 import { SentinelSet, startSentinelSet } from '../support/redisSentinel';
 
 /**
@@ -25,10 +25,8 @@ describe('Redis Sentinel: failover during a migration', function () {
 
   before(async () => {
     set = await startSentinelSet(bed().redis.host, password, dir);
-    cfg = faultConfig();
-    const c = cfg.config as { redis: Record<string, unknown> };
-    c.redis = { ...c.redis, password, sentinel: { name: set.name, sentinels: [set.sentinel], password } };
-    writeFileSync(cfg.file, JSON.stringify(c, null, 2), { mode: 0o600 });
+    const sentinel = { name: set.name, sentinels: [set.sentinel], password };
+    cfg = rewrite(faultConfig(), (c) => (c.redis = { ...(c.redis as Record<string, unknown>), password, sentinel }));
     workers = await startWorkers(['a', 'b'], cfg);
     client = clientFor(cfg);
     runCounter('a', name);

@@ -2,6 +2,7 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { stopChildren } from './children';
 
 export interface RedisClusterNodes {
   /** "host:port" of each master, as Ferry's redis.cluster.nodes wants them. */
@@ -31,18 +32,7 @@ async function freePair(host: string): Promise<number> {
  */
 export async function startRedisCluster(host: string, password: string, dir: string): Promise<RedisClusterNodes> {
   const procs: ChildProcess[] = [];
-  const stop = async (): Promise<void> => {
-    await Promise.all(
-      procs.map(
-        (p) =>
-          new Promise<void>((resolve) => {
-            if (p.exitCode !== null || p.signalCode !== null) return resolve();
-            p.once('exit', () => resolve());
-            p.kill('SIGTERM');
-          }),
-      ),
-    );
-  };
+  const stop = () => stopChildren(procs);
   try {
     const nodes: string[] = [];
     for (let i = 0; i < 3; i++) {

@@ -2,6 +2,7 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { stopChildren } from './children';
 
 export interface SentinelSet {
   /** The master group's name and the sentinel's "host:port", as Ferry's redis.sentinel wants them. */
@@ -43,18 +44,7 @@ function waitFor(p: ChildProcess, text: string, what: string): Promise<void> {
  */
 export async function startSentinelSet(host: string, password: string, dir: string): Promise<SentinelSet> {
   const procs: ChildProcess[] = [];
-  const stop = async (): Promise<void> => {
-    await Promise.all(
-      procs.map(
-        (p) =>
-          new Promise<void>((resolve) => {
-            if (p.exitCode !== null || p.signalCode !== null) return resolve();
-            p.once('exit', () => resolve());
-            p.kill('SIGTERM');
-          }),
-      ),
-    );
-  };
+  const stop = () => stopChildren(procs);
   const cli = (port: number, args: string[]) => execFileSync('redis-cli', ['-h', host, '-p', String(port), '-a', password, '--no-auth-warning', ...args], { timeout: 10_000 }).toString();
   try {
     const common = ['--bind', host, '--requirepass', password, '--masterauth', password, '--maxmemory-policy', 'noeviction', '--save', '', '--appendonly', 'no', '--dir', dir];
