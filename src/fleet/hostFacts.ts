@@ -19,8 +19,17 @@ export interface HostFacts {
   criuVersion?: string;
   memTotalMb?: number;
   memFreeMb?: number;
+  /**
+   * What CRIU on the host offers beyond a plain checkpoint: pre-copy needs the kernel's
+   * soft-dirty tracking, post-copy needs userfaultfd. Asked only by `ferry hosts`.
+   */
+  memoryCopy?: { preCopy: boolean; postCopy: boolean };
   containers: ContainerFact[];
 }
+
+// One remote command for both features: each SSH command costs a remote shell start.
+const MEMORY_COPY_CHECK =
+  'criu check --feature mem_dirty_track >/dev/null 2>&1 && echo pre-copy; criu check --feature uffd-noncoop >/dev/null 2>&1 && echo post-copy; true';
 
 type Json = Record<string, unknown>;
 
@@ -54,7 +63,7 @@ async function out(runner: CommandRunner, argv: string[]): Promise<string> {
 }
 
 /** What a host says about itself: versions, memory, and every container with its labels. */
-export async function gatherHostFacts(host: HostConfig, runner: CommandRunner): Promise<HostFacts> {
+export async function gatherHostFacts(host: HostConfig, runner: CommandRunner, opts: { memoryCopy?: boolean } = {}): Promise<HostFacts> {
   const p = host.podman;
   try {
     const info = (await out(runner, [...p, 'info', '--format', '{{.Version.Version}} {{.Host.OCIRuntime.Name}} {{.Host.MemTotal}} {{.Host.MemFree}}'])).trim().split(' ');
@@ -62,6 +71,7 @@ export async function gatherHostFacts(host: HostConfig, runner: CommandRunner): 
     const running = (JSON.parse(ps || '[]') as Json[]).some((c) => c.State === 'running');
     const stats = running ? await out(runner, [...p, 'stats', '--no-stream', '--format', 'json']) : '[]';
     const criu = await runner.run(['criu', '--version']);
+    const features = opts.memoryCopy ? (await runner.run(['sh', '-c', MEMORY_COPY_CHECK], { timeoutMs: 60_000 })).stdout : undefined;
     return {
       host: host.name,
       reachable: true,
@@ -70,6 +80,7 @@ export async function gatherHostFacts(host: HostConfig, runner: CommandRunner): 
       memTotalMb: Math.floor(Number(info[2]) / 1e6),
       memFreeMb: Math.floor(Number(info[3]) / 1e6),
       criuVersion: /Version:\s*(\S+)/.exec(criu.stdout)?.[1],
+      ...(features === undefined ? {} : { memoryCopy: { preCopy: /^pre-copy$/m.test(features), postCopy: /^post-copy$/m.test(features) } }),
       containers: parseContainers(ps, stats),
     };
   } catch (e: unknown) {

@@ -16,7 +16,7 @@ export function registerHosts(program: Command, ctx: CliContext): void {
       try {
         const deps = client.drainDeps();
         const cordons = await client.hosts.all();
-        const facts = await Promise.all(config.hosts.map((h) => gatherHostFacts(h, deps.runnerFor(h.name))));
+        const facts = await Promise.all(config.hosts.map((h) => gatherHostFacts(h, deps.runnerFor(h.name), { memoryCopy: true })));
         const rows = facts.map((f) => {
           const h = config.hosts.find((x) => x.name === f.host)!;
           const running = f.containers.filter((c) => c.state === 'running');
@@ -33,6 +33,10 @@ export function registerHosts(program: Command, ctx: CliContext): void {
           }
           ctx.io.out(`${r.host.padEnd(10)} ${r.address.padEnd(15)} ${r.cordoned ? 'CORDONED ' : 'ready    '} podman ${r.podmanVersion} (${r.runtime}), criu ${r.criuVersion ?? '-'}, ${r.running.length}/${r.capacity.containers} containers, ${r.memFreeMb} MB free of ${r.memTotalMb}`);
           if (r.running.length) ctx.io.out(`           running: ${r.running.join(', ')}`);
+          if (r.memoryCopy) {
+            const m = r.memoryCopy;
+            ctx.io.out(`           memory copy: pre-copy ${m.preCopy ? 'possible (CRIU tracks dirty memory)' : 'impossible (CRIU: no memory dirty tracking in this kernel)'}, post-copy ${m.postCopy ? 'possible in CRIU (userfaultfd), not offered by podman' : 'impossible (no userfaultfd)'}`);
+          }
         }
         if (rows.some((r) => !r.reachable)) ctx.setCode(1);
       } finally {
