@@ -18,7 +18,7 @@ function streamedByCheckpoint(rec: MigrationRecord): boolean {
  * Source → destination over the kept-warm SSH connection. Usually the checkpoint step
  * streamed the archive already and the destination hash-checked it: a size check is then
  * all that is left. Otherwise the local archive is streamed into a temporary file on an
- * exec channel, hashed there as it arrives, compared with the hash taken at checkpoint
+ * exec channel, hashed there once written, compared with the hash taken at checkpoint
  * time, and only then given its final name. (Restore hashes it once more before use.)
  */
 export const transfer: Step = async (ctx) => {

@@ -45,6 +45,8 @@ export async function teeHashed(
   required.on('error', (e: Error) => {
     requiredError ??= e;
   });
+  // One listener for the whole copy (one per blocked write piled up past Node's limit).
+  const requiredFailed = new Promise<void>((r) => required.once('error', () => r()));
   const drained = (w: Writable) => once(w, 'drain').then(
     () => undefined,
     () => undefined,
@@ -59,14 +61,17 @@ export async function teeHashed(
     onBytes?.(bytes);
     if (requiredError) continue;
     const waits: Promise<unknown>[] = [];
-    if (!required.write(buf)) waits.push(Promise.race([drained(required), new Promise((r) => required.once('error', r))]));
+    if (!required.write(buf)) waits.push(Promise.race([drained(required), requiredFailed]));
     if (alive && optional && !optional.sink.write(buf)) waits.push(Promise.race([once(optional.sink, 'drain'), optionalEnded]));
     await Promise.all(waits);
   }
   if (requiredError) {
     if (alive && optional) {
       alive = false;
-      optional.sink.destroy();
+      // Ended, not destroyed: a destroyed stream never tells the SSH channel its input is
+      // over, so the receiver would wait for more until the step's time limit (found by
+      // the fault suite: a full source disk cost three full time limits, container frozen).
+      optional.sink.end();
     }
     throw requiredError;
   }

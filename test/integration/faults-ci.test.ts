@@ -19,7 +19,7 @@ describe('fault suite, CI subset (full suite: dist/test/faults)', function () {
     [
       ...pick(KILLS, /^preflight/, /^checkpoint, right after/, /^checkpoint, 300 ms in/, /^transfer step/, /^restore, during/, /^rollback/),
       ...pick(NETWORK, /^checkpoint, while/),
-      ...pick(STORAGE, /between transfer and restore/, /^restore --import on the destination/),
+      ...pick(STORAGE, /between transfer and restore/, /^restore --import on the destination/, /^checkpoint export \(source\)/),
       ...ROLLBACKS,
       ...CONFLICTS,
     ],
