@@ -1,9 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { Transform } from 'node:stream';
-import { createHash } from 'node:crypto';
 import { loadConfig, findHost } from '../../src/config/load';
 import { SshRunner } from '../../src/ssh/sshRunner';
 import { receiveRemote } from '../../src/transfer/receive';
+import { sha256File } from '../../src/steps/files';
 import { bed, hostInfo, makeConfig } from '../../test/support/bed';
 import { now } from '../lib/clock';
 import { inHost, must, run } from '../lib/shell';
@@ -13,10 +13,14 @@ import type { ItemResult } from './types';
 const DIR = '/var/lib/ferry/archives';
 
 /**
- * Item 5: push a file of `mib` MiB from this machine to host b. Ferry's path: its own
- * SshRunner (node-ssh, one exec channel on the kept-warm connection) with the sender
- * hashing as it reads and the receiver hashing as it writes (src/transfer/receive.ts).
- * OpenSSH: `scp` of the same file, with no checksum at all. Ratio = throughput Ferry ÷ scp.
+ * Item 5: push a file of `mib` MiB from this machine to host b the way Ferry's transfer
+ * step does (src/steps/transfer.ts): its own SshRunner (node-ssh, one exec channel on the
+ * kept-warm connection), the file read in 1 MiB chunks, the receiver hashing as it writes
+ * and renaming the file only if the hash equals the one recorded at checkpoint time
+ * (src/transfer/receive.ts). The sender does not hash: the transfer step knows the hash
+ * already (the checkpoint computed it while podman wrote); it is computed here before the
+ * clock starts. OpenSSH: `scp` of the same file, with no checksum at all.
+ * Ratio = throughput Ferry ÷ scp.
  */
 export async function transferBench(mib: number, reps: number, workDir: string): Promise<ItemResult[]> {
   const file = `${workDir}/xfer-${mib}.bin`;
@@ -26,6 +30,7 @@ export async function transferBench(mib: number, reps: number, workDir: string):
   const host = findHost(cfg, 'b');
   if (!host) throw new Error('no host b');
   const runner = new SshRunner(host, { connectTimeoutMs: 10_000 });
+  const sha256 = (await sha256File(file)).sha256;
   const ferryMs: number[] = [];
   const scpMs: number[] = [];
   const b = bed();
@@ -34,17 +39,18 @@ export async function transferBench(mib: number, reps: number, workDir: string):
     await runner.run(['true']); // the kept-warm connection exists before the clock starts, as in a worker
     for (let i = 0; i < reps; i++) {
       let t = now();
-      const hash = createHash('sha256');
+      // As in the transfer step: a counting pass-through (progress events), no hashing.
+      let sent = 0;
       const input = createReadStream(file, { highWaterMark: 1 << 20 }).pipe(
         new Transform({
           transform(chunk: Buffer, _e, done) {
-            hash.update(chunk);
+            sent += chunk.length;
             done(null, chunk);
           },
         }),
       );
-      const got = await receiveRemote(runner, DIR, { part: `${dest}.part`, final: dest }, input, 600_000);
-      if (got.sha256 !== hash.digest('hex') || got.bytes !== mib * 1048576) throw new Error(`transfer check failed: ${JSON.stringify(got)}`);
+      const got = await receiveRemote(runner, DIR, { part: `${dest}.part`, final: dest, expectSha256: sha256 }, input, 600_000);
+      if (got.sha256 !== sha256 || got.bytes !== mib * 1048576 || !got.moved || sent !== got.bytes) throw new Error(`transfer check failed: ${JSON.stringify(got)}`);
       ferryMs.push(now() - t);
       await run(inHost('b', ['rm', '-f', dest]));
       t = now();
