@@ -6,6 +6,7 @@ import { dispatch } from './items/dispatch';
 import { drain } from './items/drain';
 import { encryptionCost } from './items/encryption';
 import { memory } from './items/memory';
+import { postCopy } from './items/postcopy';
 
 type Compression = 'none' | 'gzip' | 'zstd';
 import { single } from './items/single';
@@ -79,6 +80,8 @@ async function main(): Promise<void> {
   await step([1, 2], () => single(m.reps));
   await step([5], () => transferBench(m.xferMiB, m.xferReps, out));
   await step([3, 6], () => memory(m.memReps, memhog, m.mib, m.comps));
+  // What post-copy would give, with CRIU directly: podman 4.3 offers no lazy pages.
+  await step([3], () => postCopy(m.memReps, memhog, m.mib));
   await step([4], () => drain(m.drainN, m.drainReps));
   await step([8], () => encryptionCost(m.memReps, memhog, m.mib));
   // A complete small run gives exact Redis commands per migration; the large one, cut off
