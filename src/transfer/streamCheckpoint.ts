@@ -55,7 +55,7 @@ export async function checkpointStreaming(
   await makeFifo(localRunner, fifo);
   try {
     const remoteIn = new PassThrough({ highWaterMark: 1 << 20 });
-    const receiving = target ? receiveRemote(target.runner, target.dir, { part: target.partPath, final: target.finalPath, hashWhileArriving: true }, remoteIn, opts.timeoutMs ?? 3_600_000) : undefined;
+    const receiving = target ? receiveRemote(target.runner, target.dir, { part: target.partPath, final: target.finalPath }, { sha256: '' }, remoteIn, opts.timeoutMs ?? 3_600_000) : undefined;
     receiving?.catch(() => undefined);
     const fromPodman = createReadStream(fifo, { highWaterMark: 1 << 20 });
     // pipeline, not pipe: a read error must reach the reader of the cipher's output.

@@ -193,6 +193,6 @@ export const STORAGE: Scenario[] = [
       return streamed ? 'the checkpoint stream had completed before the cut: the destination copy is intact' : 'checkpoint stream was cut; transfer had to resend';
     },
     expect: ['failed-rolled-back', 'succeeded'],
-    message: /checksum mismatch|^$/,
+    message: /does not match its checksum|^$/,
   },
 ];
