@@ -15,8 +15,9 @@ async function startMany(prefix: string, n: number): Promise<string[]> {
 
 /**
  * Item 4: drain host a of `n` small httpd containers, half to b and half to c. Ferry:
- * all submitted at once through FerryClient.migrate() (drains, issue #3, do not exist
- * yet), workers on a, b and c. Raw: the sequential shell loop a user would write.
+ * all submitted at once through FerryClient.migrate(), workers on a, b and c at their
+ * default concurrency: the engine's own pipelining, without a batch's per-host cap (which
+ * `ferry drain` adds by default). Raw: the sequential shell loop a user would write.
  */
 export async function drain(n: number, reps: number): Promise<ItemResult[]> {
   const ferryMs: number[] = [];
