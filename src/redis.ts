@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import IORedis, { Cluster, RedisOptions } from 'ioredis';
+import type { FerryConfig } from './config/load';
+import { ConfigError } from './errors';
 
 /** A connection to a single Redis (plain, TLS, Sentinel) or to a Redis Cluster. */
 export type RedisConnection = IORedis | Cluster;
-import type { FerryConfig } from './config/load';
-import { ConfigError } from './errors';
 
 /**
  * ioredis options from config: plain URL, password/ACL user, TLS, or Sentinel. BullMQ
@@ -57,7 +57,8 @@ export function createRedis(config: FerryConfig, extra: Partial<RedisOptions> = 
       lazyConnect,
       enableReadyCheck: true,
       ...(retryStrategy ? { clusterRetryStrategy: (times: number) => retryStrategy(times) } : {}),
-      // TLS certificates name the host, not the address the cluster announces.
+      // ioredis would resolve node names to addresses first; a TLS certificate names the
+      // host, so the name must be what it connects with (ioredis' advice for TLS clusters).
       ...(node.tls ? { dnsLookup: (address: string, done: (err: Error | null, addr: string) => void) => done(null, address) } : {}),
     },
   );
