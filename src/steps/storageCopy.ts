@@ -14,6 +14,7 @@ export async function removeStorageOnlyCopy(podman: Podman, name: string, source
   if (foreign) {
     throw new StepError(`host ${host}'s podman storage holds another container named "${name}" (id ${foreign.slice(0, 12)}, storage only); not restoring over it`, { code: 'DESTINATION_NAME_TAKEN', permanent: true });
   }
-  await podman.remove(name);
+  // By id, never by name: a tracked container of someone else may carry the name now.
+  for (const id of ids) await podman.remove(id);
   return true;
 }
