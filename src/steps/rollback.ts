@@ -5,13 +5,15 @@ import { archiveFileName } from '../engine/plan';
 import type { Step } from './context';
 import { fileSize, removeFile } from './files';
 import { restoreFrozen } from './recoverFrozen';
-import { removeStorageOnlyCopy } from './storageCopy';
+import { clearDestination } from './destinationCopy';
+import { coerceError } from '../errors/coerceError';
 
 /**
  * Source host, after a step from checkpoint on failed for good. Order matters: first make
  * sure the destination does not run the container (only a container with the source's id
- * is removed there), then bring it back on the source: in place if podman still holds its
- * checkpoint, else from the archive. The archive is deleted only once the source runs it.
+ * is removed there; one that never ran and cannot be removed stays, with a warning, see
+ * destinationCopy.ts), then bring it back on the source: in place if podman still holds
+ * its checkpoint, else from the archive. The archive is deleted only once the source runs it.
  */
 export const rollback: Step = async (ctx) => {
   const { rec, local, config } = ctx;
@@ -19,22 +21,12 @@ export const rollback: Step = async (ctx) => {
   const sourceId = rec.source?.id;
   const archivePath = rec.archive ? join(ctx.self.workDir, rec.archive.file) : undefined;
   let removedFromDestination = false;
+  let stuck: string | undefined;
   if (rec.restoreStartedAt) {
-    // The destination may hold a copy: it must be gone before the source runs again.
-    const dest = ctx.remote(rec.to);
-    const there = await dest.podman.inspect(name);
-    if (there && there.id === sourceId) {
-      await dest.podman.remove(name);
-      removedFromDestination = true;
-    }
-    // A removal cut short by a full disk (by restore's podman or by the line above, on an
-    // earlier attempt) leaves a copy only the storage knows: it must not block the next
-    // migration here. Another container's storage copy is not ours to touch.
-    try {
-      if (await removeStorageOnlyCopy(dest.podman, name, sourceId, rec.to)) removedFromDestination = true;
-    } catch (e: unknown) {
-      if (!(e instanceof StepError && e.code === 'DESTINATION_NAME_TAKEN')) throw e;
-    }
+    // The destination may hold a copy: it must not run before the source runs again.
+    const cleared = await clearDestination(ctx.remote(rec.to).podman, name, sourceId, rec.to);
+    removedFromDestination = cleared.removed;
+    stuck = cleared.stuck;
   }
   // The checkpoint streams to the destination while it runs: a copy may be there even
   // when the record never got its archive (crash or timeout mid-checkpoint).
@@ -74,8 +66,15 @@ export const rollback: Step = async (ctx) => {
   }
   const after = await local.inspect(name);
   if (!after?.running) throw new StepError(`container "${name}" is not running on host ${rec.from} after rollback`, { code: 'ROLLBACK_FAILED' });
+  const warnings: string[] = [];
+  if (stuck) {
+    // One more try now that the source runs (space may have been freed meanwhile); then say it.
+    const again = await clearDestination(ctx.remote(rec.to).podman, name, sourceId, rec.to).catch((e: unknown) => ({ removed: false, stuck: coerceError(e).message }));
+    if (again.stuck) warnings.push(`host ${rec.to} keeps ${again.stuck}; it never ran there. Remove it (\`podman rm -f ${name}\`, or \`podman ps -a --external\` to find it) once space is freed`);
+    else removedFromDestination = true;
+  }
   // Whatever an interrupted checkpoint left here too: the partial archive and its pipe.
   const localBase = join(ctx.self.workDir, destFile);
   for (const f of [archivePath, localBase, `${localBase}.part`, `${localBase}.part.fifo`, plainArchivePath(localBase, config)]) if (f) await removeFile(f);
-  return { result: { how, removedFromDestination } };
+  return { result: { how, removedFromDestination }, patch: warnings.length ? { warnings: [...rec.warnings, ...warnings] } : undefined };
 };

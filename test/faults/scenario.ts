@@ -50,6 +50,8 @@ export interface Scenario {
   operator?(ctx: Ctx, rec: MigrationRecord): Promise<string | void>;
   /** The record must say this (e.g. why it failed). */
   message?: RegExp;
+  /** The destination's disk may be too full for podman to delete a copy that never ran: allowed if the record warns. */
+  strandedOnDestination?: boolean;
   /** What this fault can leave behind that invariant() does not look for; runs before any undo, each string is a problem. */
   check?(ctx: Ctx, rec: MigrationRecord): Promise<string[]>;
 }
@@ -116,7 +118,7 @@ export async function runScenario(s: Scenario): Promise<void> {
     if (s.operator) note = [note, (await s.operator(ctx, rec)) ?? ''].filter(Boolean).join('; ');
     // A copy half-removed by a step still running must have settled before we look.
     await sleep(300);
-    const v = invariant({ rec, name, before, workDir: cfg.workDir, keptArchive: s.keptArchive ? host[s.keptArchive] : undefined, impostor: ctx.impostor });
+    const v = invariant({ rec, name, before, workDir: cfg.workDir, keptArchive: s.keptArchive ? host[s.keptArchive] : undefined, impostor: ctx.impostor, strandedOn: s.strandedOnDestination ? host.dst : undefined });
     const problems = [...v.problems];
     if (!s.expect.includes(rec.state)) problems.push(`final state ${rec.state}, expected ${s.expect.join(' or ')}: ${rec.error ?? ''}`);
     if (s.message && !s.message.test(`${rec.error ?? ''}`)) problems.push(`record error does not say ${s.message}: ${rec.error ?? '(none)'}`);

@@ -210,6 +210,11 @@ export function invariant(opts: {
   keptArchive?: string;
   /** Another container that holds the same name on purpose; it must be there, untouched. */
   impostor?: { host: string; id: string };
+  /**
+   * A host where a copy that never ran may stay, if the record warns about it (podman could
+   * not remove it: that host's disk is full). Reported in the outcome, not a problem.
+   */
+  strandedOn?: string;
 }): Verdict {
   const { rec, name, before, workDir, impostor } = opts;
   const problems: string[] = [];
@@ -222,7 +227,13 @@ export function invariant(opts: {
   const running = states.filter((s) => s.state === 'running').map((s) => s.host);
   const present = states.filter((s) => s.state !== null);
   if (running.length !== 1) problems.push(`container runs on ${running.length} hosts (${states.map((s) => `${s.host}=${s.state}`).join(' ')})`);
-  for (const s of present) if (s.state !== 'running') problems.push(`left behind on ${s.host}: a ${s.state} copy`);
+  let stranded = '';
+  for (const s of present) {
+    if (s.state === 'running') continue;
+    const warned = s.host === opts.strandedOn && rec.warnings.some((w) => w.includes(`host ${s.host} keeps`) && w.includes('it never ran there'));
+    if (warned) stranded = `; a ${s.state} copy stays on ${s.host}, warned`;
+    else problems.push(`left behind on ${s.host}: a ${s.state} copy`);
+  }
   const expected = rec.state === 'succeeded' ? rec.to : rec.from;
   if (running.length === 1 && running[0] !== expected) problems.push(`record says ${rec.state} but the container runs on ${running[0]}`);
   let counter = '';
@@ -236,7 +247,7 @@ export function invariant(opts: {
     const files = filesIn(h, workDir);
     if (files.length && h !== opts.keptArchive) problems.push(`archive files left on ${h}: ${files.join(',')}`);
   }
-  const outcome = `${rec.state}; runs on ${running.join('+') || 'no host'}${counter ? `, counter ${counter}` : ''}`;
+  const outcome = `${rec.state}; runs on ${running.join('+') || 'no host'}${counter ? `, counter ${counter}` : ''}${stranded}`;
   return { ok: problems.length === 0, outcome, problems };
 }
 
