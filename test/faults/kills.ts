@@ -1,5 +1,5 @@
 import type { MigrationEvent } from '../../src/engine/model';
-import { PrivateSshd, privateSshd, sleep, viaSshd } from '../support/faults';
+import { PrivateSshd, sleep, withPrivateSshd } from '../support/faults';
 import type { Scenario } from './scenario';
 
 const progress = (step: string, test: (e: MigrationEvent) => boolean = () => true) => (e: MigrationEvent) => e.type === 'progress' && e.step === step && test(e);
@@ -60,12 +60,7 @@ export const KILLS: Scenario[] = [
     fault: 'worker SIGKILL (+children)',
     where: 'transfer step, mid-stream of 64 MB (source worker; the stream during checkpoint was cut first, so the transfer step really sends)',
     mb: 64,
-    async prepare(cfg, undo) {
-      sshd = await privateSshd('c');
-      const s = sshd;
-      undo(() => s.kill());
-      return viaSshd(cfg, s);
-    },
+    prepare: withPrivateSshd('c', (s) => (sshd = s)),
     async inject(ctx) {
       await ctx.watch.when(progress('checkpoint', (e) => (e.bytes ?? 0) > 0));
       await sshd?.kill();

@@ -1,17 +1,12 @@
 import type { MigrationEvent } from '../../src/engine/model';
-import { blackhole, filesIn, PrivateSshd, privateSshd, sleep, viaSshd } from '../support/faults';
+import { blackhole, filesIn, PrivateSshd, sleep, withPrivateSshd } from '../support/faults';
 import type { Scenario } from './scenario';
 
 const progress = (step: string) => (e: MigrationEvent) => e.type === 'progress' && e.step === step && (e.bytes ?? 0) > 0;
 
 // Each run gets a private sshd in host c (scenario.prepare), so cutting it cuts no one else.
 let sshd: PrivateSshd | undefined;
-async function viaPrivateSshd(cfg: Parameters<NonNullable<Scenario['prepare']>>[0], undo: (fn: () => unknown) => void) {
-  sshd = await privateSshd('c');
-  const s = sshd;
-  undo(() => s.kill());
-  return viaSshd(cfg, s);
-}
+const viaPrivateSshd = withPrivateSshd('c', (s) => (sshd = s));
 
 /** The SSH link to the destination cut (sshd and its sessions killed: connections reset) or black-holed. */
 export const NETWORK: Scenario[] = [

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { MigrationEvent, MigrationRecord } from '../../src/engine/model';
 import { containerState, onHost } from '../support/bed';
-import { flipByte, holdQueue, hostFile, PrivateSshd, privateSshd, sleep, viaSshd } from '../support/faults';
+import { flipByte, holdQueue, hostFile, PrivateSshd, sleep, withPrivateSshd } from '../support/faults';
 import type { Scenario } from './scenario';
 
 /** A tmpfs of `size` over one host's work dir for this test (no one else's archives live there). */
@@ -175,12 +175,7 @@ export const STORAGE: Scenario[] = [
     fault: 'archive corrupted on the source after it was hashed (1 byte flipped)',
     where: 'between checkpoint and transfer (source; the checkpoint stream cut, so transfer resends the bad copy)',
     mb: 4,
-    async prepare(cfg, undo) {
-      sshd = await privateSshd('c');
-      const s = sshd;
-      undo(() => s.kill());
-      return viaSshd(cfg, s);
-    },
+    prepare: withPrivateSshd('c', (s) => (sshd = s)),
     async inject(ctx) {
       await ctx.watch.started('checkpoint');
       const hold = await holdQueue(ctx.cfg, ctx.host.src);

@@ -365,6 +365,19 @@ export function viaSshd<T extends TestConfig>(cfg: T, s: PrivateSshd): T {
   });
 }
 
+/**
+ * A scenario's `prepare` that gives the run a private sshd on `host`, stopped when the run
+ * ends; `keep` hands it to the injector (which cuts or black-holes it).
+ */
+export function withPrivateSshd(host: string, keep: (s: PrivateSshd) => void) {
+  return async <T extends TestConfig>(cfg: T, undo: (fn: () => unknown) => void): Promise<T> => {
+    const s = await privateSshd(host);
+    keep(s);
+    undo(() => s.kill());
+    return viaSshd(cfg, s);
+  };
+}
+
 /** Drops every packet to a private sshd's port inside its host (a black hole, no RST); returns the undo. */
 export function blackhole(s: PrivateSshd): () => void {
   const rule = ['INPUT', '-p', 'tcp', '--dport', String(s.port), '-j', 'DROP'];
