@@ -1,6 +1,6 @@
 import type { JobsOptions } from 'bullmq';
-import { STEP_NAMES } from '../src/config/schema';
-import type { FerryConfig, StepName } from '../src/config/load';
+import type { FerryConfig } from '../src/config/load';
+import { STEP_NAMES, STEP_TABLE, StepName } from '../src/engine/steps';
 import { ValidationError } from '../src/errors';
 
 /** The payload of every job on a host queue: which migration, which step. Nothing else is trusted from the queue. */
@@ -33,14 +33,10 @@ export function stepJobId(migrationId: string, step: StepName): string {
   return `${migrationId}.${step}`;
 }
 
-// BullMQ runs lower numbers first. Later steps go first, so a host finishes migrations it
-// has started (and frees their frozen containers) before it starts preflights of new ones.
-const PRIORITY: Record<StepName, number> = { rollback: 1, cleanup: 2, verify: 3, restore: 4, transfer: 5, checkpoint: 6, preflight: 10 };
-
 export function stepJobOptions(config: FerryConfig, migrationId: string, step: StepName): JobsOptions {
   return {
     jobId: stepJobId(migrationId, step),
-    priority: PRIORITY[step],
+    priority: STEP_TABLE[step].priority,
     attempts: config.retry.attempts[step],
     backoff: { type: 'exponential', delay: config.retry.backoffMs },
     removeOnComplete: { age: 7 * 24 * 3600 },

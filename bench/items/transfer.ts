@@ -3,7 +3,7 @@ import { Transform } from 'node:stream';
 import { loadConfig, findHost } from '../../src/config/load';
 import { SshRunner } from '../../src/ssh/sshRunner';
 import { receiveRemote } from '../../src/transfer/receive';
-import { sha256File } from '../../src/steps/files';
+import { sha256File } from '../../src/archive/localFiles';
 import { bed, hostInfo, makeConfig } from '../../test/support/bed';
 import { now } from '../lib/clock';
 import { inHost, must, run } from '../lib/shell';

@@ -1,18 +1,13 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { FerryConfig } from '../config/load';
+import type { HostFiles } from '../engine/files';
 import type { ArchiveInfo } from '../engine/model';
 import { StepError } from '../errors';
 import { coerceError } from '../errors/coerceError';
-import { ensurePrivateDir, removeFile } from '../steps/files';
+import { ensurePrivateDir, removeFile } from './localFiles';
 import { decryptStream } from './cipher';
 import { loadArchiveKey } from './key';
-
-/** Where the plain copy of an encrypted archive lives while podman reads it. */
-export function plainArchivePath(archivePath: string, config: FerryConfig): string {
-  return join(config.archive.plainDir || dirname(archivePath), `${basename(archivePath).replace(/\.enc$/, '')}.plain`);
-}
 
 /** Decrypts `archivePath` (authenticated in full) to `out`, mode 0600. */
 export async function decryptArchiveFile(archivePath: string, out: string, keyFile: string): Promise<void> {
@@ -37,13 +32,12 @@ export async function decryptArchiveFile(archivePath: string, out: string, keyFi
  * on a tmpfs keeps it off disk. A copy left by a killed worker is overwritten by the next
  * attempt and removed by cleanup and rollback.
  */
-export async function withImportableArchive<T>(archivePath: string, archive: ArchiveInfo, config: FerryConfig, use: (path: string) => Promise<T>): Promise<T> {
-  if (!archive.encryption) return use(archivePath);
-  const plain = plainArchivePath(archivePath, config);
-  await decryptArchiveFile(archivePath, plain, config.archive.keyFile);
+export async function withImportableArchive<T>(files: Pick<HostFiles, 'archive' | 'plain'>, archive: ArchiveInfo, keyFile: string, use: (path: string) => Promise<T>): Promise<T> {
+  if (!archive.encryption) return use(files.archive);
+  await decryptArchiveFile(files.archive, files.plain, keyFile);
   try {
-    return await use(plain);
+    return await use(files.plain);
   } finally {
-    await removeFile(plain);
+    await removeFile(files.plain);
   }
 }

@@ -2,10 +2,11 @@ import convict from 'convict';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors';
 import { coerceError } from '../errors/coerceError';
-import { buildSchema, STEP_NAMES } from './schema';
+import { buildSchema } from './schema';
 import { HostConfig, parseInventory } from './hosts';
+import type { StepName } from '../engine/steps';
 
-export type StepName = (typeof STEP_NAMES)[number];
+export type { StepName };
 
 export interface FerryConfig {
   redis: {
@@ -49,6 +50,16 @@ function registerFormats(): void {
       for (const v of value) {
         if (typeof v !== 'string' || !/^[^\s:]+:\d{1,5}$/.test(v)) throw new Error(`"${String(v)}" is not "host:port"`);
       }
+    },
+  });
+  // Counts and time limits where 0 would mean "never try" or "fail at once": refused, not obeyed.
+  convict.addFormat({
+    name: 'positive-int',
+    validate(value: unknown) {
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new Error(`must be a whole number of at least 1, got ${JSON.stringify(value)}`);
+    },
+    coerce(value: unknown) {
+      return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
     },
   });
   // convict's Boolean reads any non-empty string as true ("no" included): files must say

@@ -1,11 +1,12 @@
 import convict from 'convict';
+import { STEP_NAMES, STEP_TABLE, StepInfo } from '../engine/steps';
 
-export const STEP_NAMES = ['preflight', 'checkpoint', 'transfer', 'restore', 'verify', 'cleanup', 'rollback'] as const;
-
-function perStep(doc: string, values: Record<(typeof STEP_NAMES)[number], number>, envPrefix: string) {
+/** One setting per step, its default taken from the step table. */
+function perStep(doc: string, field: 'attempts' | 'timeoutMs', envPrefix: string) {
   const out: Record<string, convict.SchemaObj<number>> = {};
   for (const step of STEP_NAMES) {
-    out[step] = { doc: `${doc} (${step})`, format: 'nat', default: values[step], env: `${envPrefix}_${step.toUpperCase()}` };
+    const info: StepInfo = STEP_TABLE[step];
+    out[step] = { doc: `${doc} (${step})`, format: 'positive-int', default: info[field], env: `${envPrefix}_${step.toUpperCase()}` };
   }
   return out;
 }
@@ -48,12 +49,12 @@ export function buildSchema() {
       default: [] as unknown[],
     },
     retry: {
-      attempts: perStep('how many times a step is tried', { preflight: 3, checkpoint: 3, transfer: 5, restore: 3, verify: 3, cleanup: 8, rollback: 8 }, 'FERRY_RETRY_ATTEMPTS'),
+      attempts: perStep('how many times a step is tried', 'attempts', 'FERRY_RETRY_ATTEMPTS'),
       backoffMs: { doc: 'first retry delay; doubles each time', format: 'nat', default: 1000, env: 'FERRY_RETRY_BACKOFF_MS' },
     },
     timeouts: {
-      step: perStep('step time limit in ms', { preflight: 300_000, checkpoint: 600_000, transfer: 3_600_000, restore: 600_000, verify: 120_000, cleanup: 120_000, rollback: 600_000 }, 'FERRY_TIMEOUT'),
-      sshConnectMs: { doc: 'SSH connection (handshake) time limit', format: 'nat', default: 10_000, env: 'FERRY_SSH_CONNECT_TIMEOUT_MS' },
+      step: perStep('step time limit in ms', 'timeoutMs', 'FERRY_TIMEOUT'),
+      sshConnectMs: { doc: 'SSH connection (handshake) time limit', format: 'positive-int', default: 10_000, env: 'FERRY_SSH_CONNECT_TIMEOUT_MS' },
     },
     checkpoint: {
       compression: { doc: 'archive compression', format: ['none', 'gzip', 'zstd'], default: 'zstd', env: 'FERRY_CHECKPOINT_COMPRESSION' },
@@ -86,17 +87,17 @@ export function buildSchema() {
       },
     },
     verify: {
-      timeoutMs: { doc: 'how long the health probe may keep failing before verify fails', format: 'nat', default: 15_000 },
-      intervalMs: { doc: 'time between health probe tries', format: 'nat', default: 250 },
+      timeoutMs: { doc: 'how long the health probe may keep failing before verify fails', format: 'positive-int', default: 15_000 },
+      intervalMs: { doc: 'time between health probe tries', format: 'positive-int', default: 250 },
     },
     worker: {
-      concurrency: { doc: 'steps one worker runs at once', format: 'nat', default: 4, env: 'FERRY_WORKER_CONCURRENCY' },
-      lockDurationMs: { doc: 'BullMQ job lock; a killed worker\'s step is taken over after about this long', format: 'nat', default: 30_000 },
-      stalledIntervalMs: { doc: 'how often BullMQ looks for stalled steps', format: 'nat', default: 15_000 },
+      concurrency: { doc: 'steps one worker runs at once', format: 'positive-int', default: 4, env: 'FERRY_WORKER_CONCURRENCY' },
+      lockDurationMs: { doc: 'BullMQ job lock; a killed worker\'s step is taken over after about this long', format: 'positive-int', default: 30_000 },
+      stalledIntervalMs: { doc: 'how often BullMQ looks for stalled steps', format: 'positive-int', default: 15_000 },
     },
     fleet: {
-      maxParallel: { doc: 'migrations a batch or drain runs at once (overridable per batch)', format: 'nat', default: 4, env: 'FERRY_FLEET_MAX_PARALLEL' },
-      perHostLimit: { doc: 'migrations of one batch that may involve the same host at once, as source or destination (overridable per batch)', format: 'nat', default: 2, env: 'FERRY_FLEET_PER_HOST' },
+      maxParallel: { doc: 'migrations a batch or drain runs at once (overridable per batch)', format: 'positive-int', default: 4, env: 'FERRY_FLEET_MAX_PARALLEL' },
+      perHostLimit: { doc: 'migrations of one batch that may involve the same host at once, as source or destination (overridable per batch)', format: 'positive-int', default: 2, env: 'FERRY_FLEET_PER_HOST' },
     },
     log: {
       level: { doc: 'log level', format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', env: 'FERRY_LOG_LEVEL' },

@@ -1,25 +1,15 @@
-import type { StepName } from '../config/load';
 import type { CriuStats } from '../podman/parse';
+import type { StepName } from './steps';
 
 export type { StepName };
 
-export type MigrationState =
-  | 'queued'
-  | 'running'
-  | 'rolling-back'
-  | 'succeeded'
-  | 'failed'
-  | 'failed-rolled-back'
-  | 'needs-attention'
-  | 'cancelled';
+/** A migration's id: `m-<time base36>-<8 hex>`. Ids name files on hosts, so nothing else is accepted. */
+export const MIGRATION_ID = /^m-[a-z0-9]{1,16}-[a-f0-9]{8}$/;
 
-export const TERMINAL_STATES: ReadonlySet<MigrationState> = new Set([
-  'succeeded',
-  'failed',
-  'failed-rolled-back',
-  'needs-attention',
-  'cancelled',
-]);
+// The states and what each means are defined in ./states; re-exported for the many importers of the model.
+import type { MigrationState } from './states';
+export type { MigrationState };
+export { TERMINAL_STATES } from './states';
 
 export type HealthProbe =
   | { kind: 'none' }
@@ -41,10 +31,13 @@ export interface StepRecord {
 }
 
 export interface ArchiveInfo {
-  /** File name inside each host's workDir. */
+  /** File name inside each host's workDir, for people to read; steps derive paths from the id (engine/files.ts). */
   file: string;
   sha256: string;
   bytes: number;
+  compression: 'none' | 'gzip' | 'zstd';
+  /** The checkpoint streamed it to the destination, where it arrived whole with this hash. */
+  streamed: boolean;
   /** Set when the file is encrypted (see archive/cipher.ts); the hash and size are the encrypted file's. */
   encryption?: { cipher: 'aes-256-gcm'; keyId: string };
 }

@@ -10,9 +10,10 @@ import type { HostQueues } from '../queues';
 import type { RemoteHost, Step, StepContext } from '../steps';
 import type { MigrationStore } from '../store/migrationStore';
 import { parseStepJob } from '../../jobs/stepJob';
-import { MigrationRecord, StepName, TERMINAL_STATES } from './model';
-import { hostForStep, nextStep, onStepExhausted, overallPercent } from './plan';
-import { stepOrder, withState, withStepFinished, withStepStarted } from './transitions';
+import { MigrationRecord, TERMINAL_STATES } from './model';
+import { migrationFiles } from './files';
+import { hostForStep, nextStep, onStepExhausted, overallPercent, StepName, stepOrder } from './steps';
+import { withState, withStepFinished, withStepStarted } from './transitions';
 import { recordMigrationSpan, withStepSpan } from '../tracing';
 
 export interface ProcessorDeps {
@@ -71,7 +72,12 @@ export function createStepProcessor(deps: ProcessorDeps) {
       return advance(r, 'rollback');
     }
     if (step === 'rollback') {
-      const archive = rec.archive ? `${self.workDir}/${rec.archive.file}` : undefined;
+      let archive: string | undefined;
+      try {
+        archive = rec.archive ? migrationFiles(rec, config).source.archive : undefined;
+      } catch {
+        // A record this worker refuses (unknown host) names no file it may point people to.
+      }
       const todo = archive
         ? rec.archive?.encryption
           ? `its encrypted checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`ferry archive decrypt ${archive} ${archive.replace(/\.enc$/, '')}\` then \`podman container restore --import ${archive.replace(/\.enc$/, '')}\`, and delete the plain copy`
@@ -131,27 +137,27 @@ export function createStepProcessor(deps: ProcessorDeps) {
     await store.event({ migrationId, type: 'step-started', at: started, step, host: self.name, attempt, percent: overallPercent(step, 0) });
     log.info({ attempt }, 'step started');
 
-    const ctx: StepContext = {
-      rec,
-      step,
-      config,
-      self,
-      local: deps.local,
-      localRunner: deps.localRunner,
-      remote: deps.remote,
-      mark: (patch) => store.update(migrationId, (r) => Object.assign(r, patch)),
-      progress: async (p) => {
-        await store.event({ migrationId, type: 'progress', at: Date.now(), step, host: self.name, percent: overallPercent(step, p.percent), bytes: p.bytes, totalBytes: p.totalBytes, message: p.message });
-        await job.updateProgress({ step, percent: p.percent, bytes: p.bytes });
-      },
-      log,
-    };
-
     let outcome;
     try {
       // A span per step attempt (a no-op unless an OpenTelemetry SDK is registered).
       const span = { migrationId, container: rec.container, from: rec.from, to: rec.to, step, host: self.name, attempt };
       if (rejected) throw new StepError(`host ${self.name} refuses this step: ${rejected}`, { code: 'RECORD_REJECTED', permanent: true });
+      const ctx: StepContext = {
+        rec,
+        step,
+        files: migrationFiles(rec, config),
+        config,
+        self,
+        local: deps.local,
+        localRunner: deps.localRunner,
+        remote: deps.remote,
+        mark: (patch) => store.update(migrationId, (r) => Object.assign(r, patch)),
+        progress: async (p) => {
+          await store.event({ migrationId, type: 'progress', at: Date.now(), step, host: self.name, percent: overallPercent(step, p.percent), bytes: p.bytes, totalBytes: p.totalBytes, message: p.message });
+          await job.updateProgress({ step, percent: p.percent, bytes: p.bytes });
+        },
+        log,
+      };
       outcome = await withStepSpan(span, () => withTimeout(deps.steps[step](ctx), config.timeouts.step[step], step));
     } catch (e: unknown) {
       const err = coerceError(e);

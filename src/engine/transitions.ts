@@ -35,8 +35,3 @@ export function withState(rec: MigrationRecord, state: MigrationState, now: numb
   if (TERMINAL_STATES.has(state)) rec.finishedAt = now;
   return rec;
 }
-
-/** Step index in the life of a migration; rollback comes after everything. */
-export function stepOrder(step: StepName): number {
-  return ['preflight', 'checkpoint', 'transfer', 'restore', 'verify', 'cleanup', 'rollback'].indexOf(step);
-}

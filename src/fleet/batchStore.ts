@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { RedisConnection as IORedis } from '../redis';
 import { FerryError } from '../errors';
 import type { BatchItem, BatchRecord } from './model';
+import { keys, Keys } from '../store/keys';
 
 const TTL_S = 30 * 24 * 3600;
 
@@ -45,23 +46,27 @@ export function slotOf(item: BatchItem): string {
 
 /** Batch records and their scheduling state: pending list, running set, per-host load. */
 export class BatchStore {
+  private readonly keys: Keys;
+
   constructor(
     private readonly redis: IORedis,
-    private readonly prefix: string,
-  ) {}
+    prefix: string,
+  ) {
+    this.keys = keys(prefix);
+  }
 
   private k(id: string) {
-    const base = `${this.prefix}:batch:${id}`;
-    return { rec: base, pending: `${base}:pending`, running: `${base}:running`, load: `${base}:load` };
+    const k = this.keys;
+    return { rec: k.batch(id), pending: k.batchPending(id), running: k.batchRunning(id), load: k.batchLoad(id) };
   }
 
   get activeKey(): string {
-    return `${this.prefix}:batches:active`;
+    return this.keys.activeBatches;
   }
 
   async create(b: BatchRecord): Promise<void> {
     const k = this.k(b.id);
-    const m = this.redis.multi().set(k.rec, JSON.stringify(b), 'EX', TTL_S, 'NX').zadd(`${this.prefix}:batches`, b.createdAt, b.id).sadd(this.activeKey, b.id);
+    const m = this.redis.multi().set(k.rec, JSON.stringify(b), 'EX', TTL_S, 'NX').zadd(this.keys.batches, b.createdAt, b.id).sadd(this.activeKey, b.id);
     if (b.items.length) m.rpush(k.pending, ...b.items.map(slotOf));
     const res = await m.exec();
     if (!res || res[0][1] !== 'OK') throw new FerryError(`batch ${b.id} already exists`);
@@ -78,7 +83,7 @@ export class BatchStore {
   }
 
   async list(limit = 50): Promise<BatchRecord[]> {
-    const ids = await this.redis.zrevrange(`${this.prefix}:batches`, 0, limit - 1);
+    const ids = await this.redis.zrevrange(this.keys.batches, 0, limit - 1);
     if (!ids.length) return [];
     const texts = await this.redis.mget(ids.map((id) => this.k(id).rec));
     return texts.filter((t): t is string => t !== null).map((t) => JSON.parse(t) as BatchRecord);

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { MigrationRecord } from '../engine/model';
-import { STEP_NAMES } from '../config/schema';
+import { STEP_NAMES } from '../engine/steps';
 import { QUEUE_STATES } from './fleetView';
 import type { Monitor } from './monitor';
 

@@ -1,7 +1,7 @@
-import type { StepName } from '../config/load';
+import type { StepName } from '../engine/steps';
 import type { ArchiveInfo, MigrationRecord, MigrationState } from '../engine/model';
 import type { CriuStats } from '../podman/parse';
-import { overallPercent } from '../engine/plan';
+import { overallPercent } from '../engine/steps';
 
 /** How the dashboard and `ferry watch` group migrations. */
 export type Category = 'running' | 'queued' | 'done' | 'failed';

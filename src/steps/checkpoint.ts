@@ -1,14 +1,12 @@
 import { chmod, rename } from 'node:fs/promises';
-import { join } from 'node:path';
 import { StepError } from '../errors';
 import { ARCHIVE_CIPHER } from '../archive/cipher';
 import { loadArchiveKey } from '../archive/key';
-import { archiveFileName } from '../engine/plan';
 import type { Step } from './context';
 import { restoreFrozen } from './recoverFrozen';
 import { coerceError } from '../errors/coerceError';
-import { checkpointStreaming, StreamTarget, streamTarget } from '../transfer/streamCheckpoint';
-import { ensurePrivateDir, fileSize, removeFile } from './files';
+import { checkpointStreaming, StreamTarget } from '../transfer/streamCheckpoint';
+import { ensurePrivateDir, fileSize, removeFile } from '../archive/localFiles';
 
 const PROGRESS_EVERY_MS = 250;
 
@@ -22,9 +20,8 @@ const PROGRESS_EVERY_MS = 250;
 export const checkpoint: Step = async (ctx) => {
   const { rec, local, config } = ctx;
   const encrypted = config.archive.encryption !== 'none';
-  const file = archiveFileName(rec.id, config.checkpoint.compression, encrypted);
-  const path = join(ctx.self.workDir, file);
-  if (rec.archive && (await fileSize(join(ctx.self.workDir, rec.archive.file))) === rec.archive.bytes) {
+  const { source: here, destination: there, name: file } = ctx.files;
+  if (rec.archive && (await fileSize(here.archive)) === rec.archive.bytes) {
     return { result: { alreadyDone: true } };
   }
   const info = await local.inspect(rec.container);
@@ -46,16 +43,15 @@ export const checkpoint: Step = async (ctx) => {
   }
   // Before the freeze: a missing or unsafe key must not cost the container a restart.
   const key = encrypted ? await loadArchiveKey(config.archive.keyFile) : undefined;
-  await ensurePrivateDir(ctx.self.workDir);
-  const part = `${path}.part`;
+  await ensurePrivateDir(here.dir);
+  const part = here.part;
   await removeFile(part);
   // Persisted before the freeze (a crash right after must not let a cancel forget a
   // frozen container); the exact moment is patched in below, once podman starts.
   await ctx.mark({ frozenAt: Date.now() });
   let target: StreamTarget | undefined;
   try {
-    const dest = ctx.remote(rec.to);
-    target = streamTarget(dest.runner, dest.host.workDir, file);
+    target = { runner: ctx.remote(rec.to).runner, dir: there.dir, partPath: there.part, finalPath: there.archive };
   } catch (e: unknown) {
     ctx.log.warn({ err: coerceError(e).message }, 'not streaming the archive; the transfer step will send it');
   }
@@ -70,12 +66,12 @@ export const checkpoint: Step = async (ctx) => {
     void ctx.progress({ percent: 50, bytes, message: 'checkpointing' }).catch(() => undefined);
   };
   const opts = { ...config.checkpoint, timeoutMs: config.timeouts.step.checkpoint };
-  const out = await checkpointStreaming(local, ctx.localRunner, rec.container, part, opts, target, { onBytes, encryptWith: key });
+  const out = await checkpointStreaming(local, ctx.localRunner, rec.container, { part, fifo: here.fifo }, opts, target, { onBytes, encryptWith: key });
   await started;
   if (out.streamError) ctx.log.warn({ err: out.streamError }, 'streaming the archive to the destination failed; the transfer step will send it');
   try {
     await chmod(part, 0o600);
-    await rename(part, path);
+    await rename(part, here.archive);
   } catch (e: unknown) {
     // The record will not know this archive: do not leave its streamed copy behind.
     if (out.streamed && target) await target.runner.run(['rm', '-f', '--', target.finalPath]).catch(() => undefined);
@@ -90,10 +86,15 @@ export const checkpoint: Step = async (ctx) => {
       encryption: config.archive.encryption,
       frozenUs: stats.frozenUs,
       reRestored,
-      streamedTo: out.streamed ? rec.to : null,
+      streamed: out.streamed,
       streamError: out.streamError,
       ms: Date.now() - frozenAt,
     },
-    patch: { archive: { file, sha256, bytes, ...(key ? { encryption: { cipher: ARCHIVE_CIPHER, keyId: key.id } } : {}) }, checkpointStats: stats, frozenAt, ...(out.streamed ? { bytesTransferred: bytes } : {}) },
+    patch: {
+      archive: { file, sha256, bytes, compression: config.checkpoint.compression, streamed: out.streamed, ...(key ? { encryption: { cipher: ARCHIVE_CIPHER, keyId: key.id } } : {}) },
+      checkpointStats: stats,
+      frozenAt,
+      ...(out.streamed ? { bytesTransferred: bytes } : {}),
+    },
   };
 };

@@ -1,8 +1,6 @@
-import { plainArchivePath } from '../archive/plain';
-import { join } from 'node:path';
 import { StepError } from '../errors';
 import type { Step } from './context';
-import { removeFile } from './files';
+import { removeFile } from '../archive/localFiles';
 
 /**
  * Source host, after the destination was verified: remove the frozen source container
@@ -24,11 +22,10 @@ export const cleanup: Step = async (ctx) => {
     warnings.push(`host ${rec.from} now has a different container named "${rec.container}"; left it alone`);
   }
   if (rec.archive) {
-    await removeFile(join(ctx.self.workDir, rec.archive.file));
-    const dest = ctx.remote(rec.to);
+    await removeFile(ctx.files.source.archive);
+    const there = ctx.files.destination;
     // verify already removed it; this catches a verify that crashed right after probing.
-    const there = join(dest.host.workDir, rec.archive.file);
-    const rm = await dest.runner.run(['rm', '-f', '--', there, plainArchivePath(there, ctx.config)]);
+    const rm = await ctx.remote(rec.to).runner.run(['rm', '-f', '--', there.archive, there.plain]);
     if (rm.code !== 0) warnings.push(`could not remove the archive on ${rec.to}: ${rm.stderr.trim()}`);
   }
   return { result: { removedSource }, patch: warnings.length ? { warnings: [...rec.warnings, ...warnings] } : undefined };

@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import type { FerryConfig } from '../config/load';
 import type { HostConfig } from '../config/hosts';
-import type { MigrationRecord, StepName } from '../engine/model';
+import type { MigrationFiles } from '../engine/files';
+import type { MigrationRecord } from '../engine/model';
+import type { StepName } from '../engine/steps';
 import type { CommandRunner } from '../exec/runner';
 import type { Podman } from '../podman/podman';
 
@@ -22,6 +24,8 @@ export interface Progress {
 export interface StepContext {
   rec: MigrationRecord;
   step: StepName;
+  /** Every file this migration touches, on both hosts (engine/files.ts). */
+  files: MigrationFiles;
   config: FerryConfig;
   /** The host this worker runs on, and its podman run locally. */
   self: HostConfig;

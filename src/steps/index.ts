@@ -1,4 +1,4 @@
-import type { StepName } from '../engine/model';
+import type { StepName } from '../engine/steps';
 import { checkpoint } from './checkpoint';
 import { cleanup } from './cleanup';
 import type { Step } from './context';

@@ -1,7 +1,6 @@
-import { join } from 'node:path';
 import { CommandError, StepError } from '../errors';
 import type { Step } from './context';
-import { sha256File } from './files';
+import { sha256File } from '../archive/localFiles';
 import { withImportableArchive } from '../archive/plain';
 import type { CriuStats } from '../podman/parse';
 import { removeStorageOnlyCopy } from './storageCopy';
@@ -25,7 +24,8 @@ export const restore: Step = async (ctx) => {
     if (existing.running) return { result: { alreadyDone: true } };
     await local.remove(rec.container);
   }
-  const path = join(ctx.self.workDir, archive.file);
+  const here = ctx.files.destination;
+  const path = here.archive;
   let actual: { sha256: string; bytes: number };
   try {
     actual = await sha256File(path);
@@ -37,7 +37,7 @@ export const restore: Step = async (ctx) => {
   }
   await ctx.mark({ restoreStartedAt: Date.now() });
   await ctx.progress({ percent: 20, message: 'restoring' });
-  const restoreOnce = () => withImportableArchive(path, archive, config, (importable) => local.restoreImport(importable, { ...config.checkpoint, timeoutMs: config.timeouts.step.restore }));
+  const restoreOnce = () => withImportableArchive(here, archive, config.archive.keyFile, (importable) => local.restoreImport(importable, { ...config.checkpoint, timeoutMs: config.timeouts.step.restore }));
   let stats: CriuStats;
   try {
     stats = await restoreOnce();

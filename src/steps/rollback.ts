@@ -1,9 +1,7 @@
-import { join } from 'node:path';
 import { StepError } from '../errors';
-import { plainArchivePath, withImportableArchive } from '../archive/plain';
-import { archiveFileName } from '../engine/plan';
+import { withImportableArchive } from '../archive/plain';
 import type { Step } from './context';
-import { fileSize, removeFile } from './files';
+import { fileSize, removeFile } from '../archive/localFiles';
 import { restoreFrozen } from './recoverFrozen';
 import { clearDestination } from './destinationCopy';
 import { coerceError } from '../errors/coerceError';
@@ -19,7 +17,8 @@ export const rollback: Step = async (ctx) => {
   const { rec, local, config } = ctx;
   const name = rec.container;
   const sourceId = rec.source?.id;
-  const archivePath = rec.archive ? join(ctx.self.workDir, rec.archive.file) : undefined;
+  const here = ctx.files.source;
+  const archivePath = rec.archive ? here.archive : undefined;
   let removedFromDestination = false;
   let stuck: string | undefined;
   if (rec.restoreStartedAt) {
@@ -30,18 +29,16 @@ export const rollback: Step = async (ctx) => {
   }
   // The checkpoint streams to the destination while it runs: a copy may be there even
   // when the record never got its archive (crash or timeout mid-checkpoint).
-  const destFile = rec.archive?.file ?? archiveFileName(rec.id, config.checkpoint.compression, config.archive.encryption !== 'none');
   try {
-    const dest = ctx.remote(rec.to);
-    const there = join(dest.host.workDir, destFile);
-    await dest.runner.run(['rm', '-f', '--', there, `${there}.part`, plainArchivePath(there, config)]);
+    const there = ctx.files.destination;
+    await ctx.remote(rec.to).runner.run(['rm', '-f', '--', there.archive, there.part, there.plain]);
   } catch {
     // An unreachable destination keeps a stray archive, never a running copy
     // (restore had not started, or the branch above would have thrown).
   }
-  const importArchive = async (path: string): Promise<void> => {
+  const importArchive = async (): Promise<void> => {
     const archive = rec.archive as NonNullable<typeof rec.archive>;
-    await withImportableArchive(path, archive, config, (p) => local.restoreImport(p, { ...config.checkpoint, timeoutMs: config.timeouts.step.rollback }));
+    await withImportableArchive(here, archive, config.archive.keyFile, (p) => local.restoreImport(p, { ...config.checkpoint, timeoutMs: config.timeouts.step.rollback }));
   };
   const info = await local.inspect(name);
   let how: string;
@@ -53,11 +50,11 @@ export const rollback: Step = async (ctx) => {
     } catch (e: unknown) {
       if (!archivePath || (await fileSize(archivePath)) === null) throw e;
       await local.remove(name);
-      await importArchive(archivePath);
+      await importArchive();
       how = 'restored from the archive';
     }
   } else if (!info && archivePath && (await fileSize(archivePath)) !== null) {
-    await importArchive(archivePath);
+    await importArchive();
     how = 'restored from the archive';
   } else if (info) {
     throw new StepError(`container "${name}" on host ${rec.from} is ${info.status} and holds no checkpoint to restore`, { code: 'ROLLBACK_IMPOSSIBLE', permanent: true });
@@ -74,7 +71,6 @@ export const rollback: Step = async (ctx) => {
     else removedFromDestination = true;
   }
   // Whatever an interrupted checkpoint left here too: the partial archive and its pipe.
-  const localBase = join(ctx.self.workDir, destFile);
-  for (const f of [archivePath, localBase, `${localBase}.part`, `${localBase}.part.fifo`, plainArchivePath(localBase, config)]) if (f) await removeFile(f);
+  for (const f of [here.archive, here.part, here.fifo, here.plain]) await removeFile(f);
   return { result: { how, removedFromDestination }, patch: warnings.length ? { warnings: [...rec.warnings, ...warnings] } : undefined };
 };

@@ -1,18 +1,10 @@
 import { createReadStream } from 'node:fs';
-import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { StepError } from '../errors';
-import type { MigrationRecord } from '../engine/model';
 import { receiveRemote } from '../transfer/receive';
 import type { Step } from './context';
 
 const PROGRESS_EVERY_MS = 250;
-
-/** Whether the checkpoint step already streamed this very archive to this destination. */
-function streamedByCheckpoint(rec: MigrationRecord): boolean {
-  const last = [...rec.history].reverse().find((h) => h.step === 'checkpoint' && h.ok);
-  return !!last?.result && last.result.streamedTo === rec.to && last.result.sha256 === rec.archive?.sha256;
-}
 
 /**
  * Source → destination over the kept-warm SSH connection. Usually the checkpoint step
@@ -26,10 +18,11 @@ export const transfer: Step = async (ctx) => {
   const archive = rec.archive;
   if (!archive) throw new StepError(`migration ${rec.id} has no archive to transfer`, { code: 'NO_ARCHIVE', permanent: true });
   const dest = ctx.remote(rec.to);
-  const remotePath = join(dest.host.workDir, archive.file);
-  if (streamedByCheckpoint(rec)) {
+  const there = ctx.files.destination;
+  const remotePath = there.archive;
+  if (archive.streamed) {
     // The destination hashed the stream as it arrived and the checkpoint step compared it
-    // before recording streamedTo; no remote call here, it would sit inside the downtime.
+    // before recording archive.streamed; no remote call here, it would sit inside the downtime.
     // Should the file vanish since, restore fails (NO_ARCHIVE) and the migration rolls back.
     return { result: { alreadyDone: true, streamed: true, bytes: 0 } };
   }
@@ -37,7 +30,7 @@ export const transfer: Step = async (ctx) => {
   if (already.code === 0 && already.stdout.startsWith(archive.sha256)) {
     return { result: { alreadyDone: true, bytes: 0 } };
   }
-  const part = `${remotePath}.part`;
+  const part = there.part;
   let sent = 0;
   let lastReport = 0;
   const started = Date.now();
@@ -52,12 +45,12 @@ export const transfer: Step = async (ctx) => {
       done(null, chunk);
     },
   });
-  const input = createReadStream(join(ctx.self.workDir, archive.file), { highWaterMark: 1 << 20 }).pipe(counter);
-  const got = await receiveRemote(dest.runner, dest.host.workDir, { part, final: remotePath }, { bytes: archive.bytes }, input, ctx.config.timeouts.step.transfer);
+  const input = createReadStream(ctx.files.source.archive, { highWaterMark: 1 << 20 }).pipe(counter);
+  const got = await receiveRemote(dest.runner, there.dir, { part, final: remotePath }, { bytes: archive.bytes }, input, ctx.config.timeouts.step.transfer);
   if (got.bytes !== archive.bytes || !got.moved) {
     await dest.runner.run(['rm', '-f', '--', part]);
     if (got.writeError) {
-      throw new StepError(`cannot store the archive on host ${rec.to}: ${got.writeError} in ${dest.host.workDir} (received ${got.bytes} of ${archive.bytes} bytes)`, { code: 'DESTINATION_DISK_FULL', permanent: true });
+      throw new StepError(`cannot store the archive on host ${rec.to}: ${got.writeError} in ${there.dir} (received ${got.bytes} of ${archive.bytes} bytes)`, { code: 'DESTINATION_DISK_FULL', permanent: true });
     }
     throw new StepError(`archive arrived incomplete on host ${rec.to}: ${got.bytes} of ${archive.bytes} bytes; will send it again`, { code: 'TRANSFER_INCOMPLETE' });
   }

@@ -1,9 +1,7 @@
-import { plainArchivePath } from '../archive/plain';
-import { join } from 'node:path';
 import { StepError } from '../errors';
 import { coerceError } from '../errors/coerceError';
 import type { Step } from './context';
-import { removeFile } from './files';
+import { removeFile } from '../archive/localFiles';
 import { waitHealthy } from './probes';
 
 /**
@@ -28,9 +26,8 @@ export const verify: Step = async (ctx) => {
   }
   const answeredAt = Date.now();
   if (rec.archive) {
-    const path = join(ctx.self.workDir, rec.archive.file);
     // The plain copy too: a restore killed after podman finished never got to remove it.
-    for (const f of [path, plainArchivePath(path, ctx.config)]) await removeFile(f);
+    for (const f of [ctx.files.destination.archive, ctx.files.destination.plain]) await removeFile(f);
   }
   return {
     result: { probe: rec.probe.kind, probeMs: health.ms, probeTries: health.tries, downtimeMs: rec.frozenAt ? answeredAt - rec.frozenAt : null },

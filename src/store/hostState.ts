@@ -1,14 +1,17 @@
 import type { RedisConnection as IORedis } from '../redis';
+import { keys, Keys } from './keys';
 
 /** Cordons: a cordoned host takes no new migrations (it is being drained or maintained). */
 export class HostState {
+  private readonly k: Keys;
   private readonly key: string;
 
   constructor(
     private readonly redis: IORedis,
     prefix: string,
   ) {
-    this.key = `${prefix}:cordoned`;
+    this.k = keys(prefix);
+    this.key = this.k.cordoned;
   }
 
   async cordon(host: string, reason: string): Promise<void> {
@@ -32,10 +35,10 @@ export class HostState {
 
   /** The last drain of a host, so `undrain --move-back` knows what to bring back. */
   async rememberDrain(host: string, batchId: string): Promise<void> {
-    await this.redis.set(`${this.key}:last-drain:${host}`, batchId);
+    await this.redis.set(this.k.lastDrain(host), batchId);
   }
 
   async lastDrain(host: string): Promise<string | null> {
-    return this.redis.get(`${this.key}:last-drain:${host}`);
+    return this.redis.get(this.k.lastDrain(host));
   }
 }

@@ -89,11 +89,16 @@ export class MigrationStore {
     throw new FerryError(`migration ${id}: too much contention updating the record`);
   }
 
-  async list(opts: { since?: number; limit?: number } = {}): Promise<MigrationRecord[]> {
-    const ids = await this.redis.zrevrangebyscore(this.k.migrations, '+inf', opts.since ?? '-inf', 'LIMIT', 0, opts.limit ?? 100);
+  /** Several records at once, in the order asked; missing ones are left out. */
+  async getMany(ids: readonly string[]): Promise<MigrationRecord[]> {
     if (ids.length === 0) return [];
     const texts = await this.redis.mget(ids.map((id) => this.k.migration(id)));
     return texts.filter((t): t is string => t !== null).map((t) => JSON.parse(t) as MigrationRecord);
+  }
+
+  async list(opts: { since?: number; limit?: number } = {}): Promise<MigrationRecord[]> {
+    const ids = await this.redis.zrevrangebyscore(this.k.migrations, '+inf', opts.since ?? '-inf', 'LIMIT', 0, opts.limit ?? 100);
+    return this.getMany(ids);
   }
 
   /** Appends to the migration's own stream and to the global one the dashboard follows. */

@@ -1,5 +1,4 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { join } from 'node:path';
 import { PassThrough, pipeline, Readable } from 'node:stream';
 import { encryptStream } from '../archive/cipher';
 import type { ArchiveKey } from '../archive/key';
@@ -12,7 +11,7 @@ import { makeFifo, releaseFifoReader } from './fifo';
 import { receiveRemote } from './receive';
 import { teeHashed } from './tee';
 import { StepError } from '../errors';
-import { removeFile } from '../steps/files';
+import { removeFile } from '../archive/localFiles';
 
 export interface StreamTarget {
   runner: CommandRunner;
@@ -45,12 +44,12 @@ export async function checkpointStreaming(
   podman: Podman,
   localRunner: CommandRunner,
   container: string,
-  localPart: string,
+  local: { part: string; fifo: string },
   opts: CheckpointOptions,
   target: StreamTarget | undefined,
   extra: { onBytes?: (bytes: number) => void; encryptWith?: ArchiveKey } = {},
 ): Promise<StreamedCheckpoint> {
-  const fifo = `${localPart}.fifo`;
+  const { fifo, part: localPart } = local;
   await removeFile(fifo);
   await makeFifo(localRunner, fifo);
   try {
@@ -107,9 +106,4 @@ export async function checkpointStreaming(
   } finally {
     await removeFile(fifo);
   }
-}
-
-export function streamTarget(runner: CommandRunner, workDir: string, file: string): StreamTarget {
-  const finalPath = join(workDir, file);
-  return { runner, dir: workDir, partPath: `${finalPath}.part`, finalPath };
 }

@@ -185,7 +185,7 @@ export const STORAGE: Scenario[] = [
       await sshd?.start();
       await ctx.watch.done('checkpoint');
       const rec = await ctx.rec();
-      const streamed = rec.history.find((h) => h.step === 'checkpoint' && h.ok)?.result?.streamedTo;
+      const streamed = rec.archive?.streamed;
       flipByte(hostFile(ctx.host.src, join(ctx.cfg.workDir, rec.archive?.file ?? 'none')));
       await hold.resume();
       return streamed ? 'the checkpoint stream had completed before the cut: the destination copy is intact' : 'checkpoint stream was cut; transfer had to resend';

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { FORWARD_STEPS, hostForStep, nextStep, onStepExhausted, overallPercent } from '../../src/engine/plan';
+import { FORWARD_STEPS, hostForStep, nextStep, onStepExhausted, overallPercent } from '../../src/engine/steps';
 
 describe('migration plan', () => {
   const rec = { from: 'a', to: 'b' };

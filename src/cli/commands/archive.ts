@@ -4,7 +4,7 @@ import type { CliContext } from '../context';
 import { isEncryptedArchiveHeader, HEADER_BYTES } from '../../archive/cipher';
 import { generateArchiveKey } from '../../archive/key';
 import { decryptArchiveFile } from '../../archive/plain';
-import { fileSize } from '../../steps/files';
+import { fileSize } from '../../archive/localFiles';
 import { FerryError } from '../../errors';
 
 /** Key management and the by-hand recovery path for encrypted archives (docs/security.md). */
