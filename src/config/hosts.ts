@@ -1,5 +1,8 @@
 import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from '../errors';
 import { checkHostName } from '../names';
+import { describeProblems, intIn, parseOr, pathText, Problem, strictObject, viaCheck } from '../validation';
 
 export interface HostSsh {
   port: number;
@@ -25,91 +28,58 @@ export interface HostConfig {
   capacity: HostCapacity;
 }
 
-const HOST_KEYS = new Set(['name', 'address', 'ssh', 'podman', 'workDir', 'capacity']);
-const SSH_KEYS = new Set(['port', 'user', 'privateKey', 'knownHosts']);
-const CAPACITY_KEYS = new Set(['containers', 'memoryMb']);
 const DEFAULT_KNOWN_HOSTS = '/root/.ssh/known_hosts';
+const NON_EMPTY = 'must be a non-empty string';
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+const text = z
+  .string({ error: NON_EMPTY })
+  .min(1, { error: NON_EMPTY, abort: true })
+  .regex(/^[^\0\n\r]*$/, { error: 'must not contain NUL or line breaks' });
+const absPath = text.refine(isAbsolute, { error: 'must be an absolute path' });
+const hostName = z.unknown().transform(viaCheck(checkHostName));
 
-function unknownKeys(where: string, obj: Record<string, unknown>, allowed: Set<string>): void {
-  for (const key of Object.keys(obj)) {
-    if (!allowed.has(key)) throw new Error(`${where}.${key}: unknown key (allowed: ${[...allowed].join(', ')})`);
-  }
-}
-
-function str(where: string, v: unknown, fallback?: string): string {
-  if (v === undefined && fallback !== undefined) return fallback;
-  if (typeof v !== 'string' || v.length === 0) throw new Error(`${where}: must be a non-empty string`);
-  if (/[\0\n\r]/.test(v)) throw new Error(`${where}: must not contain NUL or line breaks`);
-  return v;
-}
-
-function int(where: string, v: unknown, fallback: number, min: number, max: number): number {
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new Error(`${where}: must be an integer from ${min} to ${max}`);
-  }
-  return v;
-}
-
-function absPath(where: string, v: unknown, fallback?: string): string {
-  const p = str(where, v, fallback);
-  if (!isAbsolute(p)) throw new Error(`${where}: must be an absolute path`);
-  return p;
-}
-
-/** Validates one inventory entry and fills defaults; throws an Error naming the bad key. */
-export function parseHost(raw: unknown, index: number): HostConfig {
-  const at = `hosts[${index}]`;
-  if (!isRecord(raw)) throw new Error(`${at}: must be an object`);
-  let name: string;
-  try {
-    name = checkHostName(raw.name);
-  } catch (e: unknown) {
-    throw new Error(`${at}.name: ${(e as Error).message}`);
-  }
-  const where = `hosts[${index}] (${name})`;
-  unknownKeys(where, raw, HOST_KEYS);
-  const address = str(`${where}.address`, raw.address);
-  if (/\s/.test(address)) throw new Error(`${where}.address: must not contain white space`);
-  const sshRaw = raw.ssh ?? {};
-  if (!isRecord(sshRaw)) throw new Error(`${where}.ssh: must be an object`);
-  unknownKeys(`${where}.ssh`, sshRaw, SSH_KEYS);
-  const ssh: HostSsh = {
-    port: int(`${where}.ssh.port`, sshRaw.port, 22, 1, 65535),
-    user: str(`${where}.ssh.user`, sshRaw.user, 'root'),
-    privateKey: absPath(`${where}.ssh.privateKey`, sshRaw.privateKey),
-    knownHosts: absPath(`${where}.ssh.knownHosts`, sshRaw.knownHosts, DEFAULT_KNOWN_HOSTS),
-  };
-  const podmanRaw = raw.podman ?? ['podman'];
-  if (!Array.isArray(podmanRaw) || podmanRaw.length === 0) throw new Error(`${where}.podman: must be a non-empty array of strings`);
-  const podman = podmanRaw.map((p, i) => str(`${where}.podman[${i}]`, p));
-  const capRaw = raw.capacity ?? {};
-  if (!isRecord(capRaw)) throw new Error(`${where}.capacity: must be an object`);
-  unknownKeys(`${where}.capacity`, capRaw, CAPACITY_KEYS);
-  return {
-    name,
-    address,
-    ssh,
-    podman,
-    workDir: absPath(`${where}.workDir`, raw.workDir, '/var/lib/ferry/archives'),
-    capacity: {
-      containers: int(`${where}.capacity.containers`, capRaw.containers, 50, 0, 100_000),
-      memoryMb: int(`${where}.capacity.memoryMb`, capRaw.memoryMb, 0, 0, 1 << 30),
+const hostSchema = strictObject({
+  name: hostName,
+  address: text.regex(/^\S*$/, { error: 'must not contain white space' }),
+  ssh: strictObject(
+    {
+      port: intIn(1, 65535).default(22),
+      user: text.default('root'),
+      privateKey: absPath,
+      knownHosts: absPath.default(DEFAULT_KNOWN_HOSTS),
     },
-  };
-}
+    'must be an object with at least privateKey',
+  ),
+  podman: z.array(text, { error: 'must be a non-empty array of strings' }).min(1, { error: 'must be a non-empty array of strings' }).default(['podman']),
+  workDir: absPath.default('/var/lib/ferry/archives'),
+  capacity: strictObject({
+    containers: intIn(0, 100_000).default(50),
+    memoryMb: intIn(0, 1 << 30).default(0),
+  }).prefault({}),
+});
 
+const inventorySchema = z.array(hostSchema, { error: 'must be an array of host entries' }).superRefine((hosts, ctx) => {
+  hosts.forEach((h, i) => {
+    const first = hosts.findIndex((o) => o.name === h.name);
+    if (first < i) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `appears twice (hosts[${first}] has it too)`, input: h.name });
+  });
+});
+
+/**
+ * Validates the inventory and fills defaults; the error names each bad entry by index and,
+ * when it has a valid one, by name: "hosts[0] (a).ssh.port: must be an integer from 1 to 65535, got 70000".
+ */
 export function parseInventory(raw: unknown): HostConfig[] {
-  if (!Array.isArray(raw)) throw new Error('hosts: must be an array of host entries');
-  const hosts = raw.map((h, i) => parseHost(h, i));
-  const seen = new Set<string>();
-  for (const h of hosts) {
-    if (seen.has(h.name)) throw new Error(`hosts: host name "${h.name}" appears twice`);
-    seen.add(h.name);
-  }
-  return hosts;
+  return parseOr(inventorySchema, raw, (error) => {
+    const entry = (i: PropertyKey): string => {
+      const name = Array.isArray(raw) && typeof i === 'number' ? hostName.safeParse((raw[i] as { name?: unknown } | null)?.name) : undefined;
+      return `hosts[${String(i)}]${name?.success ? ` (${name.data})` : ''}`;
+    };
+    const render = (p: Problem): string => {
+      if (!p.path.length) return `hosts: ${p.text}`;
+      const [i, ...rest] = p.path;
+      return `${entry(i)}${rest.length ? `.${pathText(rest)}` : ''}: ${p.text}`;
+    };
+    return new ConfigError(describeProblems(error, render));
+  });
 }

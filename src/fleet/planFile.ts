@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { ValidationError } from '../errors';
+import { z } from 'zod';
+import { coerceError, ValidationError } from '../errors';
 import { checkContainerName, checkHostName } from '../names';
 import type { HealthProbe } from '../engine/model';
-import { parseProbe } from '../cli/probe';
+import { parseProbe } from '../engine/probe';
+import { describeProblems, intIn, parseOr, pathText, Problem, quotedIssue, showValue, strictObject, viaCheck } from '../validation';
 
 export interface PlanEntry {
   container: string;
@@ -20,62 +22,90 @@ export interface Plan {
 
 const MAX_ENTRIES = 10_000;
 
-function fail(where: string, msg: string): never {
-  throw new ValidationError(`plan ${where}: ${msg}`);
+const hostName = z.unknown().transform(viaCheck(checkHostName));
+const entryShape = {
+  container: z.unknown().transform(viaCheck(checkContainerName)),
+  from: hostName,
+  to: hostName,
+  probe: z.string({ error: 'must be a probe spec (a string)' }).transform(viaCheck(parseProbe)).optional(),
+};
+const ENTRY_KEYS = Object.keys(entryShape);
+// The keys of the object form, as planSchema builds it.
+const PLAN_KEYS = ['migrations', 'maxParallel', 'perHost'];
+
+/** With an inventory (host names), every entry's hosts must be in it. */
+function planSchema(inventory?: readonly string[]) {
+  const entry = strictObject(entryShape, 'must be an object {container, from, to}').superRefine((e, ctx) => {
+    if (e.from === e.to) ctx.addIssue(quotedIssue(`source and destination are the same host ("${e.from}"): nothing to migrate`));
+    for (const field of ['from', 'to'] as const) {
+      if (inventory && !inventory.includes(e[field])) ctx.addIssue(quotedIssue(`unknown host "${e[field]}": the inventory has ${inventory.join(', ') || 'no hosts'}`, [field]));
+    }
+  });
+  return z.preprocess(
+    (raw) => (Array.isArray(raw) ? { migrations: raw } : raw),
+    strictObject(
+      {
+        migrations: z
+          .array(entry, { error: 'must be a non-empty list' })
+          .min(1, { error: 'must be a non-empty list' })
+          .max(MAX_ENTRIES, { error: `must have at most ${MAX_ENTRIES} entries` })
+          .superRefine((entries, ctx) => {
+            const seen = new Map<string, number>();
+            entries.forEach((e, i) => {
+              const key = `${e.from}/${e.container}`;
+              const first = seen.get(key);
+              if (first === undefined) seen.set(key, i);
+              else ctx.addIssue(quotedIssue(`container "${e.container}" on ${e.from} appears twice (also entry ${first + 1})`, [i]));
+            });
+          }),
+        maxParallel: intIn(1, 1000).optional(),
+        perHost: intIn(1, 1000).optional(),
+      },
+      'must be a list of migrations or an object with "migrations"',
+    ),
+  );
+}
+
+/** "plan FILE entry 7: <problem> (field "to")": entries are counted from 1, as people count them. */
+function renderer(name: string) {
+  return (p: Problem): string => {
+    const [top, index, field, ...rest] = p.path;
+    const unknown = (key: PropertyKey, allowed: string[]) => `unknown key ${showValue(String(key).slice(0, 40))} (allowed: ${allowed.join(', ')})`;
+    if (top === 'migrations' && typeof index === 'number') {
+      const where = `plan ${name} entry ${index + 1}`;
+      if (field === undefined) return `${where}: ${p.text}`;
+      if (p.unknownKey) return `${where}: ${unknown(field, ENTRY_KEYS)}`;
+      return `${where}: ${p.text} (field ${showValue(pathText([field, ...rest]))})`;
+    }
+    if (top === undefined) return `plan ${name}: ${p.text}`;
+    if (p.unknownKey) return `plan ${name}: ${unknown(top, PLAN_KEYS)}`;
+    return `plan ${name}: ${pathText(p.path)} ${p.text}`;
+  };
 }
 
 /**
  * A plan is a list of {container, from, to[, probe]}, or an object {migrations: [...],
- * maxParallel?, perHost?}; JSON or YAML. Every entry is checked before anything runs.
+ * maxParallel?, perHost?}; JSON or YAML. The whole file is checked before anything runs
+ * (with `inventory`, the hosts too, so a typo in entry 7 stops the batch before entry 1
+ * moves), and the error names each bad entry and field.
  */
-export function parsePlan(text: string, name = 'file'): Plan {
+export function parsePlan(text: string, name = 'file', inventory?: readonly string[]): Plan {
   let raw: unknown;
   try {
     raw = /^\s*[[{]/.test(text) ? JSON.parse(text) : parseYaml(text);
   } catch (e: unknown) {
-    fail(name, `is neither valid JSON nor YAML: ${(e as Error).message.split('\n')[0]}`);
+    throw new ValidationError(`plan ${name}: is neither valid JSON nor YAML: ${coerceError(e).message.split('\n')[0]}`);
   }
-  const obj = Array.isArray(raw) ? { migrations: raw } : raw;
-  if (typeof obj !== 'object' || obj === null) fail(name, 'must be a list of migrations or an object with "migrations"');
-  const o = obj as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!['migrations', 'maxParallel', 'perHost'].includes(k)) fail(name, `unknown key "${k.slice(0, 40)}" (allowed: migrations, maxParallel, perHost)`);
-  if (!Array.isArray(o.migrations) || o.migrations.length === 0) fail(name, '"migrations" must be a non-empty list');
-  if (o.migrations.length > MAX_ENTRIES) fail(name, `has ${o.migrations.length} entries; at most ${MAX_ENTRIES}`);
-  const limit = (v: unknown, k: string) => {
-    if (v === undefined) return undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1000) fail(name, `${k} must be an integer from 1 to 1000`);
-    return v;
-  };
-  const seen = new Set<string>();
-  const entries = o.migrations.map((e: unknown, i: number): PlanEntry => {
-    const at = `${name} entry ${i + 1}`;
-    if (typeof e !== 'object' || e === null || Array.isArray(e)) fail(at, 'must be an object {container, from, to}');
-    const r = e as Record<string, unknown>;
-    for (const k of Object.keys(r)) if (!['container', 'from', 'to', 'probe'].includes(k)) fail(at, `unknown key "${k.slice(0, 40)}"`);
-    const wrap = <T>(f: () => T): T => {
-      try {
-        return f();
-      } catch (err: unknown) {
-        return fail(at, (err as Error).message);
-      }
-    };
-    const container = wrap(() => checkContainerName(r.container));
-    const from = wrap(() => checkHostName(r.from));
-    const to = wrap(() => checkHostName(r.to));
-    if (seen.has(`${from}/${container}`)) fail(at, `container "${container}" on ${from} appears twice`);
-    seen.add(`${from}/${container}`);
-    const probe = r.probe === undefined ? undefined : typeof r.probe === 'string' ? wrap(() => parseProbe(r.probe as string)) : fail(at, 'probe must be a string');
-    return { container, from, to, probe };
-  });
-  return { entries, maxParallel: limit(o.maxParallel, 'maxParallel'), perHost: limit(o.perHost, 'perHost') };
+  const plan = parseOr(planSchema(inventory), raw, (error) => new ValidationError(describeProblems(error, renderer(name))));
+  return { entries: plan.migrations, maxParallel: plan.maxParallel, perHost: plan.perHost };
 }
 
-export function readPlan(file: string): Plan {
+export function readPlan(file: string, inventory?: readonly string[]): Plan {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e: unknown) {
-    throw new ValidationError(`cannot read plan file ${file}: ${(e as Error).message}`);
+    throw new ValidationError(`cannot read plan file ${file}: ${coerceError(e).message}`);
   }
-  return parsePlan(text, file);
+  return parsePlan(text, file, inventory);
 }

@@ -47,6 +47,26 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ file: join(dir, 'missing.json'), env: {} }), /cannot read config file/);
   });
 
+  it('shows the value found next to the path', () => {
+    const cases: [unknown, RegExp][] = [
+      [{ hosts: [{ ...host, ssh: { privateKey: '/k', port: 70000 } }] }, /hosts\[0\] \(a\)\.ssh\.port: must be an integer from 1 to 65535, got 70000/],
+      [{ hosts: [{ ...host, ssh: { privateKey: '/k', port: '22' } }] }, /ssh\.port: must be an integer from 1 to 65535, got "22"/],
+      [{ hosts: [{ ...host, workDir: '/var/lib\n/x' }] }, /hosts\[0\] \(a\)\.workDir: must not contain NUL or line breaks, got "\/var\/lib\\n\/x"/],
+      [{ hosts: [{ ...host, podman: ['podman', 3] }] }, /hosts\[0\] \(a\)\.podman\[1\]: must be a non-empty string, got 3/],
+      [{ hosts: [{ name: 'b', ssh: { privateKey: '/k' } }] }, /hosts\[0\] \(b\)\.address: must be a non-empty string, got nothing/],
+      [{ hosts: ['a'] }, /hosts\[0\]: must be an object, got "a"/],
+      [{ hosts: [host, host] }, /hosts\[1\] \(a\)\.name: appears twice \(hosts\[0\] has it too\)/],
+    ];
+    for (const [content, re] of cases) {
+      assert.throws(() => loadConfig({ file: file(content), env: {} }), (e: unknown) => e instanceof ConfigError && re.test((e as Error).message), `expected ${re}`);
+    }
+  });
+
+  it('names every bad field of the inventory at once', () => {
+    const content = { hosts: [{ ...host, address: '1.2.3.4 -oProxyCommand=x', capacity: { containers: -1 } }] };
+    assert.throws(() => loadConfig({ file: file(content), env: {} }), (e: unknown) => /address: must not contain white space.*; .*capacity\.containers: must be an integer from 0 to 100000, got -1/.test((e as Error).message));
+  });
+
   it('hides secrets when printing', () => {
     const c = loadConfig({ file: file({ redis: { url: 'redis://u:pw@h:1', password: 's3cret' }, hosts: [host] }), env: {} });
     const text = JSON.stringify(redactConfig(c));

@@ -26,4 +26,28 @@ describe('plan files', () => {
     ];
     for (const [text, re] of cases) assert.throws(() => parsePlan(text), re, text);
   });
+
+  it('names the field and shows the value', () => {
+    const cases: [string, RegExp][] = [
+      ['[{"container":"w","from":"a","to":"b c"}]', /^plan p entry 1: invalid host name "b c": .* \(field "to"\)$/],
+      ['[{"container":"w","from":"a","to":"b","probe":5}]', /^plan p entry 1: must be a probe spec \(a string\), got 5 \(field "probe"\)$/],
+      ['[{"container":"w","from":"a","to":"b","probe":"tcp:99999"}]', /^plan p entry 1: health probe "tcp:99999": "99999" is not a port number .*\(field "probe"\)$/],
+      ['["a->c"]', /^plan p entry 1: must be an object \{container, from, to\}, got "a->c"$/],
+      ['{"migrations":[{"container":"w","from":"a","to":"b"}],"perHost":1.5}', /^plan p: perHost must be an integer from 1 to 1000, got 1\.5$/],
+      ['[{"container":"w","from":"a","to":"a"}]', /^plan p entry 1: source and destination are the same host \("a"\)/],
+    ];
+    for (const [text, re] of cases) assert.throws(() => parsePlan(text, 'p'), (e: unknown) => re.test((e as Error).message), text);
+  });
+
+  it('checks every entry, hosts included, before anything runs', () => {
+    const entries = Array.from({ length: 9 }, (_, i) => ({ container: `w${i}`, from: 'a', to: i === 6 ? 'bb' : 'b' }));
+    assert.throws(() => parsePlan(JSON.stringify(entries), 'p', ['a', 'b', 'c']), (e: unknown) => (e as Error).message === 'plan p entry 7: unknown host "bb": the inventory has a, b, c (field "to")');
+    assert.equal(parsePlan(JSON.stringify(entries), 'p').entries.length, 9, 'without an inventory, hosts are only checked as names');
+    // Several bad entries: all of them are named (the first five, then a count).
+    const bad = Array.from({ length: 8 }, (_, i) => ({ container: `w ${i}`, from: 'a', to: 'b' }));
+    assert.throws(() => parsePlan(JSON.stringify(bad), 'p'), (e: unknown) => {
+      const m = (e as Error).message;
+      return /entry 1: invalid container name "w 0"/.test(m) && /entry 5: invalid container name "w 4"/.test(m) && /; and 3 more$/.test(m);
+    });
+  });
 });

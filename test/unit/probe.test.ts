@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { parseProbe } from '../../src/cli/probe';
+import { parseProbe } from '../../src/engine/probe';
 
 describe('--probe parsing', () => {
   it('parses every kind', () => {

@@ -4,14 +4,8 @@ import { readPlan } from '../../fleet/planFile';
 import { batchSummary, followBatch } from '../batchView';
 import type { FerryClient } from '../../client';
 import { EXIT } from '../exitCodes';
-import type { BatchView } from '../../fleet/batchRunner';
-import { ValidationError } from '../../errors';
-
-export function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || n < 1 || n > 1000) throw new ValidationError(`"${v.slice(0, 20)}" is not a whole number from 1 to 1000`);
-  return n;
-}
+import type { BatchView } from '../../fleet/model';
+import { parallelOption } from '../options';
 
 export function batchOutcome(v: BatchView): number {
   return v.batch.state === 'done' && v.counts.failed === 0 && v.counts.remaining === 0 ? EXIT.ok : EXIT.failed;
@@ -29,13 +23,14 @@ export function registerBatch(program: Command, ctx: CliContext): void {
     .command('batch')
     .description('run the migrations listed in a plan file (JSON or YAML) with global and per-host limits')
     .argument('<plan>', 'plan file: [{container, from, to, probe?}] or {migrations: [...], maxParallel?, perHost?}')
-    .option('--max-parallel <n>', 'migrations at once (default: plan, then config fleet.maxParallel)', positiveInt)
-    .option('--per-host <n>', 'migrations at once involving one host (default: plan, then config fleet.perHostLimit)', positiveInt)
+    .option('--max-parallel <n>', 'migrations at once (default: plan, then config fleet.maxParallel)', parallelOption)
+    .option('--per-host <n>', 'migrations at once involving one host (default: plan, then config fleet.perHostLimit)', parallelOption)
     .option('--wait', 'follow the batch and print a summary; exit 0 only if every migration succeeded')
     .option('--json', 'print JSON')
     .action(async (file: string, opts: { maxParallel?: number; perHost?: number; wait?: boolean; json?: boolean }, cmd: Command) => {
-      const plan = readPlan(file);
       const config = ctx.configFrom(cmd);
+      // Every entry, its hosts included, is checked before the first one is submitted.
+      const plan = readPlan(file, config.hosts.map((h) => h.name));
       const client = ctx.clientFor(config);
       try {
         const batch = await client.batches.create({

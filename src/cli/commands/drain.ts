@@ -4,7 +4,8 @@ import type { PreparedDrain } from '../../fleet/drain';
 import { executeDrain, prepareDrain } from '../../fleet/drain';
 import { ValidationError } from '../../errors';
 import { checkHostName } from '../../names';
-import { positiveInt, waitForBatch } from './batch';
+import { waitForBatch } from './batch';
+import { parallelOption } from '../options';
 
 function planText(p: PreparedDrain): string {
   const lines = [`drain plan for ${p.host} (destinations: ${p.destinations.join(', ') || 'none'})`];
@@ -27,8 +28,8 @@ export function registerDrain(program: Command, ctx: CliContext): void {
     .description('empty a host: cordon it, place every container on the other hosts by capacity, and migrate them as a batch')
     .argument('<host>', 'host to drain')
     .option('--to <hosts>', 'comma-separated destinations (default: every other host)', hostList)
-    .option('--max-parallel <n>', 'migrations at once (default: config fleet.maxParallel)', positiveInt)
-    .option('--per-host <n>', 'migrations at once involving one host (default: config fleet.perHostLimit)', positiveInt)
+    .option('--max-parallel <n>', 'migrations at once (default: config fleet.maxParallel)', parallelOption)
+    .option('--per-host <n>', 'migrations at once involving one host (default: config fleet.perHostLimit)', parallelOption)
     .option('--dry-run', 'print the plan and change nothing')
     .option('--at <time>', 'schedule it once, at an ISO 8601 time (e.g. 2026-12-01T02:00Z)')
     .option('--cron <pattern>', 'schedule it repeatedly (cron pattern, UTC), e.g. "0 2 * * 6"')

@@ -4,6 +4,7 @@ import type { CliContext } from '../context';
 import { TERMINAL_STATES } from '../../engine/model';
 import { RecordCache } from '../../monitor/records';
 import { formatHistoryRow } from '../render';
+import { intOption } from '../options';
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
@@ -22,7 +23,7 @@ export function registerHistory(program: Command, ctx: CliContext): void {
     .description('migrations that ended, newest first, with their outcome, duration, downtime and bytes')
     .option('--since <when>', 'only those created since: 30m, 12h, 7d, or an ISO date', (v) => parseSince(v))
     .option('--all', 'include migrations still queued or running')
-    .option('--limit <n>', 'at most this many', (v) => Number(v), 100)
+    .option('--limit <n>', 'at most this many', intOption(1, 1_000_000), 100)
     .option('--json', 'print JSON (an array of migration records)')
     .action(async (opts: { since?: number; all?: boolean; limit: number; json?: boolean }, cmd: Command) => {
       const client = ctx.clientFor(ctx.configFrom(cmd));

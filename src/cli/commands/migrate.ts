@@ -3,6 +3,7 @@ import type { CliContext } from '../context';
 import { formatEvent, formatRecord } from '../render';
 import { parseProbe } from '../probe';
 import { outcomeCode } from '../exitCodes';
+import { intOption } from '../options';
 
 export function registerMigrate(program: Command, ctx: CliContext): void {
   program
@@ -13,7 +14,7 @@ export function registerMigrate(program: Command, ctx: CliContext): void {
     .requiredOption('--to <host>', 'destination host (inventory name)')
     .option('--probe <spec>', 'health check on the destination: auto | none | tcp:PORT | http:PORT[/PATH] | exec:CMD', 'auto')
     .option('--wait', 'follow progress until the migration ends; exit 0 only if it succeeded')
-    .option('--timeout <seconds>', 'with --wait: give up waiting after this long', (v) => Number(v))
+    .option('--timeout <seconds>', 'with --wait: give up waiting after this long', intOption(1, 365 * 86_400))
     .option('--json', 'print JSON instead of text')
     .action(async (container: string, opts: { from: string; to: string; probe: string; wait?: boolean; json?: boolean; timeout?: number }, cmd: Command) => {
       const probe = parseProbe(opts.probe);

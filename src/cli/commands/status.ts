@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context';
 import { EXIT } from '../exitCodes';
 import { formatRecord } from '../render';
+import { intOption } from '../options';
 
 export function registerStatus(program: Command, ctx: CliContext): void {
   program
@@ -9,7 +10,7 @@ export function registerStatus(program: Command, ctx: CliContext): void {
     .description('show one migration, or the most recent ones')
     .argument('[id]', 'migration id')
     .option('--json', 'print JSON')
-    .option('--limit <n>', 'how many recent migrations', (v) => Number(v), 20)
+    .option('--limit <n>', 'how many recent migrations', intOption(1, 1_000_000), 20)
     .action(async (id: string | undefined, opts: { json?: boolean; limit: number }, cmd: Command) => {
       const client = ctx.clientFor(ctx.configFrom(cmd));
       try {
