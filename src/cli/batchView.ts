@@ -1,6 +1,7 @@
 import type { FerryClient } from '../client';
-import type { BatchView } from '../fleet/batchRunner';
-import type { MigrationEvent } from '../engine/model';
+import { endsOn } from '../engine/states';
+import type { BatchView } from '../fleet/model';
+import { follow, lastEventId } from '../store/eventStream';
 import { keys } from '../store/keys';
 import { formatBytes } from './render';
 
@@ -12,7 +13,8 @@ export function batchLine(v: BatchView): string {
 export function batchSummary(v: BatchView): string {
   const lines = [`${batchLine(v)} -> ${v.batch.state}`];
   for (const { item, migration: m } of v.items) {
-    const where = m?.state === 'succeeded' ? `now on ${item.to}` : m && ['failed', 'failed-rolled-back', 'cancelled'].includes(m.state) ? `still on ${item.from}` : m?.state === 'needs-attention' ? 'NEEDS ATTENTION' : `on ${item.from}`;
+    const end = m ? endsOn(m.state) : undefined;
+    const where = end === 'destination' ? `now on ${item.to}` : end === 'source' ? `still on ${item.from}` : end === 'unknown' ? 'NEEDS ATTENTION' : `on ${item.from}`;
     lines.push(`  ${item.container.padEnd(24)} ${item.from} -> ${item.to}  ${(m?.state ?? (v.batch.cancelRequested ? 'not started (cancelled)' : 'waiting')).padEnd(24)} ${where}${m?.error ? `: ${m.error}` : ''}`);
   }
   for (const s of v.batch.stopped ?? []) lines.push(`  ${s.padEnd(24)} stopped on ${v.batch.drainHost} (label ferry.on-drain=stop)`);
@@ -25,36 +27,34 @@ export function batchSummary(v: BatchView): string {
  * prints what happens to its migrations, and a totals line whenever one ends.
  */
 export async function followBatch(client: FerryClient, batchId: string, print: (s: string) => void): Promise<BatchView> {
-  const conn = client.redis.duplicate();
   const stream = keys(client.config.redis.prefix).events;
+  // The stream position is taken before the batch is read, so no event falls in between.
+  const start = await lastEventId(client.redis, stream);
+  let view = await client.batches.view(batchId);
+  if (!view) throw new Error(`batch ${batchId} not found`);
+  const names = new Map(view.items.map((i) => [i.item.migrationId, i.item.container]));
+  print(batchLine(view));
+  if (view.batch.state !== 'running') return view;
+  const events = follow(client.redis, stream, start);
   try {
-    let view = await client.batches.view(batchId);
-    if (!view) throw new Error(`batch ${batchId} not found`);
-    const names = new Map(view.items.map((i) => [i.item.migrationId, i.item.container]));
-    let last = '$';
-    print(batchLine(view));
-    while (view.batch.state === 'running') {
-      const res = await conn.xread('COUNT', 200, 'BLOCK', 1000, 'STREAMS', stream, last);
+    for await (const batch of events) {
       let ended = false;
-      for (const [, entries] of res ?? []) {
-        for (const [id, fields] of entries) {
-          last = id;
-          const ev = JSON.parse(fields[1]) as MigrationEvent;
-          const name = names.get(ev.migrationId);
-          if (!name) continue;
-          if (ev.type === 'step-started') print(`  ${name}: ${ev.step} on ${ev.host}`);
-          if (ev.type === 'step-failed') print(`  ${name}: ${ev.step} FAILED on ${ev.host}: ${ev.message}`);
-          if (ev.type === 'state') {
-            print(`  ${name}: => ${ev.state}${ev.message ? `: ${ev.message}` : ''}`);
-            ended = true;
-          }
+      for (const { event: ev } of batch) {
+        const name = names.get(ev.migrationId);
+        if (!name) continue;
+        if (ev.type === 'step-started') print(`  ${name}: ${ev.step} on ${ev.host}`);
+        if (ev.type === 'step-failed') print(`  ${name}: ${ev.step} FAILED on ${ev.host}: ${ev.message}`);
+        if (ev.type === 'state') {
+          print(`  ${name}: => ${ev.state}${ev.message ? `: ${ev.message}` : ''}`);
+          ended = true;
         }
       }
       view = (await client.batches.view(batchId)) ?? view;
       if (ended) print(batchLine(view));
+      if (view.batch.state !== 'running') break;
     }
-    return view;
   } finally {
-    conn.disconnect();
+    events.stop();
   }
+  return view;
 }

@@ -1,4 +1,6 @@
 import type { MigrationEvent, MigrationRecord } from '../engine/model';
+import { categoryOf } from '../engine/states';
+import type { BatchSummary } from '../fleet/model';
 
 export function formatBytes(n: number | undefined): string {
   if (n === undefined) return '';
@@ -40,7 +42,7 @@ export function formatEvent(ev: MigrationEvent, startedAt: number): string {
 export function formatRecord(rec: MigrationRecord): string {
   const lines = [
     `migration ${rec.id}: ${rec.container} ${rec.from} -> ${rec.to}`,
-    `  state:   ${rec.state}${rec.state === 'running' || rec.state === 'rolling-back' ? ` (step ${rec.step})` : ''}`,
+    `  state:   ${rec.state}${categoryOf(rec.state) === 'running' ? ` (step ${rec.step})` : ''}`,
     `  created: ${new Date(rec.createdAt).toISOString()}${rec.finishedAt ? `, finished after ${((rec.finishedAt - rec.createdAt) / 1000).toFixed(1)} s` : ''}`,
   ];
   if (rec.archive) lines.push(`  archive: ${formatBytes(rec.archive.bytes)} sha256 ${rec.archive.sha256.slice(0, 16)}…`);
@@ -91,16 +93,6 @@ export interface ScreenRow {
   error?: string;
 }
 
-export interface ScreenBatch {
-  id: string;
-  kind: string;
-  total: number;
-  done: number;
-  failed: number;
-  running: number;
-  queued: number;
-}
-
 const ANSI = { red: '\x1b[31m', green: '\x1b[32m', yellow: '\x1b[33m', dim: '\x1b[2m', bold: '\x1b[1m', reset: '\x1b[0m' };
 
 function paint(on: boolean, color: keyof typeof ANSI, s: string): string {
@@ -112,7 +104,7 @@ function cut(s: string, n: number): string {
 }
 
 /** The full-screen view of `ferry watch` on a terminal: a progress bar per migration, batch totals, failures in red. */
-export function renderWatchScreen(v: { title: string; rows: ScreenRow[]; batches: ScreenBatch[]; counts: Record<string, number>; color: boolean; width: number }): string {
+export function renderWatchScreen(v: { title: string; rows: ScreenRow[]; batches: BatchSummary[]; counts: Record<string, number>; color: boolean; width: number }): string {
   const c = v.color;
   const out = [
     `${paint(c, 'bold', v.title)}  running ${v.counts.running ?? 0}  queued ${v.counts.queued ?? 0}  done ${v.counts.done ?? 0}  ${paint(c && (v.counts.failed ?? 0) > 0, 'red', `failed ${v.counts.failed ?? 0}`)}`,
@@ -121,8 +113,8 @@ export function renderWatchScreen(v: { title: string; rows: ScreenRow[]; batches
   ];
   if (v.rows.length === 0) out.push(paint(c, 'dim', '  no migrations'));
   for (const r of v.rows) {
-    const failed = r.state !== 'succeeded' && r.state !== 'running' && r.state !== 'queued' && r.state !== 'rolling-back';
-    const step = r.state === 'running' || r.state === 'rolling-back' ? r.step : r.state;
+    const failed = categoryOf(r.state) === 'failed';
+    const step = categoryOf(r.state) === 'running' ? r.step : r.state;
     const bytes = r.bytes !== undefined ? `${formatBytes(r.bytes)}${r.totalBytes ? `/${formatBytes(r.totalBytes)}` : ''}` : '';
     let line = `${cut(r.id, 22)} ${cut(r.container, 18)} ${cut(`${r.from}->${r.to}`, 9)} ${cut(step, 10)} ${bar(r.percent)} ${String(r.percent).padStart(3)}% ${cut(bytes, 20)} ${formatDuration(r.elapsedMs)}`;
     line = line.slice(0, Math.max(40, v.width));
@@ -131,10 +123,11 @@ export function renderWatchScreen(v: { title: string; rows: ScreenRow[]; batches
   }
   out.push('', paint(c, 'bold', 'Batches'));
   if (v.batches.length === 0) out.push(paint(c, 'dim', '  none'));
-  for (const b of v.batches) {
-    const pct = b.total > 0 ? Math.round(((b.done + b.failed) / b.total) * 100) : 0;
-    const line = `  ${cut(`${b.kind} ${b.id}`, 30)} ${bar(pct)} ${b.done}/${b.total} done, ${b.running} running, ${b.queued} queued, ${b.failed} failed`;
-    out.push(b.failed > 0 ? paint(c, 'red', line) : line);
+  for (const { batch, counts: n } of v.batches) {
+    const total = batch.items.length;
+    const pct = total > 0 ? Math.round(((n.done + n.failed) / total) * 100) : 0;
+    const line = `  ${cut(`${batch.kind} ${batch.id}`, 30)} ${bar(pct)} ${n.done}/${total} done, ${n.running} running, ${n.remaining} queued, ${n.failed} failed`;
+    out.push(n.failed > 0 ? paint(c, 'red', line) : line);
   }
   return out.join('\n');
 }

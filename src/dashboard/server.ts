@@ -5,6 +5,7 @@ import express, { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { FerryClient } from '../client';
 import type { FerryConfig } from '../config/load';
+import { RETRYABLE_STATES } from '../engine/states';
 import { coerceError, FerryError } from '../errors';
 import { FerryMetrics } from '../monitor/metrics';
 import { Monitor } from '../monitor/monitor';
@@ -15,7 +16,6 @@ import { mountBullBoard } from './bullBoard';
 import { Queue } from 'bullmq';
 import { CONTROL_QUEUE } from '../fleet/schedules';
 import { EventHub } from './eventHub';
-import { retryableState } from './retry';
 
 export interface DashboardOptions {
   config: FerryConfig;
@@ -105,7 +105,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<RunningDas
       res.status(404).json({ error: `no migration ${id.slice(0, 80)}` });
       return;
     }
-    if (!retryableState(rec.state)) {
+    if (!RETRYABLE_STATES.has(rec.state)) {
       res.status(409).json({ error: `migration ${id} is ${rec.state}: only a failed or cancelled migration can be retried` });
       return;
     }

@@ -5,7 +5,8 @@ import { coerceError } from '../errors';
 import type { MigrationStore } from '../store/migrationStore';
 import { newMigrationId } from '../store/migrationStore';
 import { BatchStore, newBatchId, slotOf } from './batchStore';
-import type { BatchItem, BatchRecord } from './model';
+import { batchCounts } from './model';
+import type { BatchItem, BatchRecord, BatchView } from './model';
 
 export interface BatchRequest {
   kind: 'batch' | 'drain';
@@ -18,11 +19,6 @@ export interface BatchRequest {
   scheduleId?: string;
 }
 
-export interface BatchView {
-  batch: BatchRecord;
-  items: { item: BatchItem; migration: MigrationRecord | null }[];
-  counts: { done: number; failed: number; running: number; remaining: number; bytes: number };
-}
 
 /**
  * Runs batches as a sliding window: as many migrations as the limits allow start at once,
@@ -158,15 +154,6 @@ export class BatchRunner {
     const b = await this.batches.get(batchId);
     if (!b) return null;
     const items = await Promise.all(b.items.map(async (item) => ({ item, migration: await this.store.get(item.migrationId) })));
-    const counts = { done: 0, failed: 0, running: 0, remaining: 0, bytes: 0 };
-    for (const { migration: m } of items) {
-      if (!m) counts.remaining++;
-      else if (m.state === 'succeeded') counts.done++;
-      else if (TERMINAL_STATES.has(m.state)) counts.failed++;
-      else if (m.state === 'queued') counts.remaining++;
-      else counts.running++;
-      counts.bytes += m?.bytesTransferred ?? 0;
-    }
-    return { batch: b, items, counts };
+    return { batch: b, items, counts: batchCounts(items.map((i) => i.migration)) };
   }
 }

@@ -3,9 +3,9 @@ import type { FerryConfig } from '../config/load';
 import type { MigrationRecord } from '../engine/model';
 import type { HostQueues } from '../queues';
 import { BatchStore } from '../fleet/batchStore';
-import { Schedules } from '../fleet/schedules';
+import { batchCounts, BatchSummary } from '../fleet/model';
+import { Schedules, ScheduleView } from '../fleet/schedules';
 import { HostState } from '../store/hostState';
-import { categoryOf } from './view';
 
 /** Most batches (and drains) shown. */
 const BATCH_LIMIT = 50;
@@ -22,30 +22,6 @@ export interface FleetContext {
   queues: HostQueues;
   /** All migration records, newest first (see RecordCache). */
   records: MigrationRecord[];
-}
-
-export interface BatchView {
-  id: string;
-  kind: 'batch' | 'drain';
-  state: string;
-  /** For drains: the host being emptied. */
-  host?: string;
-  createdAt?: number;
-  total: number;
-  done: number;
-  failed: number;
-  running: number;
-  queued: number;
-}
-
-export interface ScheduleView {
-  id: string;
-  host: string;
-  /** Next time it runs (ms since epoch). */
-  at?: number;
-  /** Cron-like or free text, as the fleet code stores it. */
-  when?: string;
-  state?: string;
 }
 
 export interface CordonView {
@@ -66,39 +42,25 @@ export interface HostView {
 }
 
 /** Batches and drains (a drain is a batch that empties one host), from the fleet's batch records. */
-async function readBatchRecords(ctx: FleetContext): Promise<BatchView[]> {
+async function readBatchRecords(ctx: FleetContext): Promise<BatchSummary[]> {
   const byId = new Map(ctx.records.map((r) => [r.id, r]));
   const batches = await new BatchStore(ctx.redis, ctx.config.redis.prefix).list(BATCH_LIMIT);
-  return batches.map((b) => {
-    const v: BatchView = { id: b.id, kind: b.kind, state: b.state, host: b.drainHost, createdAt: b.createdAt, total: b.items.length, done: 0, failed: 0, running: 0, queued: 0 };
-    for (const item of b.items) {
-      const rec = byId.get(item.migrationId);
-      // An item not submitted yet waits in the batch's window: queued, as far as people care.
-      v[rec ? categoryOf(rec.state) : 'queued'] += 1;
-    }
-    return v;
-  });
+  return batches.map((b) => ({ batch: b, counts: batchCounts(b.items.map((i) => byId.get(i.migrationId))) }));
 }
 
-export async function readBatches(ctx: FleetContext): Promise<BatchView[]> {
-  return (await readBatchRecords(ctx)).filter((b) => b.kind === 'batch');
+export async function readBatches(ctx: FleetContext): Promise<BatchSummary[]> {
+  return (await readBatchRecords(ctx)).filter((b) => b.batch.kind === 'batch');
 }
 
-export async function readDrains(ctx: FleetContext): Promise<BatchView[]> {
-  return (await readBatchRecords(ctx)).filter((b) => b.kind === 'drain');
+export async function readDrains(ctx: FleetContext): Promise<BatchSummary[]> {
+  return (await readBatchRecords(ctx)).filter((b) => b.batch.kind === 'drain');
 }
 
 /** Scheduled drains: one-off (--at) and repeating (--cron), soonest first. */
 export async function readSchedules(ctx: FleetContext): Promise<ScheduleView[]> {
   const schedules = new Schedules(ctx.redis, ctx.config.redis.prefix);
   try {
-    return (await schedules.list()).map((s) => ({
-      id: s.id,
-      host: s.host,
-      at: s.next ?? undefined,
-      when: s.kind === 'cron' ? `cron ${s.pattern ?? '?'} (UTC)` : 'once',
-      state: s.to?.length ? `to ${s.to.join(', ')}` : 'scheduled',
-    }));
+    return await schedules.list();
   } finally {
     await schedules.close();
   }

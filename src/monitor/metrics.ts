@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { MigrationRecord } from '../engine/model';
+import { ACTIVE_STATES, TERMINAL_STATES } from '../engine/states';
 import { STEP_NAMES } from '../engine/steps';
 import { QUEUE_STATES } from './fleetView';
 import type { Monitor } from './monitor';
@@ -75,13 +76,13 @@ export class FerryMetrics {
     this.stepSeconds.reset();
     this.downtime.reset();
     this.bytes.reset();
-    for (const o of ['succeeded', 'failed', 'failed-rolled-back', 'needs-attention', 'cancelled']) this.migrations.inc({ outcome: o }, 0);
-    for (const s of ['queued', 'running', 'rolling-back']) this.active.set({ state: s }, 0);
+    for (const o of TERMINAL_STATES) this.migrations.inc({ outcome: o }, 0);
+    for (const s of ACTIVE_STATES) this.active.set({ state: s }, 0);
     // Every step has its series from the start, so rate() and absent() behave.
     for (const step of STEP_NAMES) for (const outcome of ['ok', 'failed']) this.stepSeconds.zero({ step, outcome });
     let bytes = 0;
     for (const r of records) {
-      if (r.state === 'queued' || r.state === 'running' || r.state === 'rolling-back') this.active.inc({ state: r.state });
+      if (ACTIVE_STATES.has(r.state)) this.active.inc({ state: r.state });
       else this.migrations.inc({ outcome: r.state });
       for (const h of r.history) {
         if (h.finishedAt === undefined || h.ok === undefined) continue;

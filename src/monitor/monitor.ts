@@ -3,9 +3,12 @@ import type { FerryConfig } from '../config/load';
 import type { MigrationRecord } from '../engine/model';
 import { HostQueues } from '../queues';
 import { keys } from '../store/keys';
-import { BatchView, FleetContext, HostView, readBatches, readDrains, readHosts, readSchedules, ScheduleView } from './fleetView';
+import { Category, STATE_VOCABULARY, StateVocabulary } from '../engine/states';
+import type { BatchSummary } from '../fleet/model';
+import type { ScheduleView } from '../fleet/schedules';
+import { FleetContext, HostView, readBatches, readDrains, readHosts, readSchedules } from './fleetView';
 import { RecordCache } from './records';
-import { Category, MigrationView, migrationView } from './view';
+import { MigrationView, migrationView } from './view';
 
 /** Most migrations one overview lists; counts cover all. */
 const OVERVIEW_LIMIT = 200;
@@ -14,10 +17,12 @@ export interface Overview {
   generatedAt: number;
   prefix: string;
   readOnly: boolean;
+  /** What the states mean, so the page keeps no copy of its own. */
+  vocabulary: StateVocabulary;
   counts: Record<Category, number>;
   migrations: MigrationView[];
-  batches: BatchView[];
-  drains: BatchView[];
+  batches: BatchSummary[];
+  drains: BatchSummary[];
   schedules: ScheduleView[];
   hosts: HostView[];
 }
@@ -54,6 +59,7 @@ export class Monitor {
       generatedAt: now,
       prefix: this.config.redis.prefix,
       readOnly: opts.readOnly,
+      vocabulary: STATE_VOCABULARY,
       counts,
       // Whatever is still moving first, then the most recent.
       migrations: [...views.filter((v) => v.category === 'running' || v.category === 'queued'), ...views.filter((v) => v.category === 'done' || v.category === 'failed')].slice(0, OVERVIEW_LIMIT),

@@ -1,27 +1,8 @@
 import type { StepName } from '../engine/steps';
 import type { ArchiveInfo, MigrationRecord, MigrationState } from '../engine/model';
 import type { CriuStats } from '../podman/parse';
+import { Category, categoryOf } from '../engine/states';
 import { overallPercent } from '../engine/steps';
-
-/** How the dashboard and `ferry watch` group migrations. */
-export type Category = 'running' | 'queued' | 'done' | 'failed';
-
-export function categoryOf(state: MigrationState): Category {
-  switch (state) {
-    case 'queued':
-      return 'queued';
-    case 'running':
-    case 'rolling-back':
-      return 'running';
-    case 'succeeded':
-      return 'done';
-    case 'failed':
-    case 'failed-rolled-back':
-    case 'needs-attention':
-    case 'cancelled':
-      return 'failed';
-  }
-}
 
 export interface StepView {
   step: StepName;

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context';
 import { EXIT, outcomeCode } from '../exitCodes';
-import { watchAll, watchOne } from '../../monitor/watch';
+import { watchAll, watchOne } from '../watch';
 
 export function registerWatch(program: Command, ctx: CliContext): void {
   program

@@ -1,9 +1,9 @@
 // Ferry dashboard: plain browser JavaScript, no build step, nothing loaded from elsewhere.
 // Data comes from /api/overview; /api/events (server-sent events from Redis) says when to
-// fetch again and carries the fine-grained progress of the step running now.
+// fetch again and carries the fine-grained progress of the step running now. What the states
+// mean (categories, which can be retried) comes with the overview: the page keeps no copy.
 'use strict';
 
-const RETRYABLE = new Set(['failed', 'failed-rolled-back', 'cancelled']);
 const state = { overview: null, live: new Map(), selected: null, detail: null, view: 'migrations' };
 const $ = (sel) => document.querySelector(sel);
 
@@ -34,7 +34,7 @@ function time(ms) {
 /** The record's progress, made finer by the latest event of the step it is at. */
 function progressOf(m) {
   const l = state.live.get(m.id);
-  const moving = m.state === 'running' || m.state === 'rolling-back';
+  const moving = m.category === 'running';
   if (!moving || !l || l.step !== m.step) return { percent: m.percent, bytes: m.bytes, total: undefined };
   return { percent: Math.max(m.percent, l.percent ?? 0), bytes: l.bytes ?? m.bytes, total: l.totalBytes };
 }
@@ -44,14 +44,15 @@ function elapsed(m) {
 }
 
 function retryButton(m) {
-  if (!RETRYABLE.has(m.state)) return '';
-  const ro = state.overview && state.overview.readOnly;
+  const meaning = state.overview.vocabulary.states[m.state];
+  if (!meaning || !meaning.retryable) return '';
+  const ro = state.overview.readOnly;
   return `<button class="retry" data-retry="${esc(m.id)}" ${ro ? 'disabled title="read-only dashboard"' : 'title="start a new migration of this container"'}>Retry</button>`;
 }
 
 function renderCounts() {
   const c = state.overview.counts;
-  $('#counts').innerHTML = ['running', 'queued', 'done', 'failed']
+  $('#counts').innerHTML = state.overview.vocabulary.categories
     .map((k) => `<div class="count ${k}" data-count="${k}"><span class="muted">${k}</span><b>${c[k]}</b></div>`)
     .join('');
 }
@@ -124,12 +125,13 @@ function renderDetail() {
 function batchCards(list, kind) {
   if (!list.length) return `<p class="none">none</p>`;
   return `<div class="cards">${list
-    .map((b) => {
-      const pct = b.total ? Math.round(((b.done + b.failed) / b.total) * 100) : 0;
-      return `<div class="card" data-${kind}="${esc(b.id)}"><h3>${esc(b.id)} <span class="pill ${b.state === 'running' ? 'running' : b.failed ? 'failed' : 'succeeded'}">${esc(b.state)}</span></h3>
-        ${b.host ? `<div class="muted">host ${esc(b.host)}</div>` : ''}
-        <div class="bar ${b.failed ? 'failed' : b.state === 'done' ? 'done' : ''}"><span style="width:${pct}%"></span><em>${b.done + b.failed}/${b.total}</em></div>
-        <div class="muted">${b.done} done · ${b.running} running · ${b.queued} queued · ${b.failed} failed</div></div>`;
+    .map(({ batch: b, counts: n }) => {
+      const total = b.items.length;
+      const pct = total ? Math.round(((n.done + n.failed) / total) * 100) : 0;
+      return `<div class="card" data-${kind}="${esc(b.id)}"><h3>${esc(b.id)} <span class="pill ${b.state === 'running' ? 'running' : n.failed ? 'failed' : 'succeeded'}">${esc(b.state)}</span></h3>
+        ${b.drainHost ? `<div class="muted">host ${esc(b.drainHost)}</div>` : ''}
+        <div class="bar ${n.failed ? 'failed' : b.state === 'done' ? 'done' : ''}"><span style="width:${pct}%"></span><em>${n.done + n.failed}/${total}</em></div>
+        <div class="muted">${n.done} done · ${n.running} running · ${n.remaining} queued · ${n.failed} failed</div></div>`;
     })
     .join('')}</div>`;
 }
@@ -140,7 +142,11 @@ function renderFleet() {
   $('#drains').innerHTML = batchCards(o.drains, 'drain');
   $('#schedules').innerHTML = o.schedules.length
     ? `<table><thead><tr><th>Schedule</th><th>Host</th><th>When</th><th>Next</th><th>State</th></tr></thead><tbody>${o.schedules
-        .map((s) => `<tr><td class="mono">${esc(s.id)}</td><td>${esc(s.host)}</td><td>${esc(s.when)}</td><td>${s.at ? esc(new Date(s.at).toLocaleString()) : ''}</td><td>${esc(s.state)}</td></tr>`)
+        .map((s) => {
+          const when = s.kind === 'cron' ? `cron ${s.pattern ?? '?'} (UTC)` : 'once';
+          const what = s.to && s.to.length ? `to ${s.to.join(', ')}` : 'scheduled';
+          return `<tr><td class="mono">${esc(s.id)}</td><td>${esc(s.host)}</td><td>${esc(when)}</td><td>${s.next ? esc(new Date(s.next).toLocaleString()) : ''}</td><td>${esc(what)}</td></tr>`;
+        })
         .join('')}</tbody></table>`
     : `<p class="none">none</p>`;
 }

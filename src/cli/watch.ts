@@ -1,9 +1,10 @@
 import type { FerryClient } from '../client';
 import { MigrationEvent, MigrationRecord, TERMINAL_STATES } from '../engine/model';
-import { formatFinalLine, formatWatchLine, renderWatchScreen, ScreenRow } from '../cli/render';
-import { EventTail } from './eventTail';
-import { Monitor } from './monitor';
-import { migrationView, MigrationView } from './view';
+import { Monitor } from '../monitor/monitor';
+import { migrationView, MigrationView } from '../monitor/view';
+import { follow, lastEventId } from '../store/eventStream';
+import { keys } from '../store/keys';
+import { formatFinalLine, formatWatchLine, renderWatchScreen, ScreenRow } from './render';
 
 export interface WatchOptions {
   client: FerryClient;
@@ -38,7 +39,7 @@ function noteProgress(live: Live, ev: MigrationEvent): void {
 
 function row(v: MigrationView, live: Live): ScreenRow {
   const l = live.get(v.id);
-  const fresh = l && l.step === v.step && (v.state === 'running' || v.state === 'rolling-back');
+  const fresh = l && l.step === v.step && v.category === 'running';
   return {
     id: v.id,
     container: v.container,
@@ -104,10 +105,11 @@ export async function watchAll(o: WatchOptions): Promise<void> {
   const { client } = o;
   const monitor = new Monitor(client.config, client.redis);
   const prefix = client.config.redis.prefix;
+  const stream = keys(prefix).events;
   const live: Live = new Map();
   const known = new Map<string, MigrationRecord>();
   // The stream position is taken before the records are read, so no event falls in between.
-  const start = await EventTail.lastId(client.redis, prefix);
+  const start = await lastEventId(client.redis, stream);
   const active = (await monitor.records.all()).filter((r) => !TERMINAL_STATES.has(r.state));
   for (const r of active) known.set(r.id, r);
   if (!o.screen) {
@@ -134,10 +136,13 @@ export async function watchAll(o: WatchOptions): Promise<void> {
       if (o.untilIdle && (await monitor.records.all()).every((r) => TERMINAL_STATES.has(r.state))) idle = true;
     }
   };
-  const tail = new EventTail(client.redis, prefix, (evs) => {
-    for (const e of evs) pending = pending.then(() => handle(e.event));
-  });
-  tail.start(start);
+  // A failed read (Redis restarting) is tried again a second later: watching goes on.
+  const events = follow(client.redis, stream, start, { onError: () => undefined });
+  const reading = (async () => {
+    for await (const batch of events) {
+      for (const e of batch) pending = pending.then(() => handle(e.event));
+    }
+  })();
   try {
     while (!o.signal.aborted && !idle) {
       if (o.screen) {
@@ -151,7 +156,8 @@ export async function watchAll(o: WatchOptions): Promise<void> {
       await waitOrAbort(REDRAW_MS, o.signal);
     }
   } finally {
-    await tail.stop();
+    events.stop();
+    await reading;
     await pending;
     await monitor.close();
   }
