@@ -3,7 +3,6 @@ import type { FerryConfig } from './config/load';
 import { MigrationEvent, MigrationRecord, TERMINAL_STATES } from './engine/model';
 import { MigrateRequest, SubmitDeps, submitMigration } from './engine/submit';
 import { withState } from './engine/transitions';
-import { FerryError } from './errors';
 import { HostQueues } from './queues';
 import { createRedis } from './redis';
 import { HostState } from './store/hostState';
@@ -13,6 +12,7 @@ import type { DrainDeps } from './fleet/drain';
 import { Schedules } from './fleet/schedules';
 import { SshPool } from './ssh/pool';
 import { MigrationStore } from './store/migrationStore';
+import { followMigration } from './store/eventStream';
 import { keys } from './store/keys';
 
 export type { MigrateRequest };
@@ -27,7 +27,8 @@ export class FerryClient {
   readonly queues: HostQueues;
   readonly batchStore: BatchStore;
   readonly batches: BatchRunner;
-  private readonly blocking: IORedis[] = [];
+  /** Follows in progress: close() stops them. */
+  private readonly following = new Set<AbortController>();
   private closed = false;
 
   constructor(
@@ -72,6 +73,10 @@ export class FerryClient {
     if (ended) {
       await this.store.ended(rec, 'cancelled', Date.now(), 'cancelled before it started');
       await this.batches.onMigrationTerminal(rec);
+    } else if (!TERMINAL_STATES.has(rec.state) && !rec.restoreStartedAt && (rec.step === 'checkpoint' || rec.step === 'transfer' || rec.step === 'restore')) {
+      // Once frozen, only the source may bring the container back: its worker takes over,
+      // whatever the other hosts' queues hold (a frozen one is checked there, not here).
+      await this.queues.takeOver(rec.from, rec.id, 'cancel');
     }
     return rec;
   }
@@ -83,31 +88,15 @@ export class FerryClient {
 
   /**
    * Calls `onEvent` for every event of the migration, past and new, until it ends; returns
-   * the final record. Reads its own stream with a blocking XREAD on a separate connection.
+   * the final record as soon as the event of its end arrived (see store/eventStream).
    */
   async follow(id: string, onEvent: (ev: MigrationEvent) => void, opts: { timeoutMs?: number } = {}): Promise<MigrationRecord> {
-    const conn = this.redis.duplicate();
-    this.blocking.push(conn);
-    const key = keys(this.config.redis.prefix).migrationEvents(id);
-    const deadline = opts.timeoutMs ? Date.now() + opts.timeoutMs : Infinity;
-    let last = '0';
+    const stop = new AbortController();
+    this.following.add(stop);
     try {
-      for (;;) {
-        const res = await conn.xread('COUNT', 100, 'BLOCK', 1000, 'STREAMS', key, last);
-        for (const [, entries] of res ?? []) {
-          for (const [streamId, fields] of entries) {
-            last = streamId;
-            onEvent(JSON.parse(fields[1]) as MigrationEvent);
-          }
-        }
-        const rec = await this.store.get(id);
-        if (!rec) throw new FerryError(`migration ${id} not found`, { code: 'NOT_FOUND', permanent: true });
-        if (TERMINAL_STATES.has(rec.state) && (!res || res.length === 0)) return rec;
-        if (Date.now() > deadline) throw new FerryError(`gave up waiting for migration ${id} after ${opts.timeoutMs} ms (state: ${rec.state})`, { code: 'WAIT_TIMEOUT' });
-      }
+      return await followMigration(this.redis, keys(this.config.redis.prefix).migrationEvents(id), id, { get: (m) => this.store.get(m), onEvent, timeoutMs: opts.timeoutMs, signal: stop.signal });
     } finally {
-      conn.disconnect();
-      this.blocking.splice(this.blocking.indexOf(conn), 1);
+      this.following.delete(stop);
     }
   }
 
@@ -139,7 +128,7 @@ export class FerryClient {
     this.closed = true;
     this.sshPool?.close();
     for (const c of this.closers) await c();
-    for (const c of this.blocking) c.disconnect();
+    for (const f of this.following) f.abort();
     await this.queues.close();
     this.redis.disconnect();
   }

@@ -6,15 +6,14 @@ import { FerryConfig, findHost } from '../src/config/load';
 import { createStepProcessor } from '../src/engine/processor';
 import { ValidationError, coerceError } from '../src/errors';
 import { LocalRunner } from '../src/exec/localRunner';
-import { Podman } from '../src/podman/podman';
 import { HostQueues, hostQueueName } from '../src/queues';
-import { checkRedisSettings, createRedis } from '../src/redis';
+import { checkRedisSettings, createRedis, refusedPassword } from '../src/redis';
 import { SshPool } from '../src/ssh/pool';
 import { BatchRunner } from '../src/fleet/batchRunner';
 import { BatchStore } from '../src/fleet/batchStore';
 import { HostState } from '../src/store/hostState';
 import { createControlWorker } from './controlWorker';
-import { STEPS, RemoteHost } from '../src/steps';
+import { STEPS } from '../src/steps';
 import { MigrationStore } from '../src/store/migrationStore';
 
 export interface HostWorkerOptions {
@@ -48,17 +47,19 @@ export class HostWorker extends EventEmitter {
     if (!self) throw new ValidationError(`unknown host "${this.opts.host}": not in the configured inventory (${config.hosts.map((h) => h.name).join(', ') || 'empty'})`);
     const connection = createRedis(config);
     this.connection = connection;
+    // Unheard, ioredis prints each error with its stack. A refused password fails the check
+    // below and reaches the operator once, as start's error; other errors (Redis not up yet,
+    // which ioredis retries) are reported as any background error.
+    let checked = false;
+    connection.on('error', (e: Error) => {
+      if (checked || !refusedPassword(e)) this.emit('error', coerceError(e));
+    });
     await checkRedisSettings(connection, config).then((warnings) => warnings.forEach((w) => log.warn(w)));
+    checked = true;
     const store = new MigrationStore(connection, config.redis.prefix);
     const queues = new HostQueues(config, connection);
     this.queues = queues;
     const localRunner = new LocalRunner(`host ${self.name} (local)`);
-    const remote = (name: string): RemoteHost => {
-      const runner = this.ssh.get(name);
-      const host = findHost(config, name);
-      if (!host) throw new ValidationError(`unknown host "${name}"`);
-      return { host, runner, podman: new Podman(runner, host.podman) };
-    };
     const hostState = new HostState(connection, config.redis.prefix);
     const batches = new BatchRunner(new BatchStore(connection, config.redis.prefix), store, {
       config,
@@ -71,9 +72,8 @@ export class HostWorker extends EventEmitter {
       self,
       store,
       queues,
-      local: new Podman(localRunner, self.podman),
       localRunner,
-      remote,
+      remoteRunner: (name) => this.ssh.get(name),
       steps: STEPS,
       log,
       onTerminal: (rec) => batches.onMigrationTerminal(rec),
@@ -90,6 +90,11 @@ export class HostWorker extends EventEmitter {
       autorun: false,
     });
     this.worker.on('error', (e) => this.emit('error', coerceError(e)));
+    // A job whose lock could not be renewed may already run again elsewhere (it is "stalled"
+    // for BullMQ): stop this run now, killing its commands, instead of letting it go on.
+    this.worker.on('lockRenewalFailed', (jobIds) => {
+      for (const id of jobIds) this.worker?.cancelJob(id, 'could not renew its job lock');
+    });
     this.worker.on('failed', (job, e) => log.debug({ jobId: job?.id, err: e.message }, 'job failed'));
     void this.worker.run().catch((e: unknown) => this.emit('error', coerceError(e)));
     await this.worker.waitUntilReady();

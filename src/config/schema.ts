@@ -55,6 +55,12 @@ export function buildSchema() {
     timeouts: {
       step: perStep('step time limit in ms', 'timeoutMs', 'FERRY_TIMEOUT'),
       sshConnectMs: { doc: 'SSH connection (handshake) time limit', format: 'positive-int', default: 10_000, env: 'FERRY_SSH_CONNECT_TIMEOUT_MS' },
+      frozenMs: {
+        doc: 'how long a container may stay frozen before restore has started on the destination; then the source worker restores it where it was, whatever the other hosts do',
+        format: 'positive-int',
+        default: 900_000,
+        env: 'FERRY_TIMEOUT_FROZEN_MS',
+      },
     },
     checkpoint: {
       compression: { doc: 'archive compression', format: ['none', 'gzip', 'zstd'], default: 'zstd', env: 'FERRY_CHECKPOINT_COMPRESSION' },

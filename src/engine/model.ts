@@ -42,7 +42,32 @@ export interface ArchiveInfo {
   encryption?: { cipher: 'aes-256-gcm'; keyId: string };
 }
 
+/**
+ * The record format this code writes and understands. A worker that meets a newer one
+ * refuses the step (the migration then rolls back or ends needing attention, never sticks).
+ */
+export const RECORD_VERSION = 1;
+
+/** The one attempt of a step allowed to change the record or touch a container (fencing). */
+export interface CurrentAttempt {
+  step: StepName;
+  /** Random, new for every attempt; every record update and side effect checks it. */
+  token: string;
+  host: string;
+  /** BullMQ's attempt number, or 0 for a take-over by the source (deadline, cancel). */
+  n: number;
+  startedAt: number;
+}
+
+export interface LockPair {
+  host: string;
+  /** A container name, or `id:<full id>` for the source container's identity. */
+  container: string;
+}
+
 export interface MigrationRecord {
+  /** Record format (RECORD_VERSION); absent in records written before versions existed. */
+  v?: number;
   id: string;
   container: string;
   from: string;
@@ -67,6 +92,10 @@ export interface MigrationRecord {
   answeredAt?: number;
   bytesTransferred?: number;
   history: StepRecord[];
+  /** Set when a step attempt starts; replaced by the next one. */
+  attempt?: CurrentAttempt;
+  /** Every lock this migration took (at submission, then on the resolved identity in preflight). */
+  locks?: LockPair[];
   error?: string;
   /** Why the migration failed, kept while rollback runs. */
   failure?: { step: StepName; error: string };

@@ -1,46 +1,64 @@
+import { randomBytes } from 'node:crypto';
 import { Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import { FerryConfig, findHost } from '../config/load';
 import type { HostConfig } from '../config/hosts';
-import { coerceError, isPermanent, StepError, ValidationError } from '../errors';
+import { AttemptAbortedError, coerceError, isPermanent, StepError, SupersededError, ValidationError } from '../errors';
 import { checkContainerName, checkHostName } from '../names';
-import type { CommandRunner } from '../exec/runner';
-import type { Podman } from '../podman/podman';
+import { abortable, CommandRunner, KILL_GRACE_MS } from '../exec/runner';
+import { Podman } from '../podman/podman';
 import type { HostQueues } from '../queues';
-import type { RemoteHost, Step, StepContext } from '../steps';
+import type { RemoteHost, Step, StepContext, StepOutcome } from '../steps';
 import type { MigrationStore } from '../store/migrationStore';
 import { parseStepJob } from '../../jobs/stepJob';
-import { MigrationRecord, TERMINAL_STATES } from './model';
+import { parseTakeoverJob, TAKEOVER_JOB } from '../../jobs/takeoverJob';
+import { MigrationRecord, RECORD_VERSION, TERMINAL_STATES } from './model';
 import { migrationFiles } from './files';
 import { hostForStep, nextStep, onStepExhausted, overallPercent, StepName, stepOrder } from './steps';
 import { withState, withStepFinished, withStepStarted } from './transitions';
 import { recordMigrationSpan, withStepSpan } from '../tracing';
+import { probeProblem } from '../steps/probes';
+import { needsAttentionAfterRollback } from './attention';
 
 export interface ProcessorDeps {
   config: FerryConfig;
   self: HostConfig;
   store: MigrationStore;
   queues: HostQueues;
-  local: Podman;
+  /** Runs commands on this host; every attempt gets its own abortable view of it. */
   localRunner: CommandRunner;
-  remote(host: string): RemoteHost;
+  /** The SSH runner of another host, shared by all attempts (each wraps it abortably). */
+  remoteRunner(host: string): CommandRunner;
   steps: Readonly<Record<StepName, Step>>;
   log: Logger;
   /** Told of every migration that ends here (batches refill their window from it). */
   onTerminal?(rec: MigrationRecord): Promise<void>;
 }
 
+/** An attempt running in this process, so a newer one of the same migration can stop it first. */
+interface LiveAttempt {
+  controller: AbortController;
+  settled: Promise<unknown>;
+}
+
 /**
- * Runs one step job. Every path first reads the migration record, so a job that arrives
- * twice (re-enqueued after a crash, retried after a stall) finds the work already done
- * and only makes sure the chain goes on.
+ * Runs one step job. BullMQ delivers a job at least once: a stalled job (worker paused past
+ * its lock, Redis failover) runs again while the first run may still go on. So every
+ * attempt is fenced: it writes a fresh token into the record when it starts, and every later
+ * change it makes to the record, and every check before an irreversible act, requires that
+ * token to be still the current one. An attempt that loses its job lock, runs out of time
+ * or is taken over is aborted (its podman, CRIU and SSH commands are killed) and its result
+ * discarded. Every path first reads the record, so a job that arrives after its step is done
+ * only makes sure the chain goes on.
  */
 export function createStepProcessor(deps: ProcessorDeps) {
   const { store, queues, config, self } = deps;
+  const live = new Map<string, LiveAttempt>();
 
-  async function finish(rec: MigrationRecord, state: MigrationRecord['state'], error?: string): Promise<void> {
+  async function finish(rec: MigrationRecord, state: MigrationRecord['state'], error: string | undefined, token?: string): Promise<void> {
     const now = Date.now();
-    const done = await store.update(rec.id, (r) => (TERMINAL_STATES.has(r.state) ? null : withState(r, state, now, error)));
+    const apply = (r: MigrationRecord): MigrationRecord | null => (TERMINAL_STATES.has(r.state) ? null : withState(r, state, now, error));
+    const done = token ? await store.fencedUpdate(rec.id, token, apply) : await store.update(rec.id, apply);
     await store.ended(done, state, now, error);
     recordMigrationSpan(done);
     try {
@@ -55,14 +73,14 @@ export function createStepProcessor(deps: ProcessorDeps) {
     await queues.enqueue(hostForStep(rec, to), rec.id, to);
   }
 
-  /** The step failed for good: fail, roll back, or hand over to a person. */
-  async function exhausted(rec: MigrationRecord, step: StepName, err: Error): Promise<void> {
+  /** The step failed for good: fail, roll back, or hand over to a person. Only the current attempt may decide it. */
+  async function exhausted(rec: MigrationRecord, step: StepName, err: Error, token: string): Promise<void> {
     const what = onStepExhausted(step);
     const message = `${step} failed on host ${self.name}: ${err.message}`;
-    if (what === 'fail') return finish(rec, 'failed', message);
+    if (what === 'fail') return finish(rec, 'failed', message, token);
     if (what === 'rollback') {
-      const r = await store.update(rec.id, (x) => {
-        if (x.state === 'rolling-back' || TERMINAL_STATES.has(x.state)) return null;
+      const r = await store.fencedUpdate(rec.id, token, (x) => {
+        if (x.state === 'rolling-back') return null;
         x.state = 'rolling-back';
         x.failure = { step, error: message };
         x.step = 'rollback';
@@ -72,35 +90,170 @@ export function createStepProcessor(deps: ProcessorDeps) {
       return advance(r, 'rollback');
     }
     if (step === 'rollback') {
-      let archive: string | undefined;
-      try {
-        archive = rec.archive ? migrationFiles(rec, config).source.archive : undefined;
-      } catch {
-        // A record this worker refuses (unknown host) names no file it may point people to.
-      }
-      const todo = archive
-        ? rec.archive?.encryption
-          ? `its encrypted checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`ferry archive decrypt ${archive} ${archive.replace(/\.enc$/, '')}\` then \`podman container restore --import ${archive.replace(/\.enc$/, '')}\`, and delete the plain copy`
-          : `its checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`podman container restore --import ${archive}\``
-        : `no complete archive exists; on ${rec.from}, \`podman container restore ${rec.container}\` brings it back if the checkpoint finished (inspect its state first)`;
-      return finish(rec, 'needs-attention', `${rec.failure?.error ?? 'migration failed'}; then rollback failed: ${err.message}. The container may not be running on ${rec.from} or ${rec.to}; ${todo}`);
+      const text = await needsAttentionAfterRollback(rec, err, { config, runnerFor: deps.remoteRunner, localRunner: deps.localRunner, self: self.name });
+      return finish(rec, 'needs-attention', text, token);
     }
-    return finish(rec, 'needs-attention', message);
+    return finish(rec, 'needs-attention', message, token);
   }
 
   function recordProblem(rec: MigrationRecord): string | null {
     try {
+      if (rec.v !== undefined && rec.v > RECORD_VERSION) {
+        throw new ValidationError(`the migration record was written by a newer Ferry (record version ${rec.v}; this worker understands up to ${RECORD_VERSION}): upgrade this worker`);
+      }
       checkContainerName(rec.container);
       for (const h of [rec.from, rec.to]) {
         if (!findHost(config, checkHostName(h))) throw new ValidationError(`host "${h}" is not in this worker's inventory (all hosts must share one config)`);
       }
+      const probe = probeProblem(rec.probe);
+      if (probe) throw new ValidationError(probe);
       return null;
     } catch (e: unknown) {
       return coerceError(e).message;
     }
   }
 
-  return async function processStep(job: Job<unknown>): Promise<unknown> {
+  /** What the attempt's step gets: every command it runs stops when the attempt is aborted. */
+  function contextFor(rec: MigrationRecord, step: StepName, token: string, signal: AbortSignal, job: Job<unknown>, log: Logger): StepContext {
+    const localRunner = abortable(deps.localRunner, signal);
+    const fence = async (): Promise<void> => {
+      if (signal.aborted) throw new AttemptAbortedError(`the ${step} attempt was stopped`, { cause: signal.reason });
+      await store.checkFence(rec.id, token);
+    };
+    return {
+      rec,
+      step,
+      files: migrationFiles(rec, config),
+      config,
+      self,
+      local: new Podman(localRunner, self.podman),
+      localRunner,
+      remote: (name: string): RemoteHost => {
+        const host = findHost(config, name);
+        if (!host) throw new ValidationError(`unknown host "${name}"`);
+        const runner = abortable(deps.remoteRunner(name), signal);
+        return { host, runner, podman: new Podman(runner, host.podman) };
+      },
+      signal,
+      fence,
+      mark: async (patch) => {
+        if (signal.aborted) throw new AttemptAbortedError(`the ${step} attempt was stopped`, { cause: signal.reason });
+        return store.fencedUpdate(rec.id, token, (r) => {
+          // Checked in the same atomic update that records the freeze: a cancel that came
+          // in while the checkpoint got ready must not be followed by a freeze.
+          if (patch.frozenAt && r.cancelRequested && !r.frozenAt) throw new StepError('cancelled before the container was frozen', { code: 'CANCELLED', permanent: true });
+          return Object.assign(r, patch);
+        });
+      },
+      claim: async (pairs) => {
+        await fence();
+        const got = await store.lock(rec.id, pairs);
+        if (!got.ok) {
+          throw new StepError(`container "${rec.container}" is already part of migration ${got.heldBy} (on host ${got.host}); wait for it or cancel it first`, { code: 'CONFLICT', permanent: true });
+        }
+        await store.fencedUpdate(rec.id, token, (r) => {
+          const have = r.locks ?? [];
+          r.locks = [...have, ...pairs.filter((p) => !have.some((h) => h.host === p.host && h.container === p.container))];
+          return r;
+        });
+      },
+      progress: async (p) => {
+        await store.event({ migrationId: rec.id, type: 'progress', at: Date.now(), step, host: self.name, percent: overallPercent(step, p.percent), bytes: p.bytes, totalBytes: p.totalBytes, message: p.message });
+        await job.updateProgress({ step, percent: p.percent, bytes: p.bytes });
+      },
+      log,
+    };
+  }
+
+  /**
+   * Runs the step under its time limit. When the limit passes (or the attempt is aborted
+   * for another reason) the step's commands are killed and this waits for the step to
+   * settle, so no retry starts while this attempt still acts.
+   */
+  async function runAttempt(step: StepName, run: () => Promise<StepOutcome>, controller: AbortController): Promise<StepOutcome> {
+    const ms = config.timeouts.step[step];
+    let timer: NodeJS.Timeout | undefined;
+    const running = run();
+    running.catch(() => undefined);
+    const stopped = new Promise<never>((_, reject) => {
+      const onAbort = (): void => reject(coerceError(controller.signal.reason));
+      if (controller.signal.aborted) onAbort();
+      else controller.signal.addEventListener('abort', onAbort, { once: true });
+      timer = setTimeout(() => controller.abort(new StepError(`step ${step} took longer than its ${ms} ms time limit; its commands were stopped`, { code: 'STEP_TIMEOUT' })), ms);
+    });
+    stopped.catch(() => undefined);
+    try {
+      return await Promise.race([running, stopped]);
+    } catch (e: unknown) {
+      if (controller.signal.aborted) {
+        // Killed commands make the step fail soon after; wait for that (bounded), so that
+        // the attempt is really over before BullMQ may start the next one.
+        await Promise.race([running.catch(() => undefined), new Promise((r) => setTimeout(r, 5 * KILL_GRACE_MS))]);
+        throw coerceError(controller.signal.reason);
+      }
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * The source worker takes a frozen container back: the deadline passed before restore
+   * started, or the migration was cancelled after the freeze. It supersedes whatever attempt
+   * is current (a restore waiting on a dead destination's queue can then never run) in one
+   * atomic update that first checks restore has not started, and hands over to rollback,
+   * which itself asks the destination before bringing the source back.
+   */
+  async function takeOver(job: Job<unknown>): Promise<unknown> {
+    let data;
+    try {
+      data = parseTakeoverJob(job.data);
+    } catch (e: unknown) {
+      throw new UnrecoverableError(coerceError(e).message);
+    }
+    const { migrationId, kind } = data;
+    const log = deps.log.child({ migrationId, takeOver: kind });
+    const found = await store.get(migrationId);
+    if (!found || TERMINAL_STATES.has(found.state)) return { skipped: 'migration ended' };
+    if (found.from !== self.name) throw new UnrecoverableError(`take-over of ${migrationId} belongs to host ${found.from}, not ${self.name}`);
+    if (!found.frozenAt) return { skipped: 'container not frozen' };
+    const reason = kind === 'deadline' ? `the container stayed frozen for ${config.timeouts.frozenMs} ms without restore starting on ${found.to}; the source takes it back` : 'cancelled after the container was frozen';
+    const token = randomBytes(12).toString('hex');
+    let took = false;
+    const rec = await store.update(migrationId, (r) => {
+      if (TERMINAL_STATES.has(r.state) || r.state === 'rolling-back' || r.restoreStartedAt || stepOrder(r.step) > stepOrder('restore')) return null;
+      r.attempt = { step: 'rollback', token, host: self.name, n: 0, startedAt: Date.now() };
+      r.state = 'rolling-back';
+      r.failure = { step: r.step, error: reason };
+      r.step = 'rollback';
+      took = true;
+      return r;
+    });
+    if (!took) {
+      if (kind === 'deadline' && !TERMINAL_STATES.has(rec.state) && (rec.step === 'restore' || rec.step === 'verify')) {
+        // Restore started there: only the destination knows whether the container runs.
+        const res = await deps.remoteRunner(rec.to).run(['true'], { timeoutMs: 15_000 }).catch((e: unknown) => ({ code: null, stdout: '', stderr: coerceError(e).message }));
+        if (res.code !== 0) {
+          const text = `restore started on ${rec.to} but it cannot be reached ${config.timeouts.frozenMs} ms after the freeze (${res.stderr.trim().slice(0, 200)}). The container may run there: do NOT restore it on ${rec.from} until ${rec.to} is checked. If it runs on ${rec.to}, remove the stopped copy on ${rec.from} (\`podman rm ${rec.container}\`); if it does not, \`podman container restore ${rec.container}\` on ${rec.from} brings it back`;
+          await finish(rec, 'needs-attention', text);
+          return { needsAttention: true };
+        }
+      }
+      return { skipped: `restore started or migration moved on (${rec.state}, ${rec.step})` };
+    }
+    log.warn({ reason }, 'taking the frozen container back');
+    await store.event({ migrationId, type: 'state', at: Date.now(), state: 'rolling-back', message: reason });
+    const running = live.get(migrationId);
+    if (running) {
+      running.controller.abort(new SupersededError(reason));
+      await Promise.race([running.settled, new Promise((r) => setTimeout(r, 5 * KILL_GRACE_MS))]);
+    }
+    await advance(rec, 'rollback');
+    return { tookOver: kind };
+  }
+
+  return async function processStep(job: Job<unknown>, _lockToken?: string, jobSignal?: AbortSignal): Promise<unknown> {
+    if (job.name === TAKEOVER_JOB) return takeOver(job);
     let data;
     try {
       data = parseStepJob(job.data);
@@ -110,90 +263,118 @@ export function createStepProcessor(deps: ProcessorDeps) {
     }
     const { migrationId, step } = data;
     const log = deps.log.child({ migrationId, step });
-    let rec = await store.get(migrationId);
-    if (!rec) throw new UnrecoverableError(`unknown migration ${migrationId}`);
-    if (TERMINAL_STATES.has(rec.state)) return { skipped: `migration already ${rec.state}` };
+    const found = await store.get(migrationId);
+    if (!found) throw new UnrecoverableError(`unknown migration ${migrationId}`);
+    if (TERMINAL_STATES.has(found.state)) return { skipped: `migration already ${found.state}` };
     // Anyone who can write to Redis can write a record, and a worker whose inventory is out
     // of date may not know a host: either way the step must not run. It fails like any
     // step would, so a migration past its checkpoint rolls back instead of being dropped.
-    const rejected = recordProblem(rec);
-    if (hostForStep(rec, step) !== self.name) throw new UnrecoverableError(`step ${step} of ${migrationId} belongs to host ${hostForStep(rec, step)}, not ${self.name}`);
-    if (rec.step !== step) {
-      if (stepOrder(rec.step) > stepOrder(step)) {
+    const rejected = recordProblem(found);
+    if (hostForStep(found, step) !== self.name) throw new UnrecoverableError(`step ${step} of ${migrationId} belongs to host ${hostForStep(found, step)}, not ${self.name}`);
+    if (found.step !== step) {
+      if (stepOrder(found.step) > stepOrder(step)) {
         // Done before a crash, which may have come before the next step was queued.
-        await advance(rec, rec.step);
+        await advance(found, found.step);
         return { skipped: `already past ${step}` };
       }
-      throw new UnrecoverableError(`step ${step} of ${migrationId} arrived before ${rec.step} finished`);
+      throw new UnrecoverableError(`step ${step} of ${migrationId} arrived before ${found.step} finished`);
     }
-    if (rec.cancelRequested && (step === 'preflight' || (step === 'checkpoint' && !rec.frozenAt))) {
-      await finish(rec, 'cancelled', 'cancelled before the container was touched');
+    if (found.cancelRequested && (step === 'preflight' || (step === 'checkpoint' && !found.frozenAt))) {
+      await finish(found, 'cancelled', 'cancelled before the container was touched');
       return { cancelled: true };
     }
 
+    // Take over: from here on the record answers only to this attempt.
     const attempt = job.attemptsMade + 1;
+    const token = randomBytes(12).toString('hex');
     const started = Date.now();
-    rec = await store.update(migrationId, (r) => withStepStarted(r, step, self.name, attempt, started));
+    let rec: MigrationRecord;
+    try {
+      rec = await store.update(migrationId, (r) => {
+        if (TERMINAL_STATES.has(r.state) || r.step !== step) throw new SupersededError(`migration ${migrationId} moved on (${r.state}, step ${r.step}) before this ${step} attempt started`);
+        r.attempt = { step, token, host: self.name, n: attempt, startedAt: started };
+        return withStepStarted(r, step, self.name, attempt, started);
+      });
+    } catch (e: unknown) {
+      if (e instanceof SupersededError) return { skipped: e.message };
+      throw e;
+    }
+    // The frozen container's deadline, counted from the first checkpoint attempt and kept on
+    // this (the source) host's own queue: it fires even if every other host is gone.
+    if (step === 'checkpoint') await queues.takeOver(self.name, migrationId, 'deadline', config.timeouts.frozenMs);
+    const controller = new AbortController();
+    if (jobSignal) {
+      const onJobAbort = (): void => controller.abort(new AttemptAbortedError(`the ${step} attempt lost its job lock (${String(jobSignal.reason ?? 'cancelled')}); it is stopped so a new attempt can take over`, { code: 'LOCK_LOST' }));
+      if (jobSignal.aborted) onJobAbort();
+      else jobSignal.addEventListener('abort', onJobAbort, { once: true });
+    }
+    // An older attempt of this migration still running here (a stalled job delivered again)
+    // is stopped and waited for before this one touches anything.
+    const previous = live.get(migrationId);
+    if (previous) {
+      previous.controller.abort(new SupersededError(`a newer ${step} attempt (${attempt}) took over`));
+      await Promise.race([previous.settled, new Promise((r) => setTimeout(r, 5 * KILL_GRACE_MS))]);
+    }
+    let settle: (v?: unknown) => void = () => undefined;
+    const mine: LiveAttempt = { controller, settled: new Promise((r) => (settle = r)) };
+    live.set(migrationId, mine);
     await store.event({ migrationId, type: 'step-started', at: started, step, host: self.name, attempt, percent: overallPercent(step, 0) });
     log.info({ attempt }, 'step started');
 
-    let outcome;
     try {
-      // A span per step attempt (a no-op unless an OpenTelemetry SDK is registered).
-      const span = { migrationId, container: rec.container, from: rec.from, to: rec.to, step, host: self.name, attempt };
-      if (rejected) throw new StepError(`host ${self.name} refuses this step: ${rejected}`, { code: 'RECORD_REJECTED', permanent: true });
-      const ctx: StepContext = {
-        rec,
-        step,
-        files: migrationFiles(rec, config),
-        config,
-        self,
-        local: deps.local,
-        localRunner: deps.localRunner,
-        remote: deps.remote,
-        mark: (patch) => store.update(migrationId, (r) => Object.assign(r, patch)),
-        progress: async (p) => {
-          await store.event({ migrationId, type: 'progress', at: Date.now(), step, host: self.name, percent: overallPercent(step, p.percent), bytes: p.bytes, totalBytes: p.totalBytes, message: p.message });
-          await job.updateProgress({ step, percent: p.percent, bytes: p.bytes });
-        },
-        log,
-      };
-      outcome = await withStepSpan(span, () => withTimeout(deps.steps[step](ctx), config.timeouts.step[step], step));
-    } catch (e: unknown) {
-      const err = coerceError(e);
-      const final = isPermanent(err) || attempt >= (job.opts.attempts ?? 1);
-      const now = Date.now();
-      await store.update(migrationId, (r) => withStepFinished(r, step, now, { ok: false, error: err.message }));
-      await store.event({ migrationId, type: 'step-failed', at: now, step, host: self.name, attempt, message: err.message, durationMs: now - started });
-      log.warn({ attempt, final, err: err.message }, 'step failed');
-      if (final) {
-        await exhausted(await store.get(migrationId) ?? rec, step, err);
-        throw new UnrecoverableError(err.message);
+      let outcome;
+      try {
+        const span = { migrationId, container: rec.container, from: rec.from, to: rec.to, step, host: self.name, attempt };
+        if (rejected) throw new StepError(`host ${self.name} refuses this step: ${rejected}`, { code: 'RECORD_REJECTED', permanent: true });
+        const ctx = contextFor(rec, step, token, controller.signal, job, log);
+        outcome = await withStepSpan(span, () => runAttempt(step, () => deps.steps[step](ctx), controller));
+      } catch (e: unknown) {
+        const err = coerceError(e);
+        if (err instanceof SupersededError || (controller.signal.aborted && controller.signal.reason instanceof SupersededError)) {
+          // Someone else owns the record now: nothing of this attempt may be written.
+          log.warn({ attempt, err: err.message }, 'attempt superseded; its work is discarded');
+          throw new UnrecoverableError(err.message);
+        }
+        const final = isPermanent(err) || attempt >= (job.opts.attempts ?? 1);
+        const now = Date.now();
+        try {
+          await store.fencedUpdate(migrationId, token, (r) => withStepFinished(r, step, now, { ok: false, error: err.message }));
+        } catch (fe: unknown) {
+          log.warn({ attempt, err: err.message, fence: coerceError(fe).message }, 'failed attempt superseded; not recorded');
+          throw new UnrecoverableError(coerceError(fe).message);
+        }
+        await store.event({ migrationId, type: 'step-failed', at: now, step, host: self.name, attempt, message: err.message, durationMs: now - started });
+        log.warn({ attempt, final, err: err.message }, 'step failed');
+        if (final) {
+          await exhausted((await store.get(migrationId)) ?? rec, step, err, token);
+          throw new UnrecoverableError(err.message);
+        }
+        throw err;
       }
-      throw err;
+
+      const now = Date.now();
+      const next = step === 'rollback' ? undefined : nextStep(step);
+      try {
+        rec = await store.fencedUpdate(migrationId, token, (r) => {
+          withStepFinished(r, step, now, { ok: true, result: outcome.result });
+          Object.assign(r, outcome.patch ?? {});
+          if (next) r.step = next;
+          return r;
+        });
+      } catch (e: unknown) {
+        if (!(e instanceof SupersededError)) throw e;
+        log.warn({ attempt, err: e.message }, 'attempt finished after being superseded; its result is discarded');
+        throw new UnrecoverableError(e.message);
+      }
+      await store.event({ migrationId, type: 'step-done', at: now, step, host: self.name, attempt, durationMs: now - started, percent: overallPercent(next ?? step, next ? 0 : 100) });
+      log.info({ ms: now - started }, 'step done');
+      if (next) await advance(rec, next);
+      else if (step === 'rollback') await finish(rec, rec.cancelRequested ? 'cancelled' : 'failed-rolled-back', rec.failure?.error ?? 'rolled back', token);
+      else await finish(rec, 'succeeded', undefined, token);
+      return outcome.result;
+    } finally {
+      if (live.get(migrationId) === mine) live.delete(migrationId);
+      settle();
     }
-
-    const now = Date.now();
-    const next = step === 'rollback' ? undefined : nextStep(step);
-    rec = await store.update(migrationId, (r) => {
-      withStepFinished(r, step, now, { ok: true, result: outcome.result });
-      Object.assign(r, outcome.patch ?? {});
-      if (next) r.step = next;
-      return r;
-    });
-    await store.event({ migrationId, type: 'step-done', at: now, step, host: self.name, attempt, durationMs: now - started, percent: overallPercent(next ?? step, next ? 0 : 100) });
-    log.info({ ms: now - started }, 'step done');
-    if (next) await advance(rec, next);
-    else if (step === 'rollback') await finish(rec, rec.cancelRequested ? 'cancelled' : 'failed-rolled-back', rec.failure?.error ?? 'rolled back');
-    else await finish(rec, 'succeeded');
-    return outcome.result;
   };
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, step: StepName): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StepError(`step ${step} took longer than its ${ms} ms time limit`, { code: 'STEP_TIMEOUT' })), ms);
-  });
-  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
 }

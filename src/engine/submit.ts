@@ -4,7 +4,7 @@ import { checkContainerName, checkHostName } from '../names';
 import type { HostQueues } from '../queues';
 import type { MigrationStore } from '../store/migrationStore';
 import { lockPairs, newMigrationId } from '../store/migrationStore';
-import type { HealthProbe, MigrationRecord } from './model';
+import { HealthProbe, MigrationRecord, RECORD_VERSION } from './model';
 
 export interface MigrateRequest {
   container: string;
@@ -52,6 +52,7 @@ export async function submitMigration(deps: SubmitDeps, req: MigrateRequest): Pr
     throw new FerryError(`container "${container}" is already part of migration ${lock.heldBy} (on host ${lock.host}); wait for it or cancel it first`, { code: 'CONFLICT', permanent: true });
   }
   const rec: MigrationRecord = {
+    v: RECORD_VERSION,
     id,
     container,
     from,

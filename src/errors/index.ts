@@ -6,4 +6,6 @@ export { SshError } from './SshError';
 export type { SshFailure } from './SshError';
 export { StepError } from './StepError';
 export { ArchiveCryptoError } from './ArchiveCryptoError';
+export { AttemptAbortedError } from './AttemptAbortedError';
+export { SupersededError } from './SupersededError';
 export { coerceError, isPermanent } from './coerceError';

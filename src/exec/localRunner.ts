@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { CommandResult, CommandRunner, RunOptions } from './runner';
+import { AttemptAbortedError } from '../errors/AttemptAbortedError';
+import { CommandResult, CommandRunner, KILL_GRACE_MS, RunOptions } from './runner';
 
 const MAX_CAPTURE = 8 * 1024 * 1024;
 
@@ -13,11 +14,29 @@ export class LocalRunner implements CommandRunner {
 
   run(argv: readonly string[], opts: RunOptions = {}): Promise<CommandResult> {
     return new Promise((resolve, reject) => {
+      const signal = opts.signal;
+      if (signal?.aborted) {
+        reject(new AttemptAbortedError(`not running \`${argv[0]}\` on ${this.where}: the attempt was stopped`, { cause: signal.reason }));
+        return;
+      }
       const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       let timer: NodeJS.Timeout | undefined;
+      let killTimer: NodeJS.Timeout | undefined;
       let timedOut = false;
+      let aborted = false;
+      const onAbort = (): void => {
+        aborted = true;
+        child.kill('SIGTERM');
+        killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const settle = (): void => {
+        if (timer) clearTimeout(timer);
+        if (killTimer) clearTimeout(killTimer);
+        signal?.removeEventListener('abort', onAbort);
+      };
       if (opts.timeoutMs) {
         timer = setTimeout(() => {
           timedOut = true;
@@ -39,11 +58,15 @@ export class LocalRunner implements CommandRunner {
       else if (opts.stdin) opts.stdin.pipe(child.stdin);
       else child.stdin.end();
       child.on('error', (err) => {
-        if (timer) clearTimeout(timer);
+        settle();
         reject(err);
       });
       child.on('close', (code) => {
-        if (timer) clearTimeout(timer);
+        settle();
+        if (aborted) {
+          reject(new AttemptAbortedError(`\`${argv[0]}\` on ${this.where} was stopped: the attempt was stopped`, { cause: signal?.reason }));
+          return;
+        }
         if (timedOut) stderr += `\n(killed after ${opts.timeoutMs} ms time limit)`;
         resolve({ code: timedOut ? null : code, stdout, stderr });
       });

@@ -6,6 +6,11 @@ export interface RunOptions {
   /** When set, stdout is piped here instead of being collected. */
   stdout?: Writable;
   timeoutMs?: number;
+  /**
+   * Stops the command when aborted: a local process gets SIGTERM, then SIGKILL; a remote
+   * one is signalled through SSH and its channel closed. Already aborted: nothing runs.
+   */
+  signal?: AbortSignal;
 }
 
 export interface CommandResult {
@@ -33,4 +38,22 @@ export function shellQuote(arg: string): string {
 
 export function shellJoin(argv: readonly string[]): string {
   return argv.map(shellQuote).join(' ');
+}
+
+/** How long a command told to stop gets before it is killed outright. */
+export const KILL_GRACE_MS = 3000;
+
+/**
+ * A runner whose every command stops when `signal` aborts: what a step attempt runs through,
+ * so that an attempt that is abandoned (time limit, lost job lock, superseded) leaves no
+ * podman, CRIU or SSH command of its own running beside the next attempt.
+ */
+export function abortable(runner: CommandRunner, signal: AbortSignal): CommandRunner {
+  return {
+    where: runner.where,
+    run(argv, opts = {}) {
+      const signals = opts.signal ? AbortSignal.any([signal, opts.signal]) : signal;
+      return runner.run(argv, { ...opts, signal: signals });
+    },
+  };
 }

@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { NodeSSH } from 'node-ssh';
 import type { ClientChannel } from 'ssh2';
 import type { HostConfig } from '../config/hosts';
-import { SshError } from '../errors';
+import { AttemptAbortedError, SshError } from '../errors';
 import { coerceError } from '../errors/coerceError';
-import { CommandResult, CommandRunner, RunOptions, shellJoin } from '../exec/runner';
+import { CommandResult, CommandRunner, KILL_GRACE_MS, RunOptions, shellJoin } from '../exec/runner';
 import { knownHostsName, parseKnownHosts, verifyHostKey } from './knownHosts';
 
 export interface SshRunnerOptions {
@@ -28,15 +28,40 @@ export class SshRunner implements CommandRunner {
   }
 
   async run(argv: readonly string[], opts: RunOptions = {}): Promise<CommandResult> {
+    const signal = opts.signal;
+    const stopped = (): AttemptAbortedError => new AttemptAbortedError(`\`${argv[0]}\` on ${this.where} was stopped: the attempt was stopped`, { cause: signal?.reason });
+    if (signal?.aborted) throw stopped();
     const ssh = await this.connect();
+    if (signal?.aborted) throw stopped();
     let channel: ClientChannel | undefined;
     let timedOut = false;
+    let aborted = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    // The remote process is told to stop (OpenSSH passes signals on since 7.9), then its
+    // channel is closed; closing alone may leave it running until it next writes.
+    const stop = (sig: 'TERM' | 'KILL'): void => {
+      try {
+        channel?.signal(sig);
+      } catch {
+        // The channel is already gone: so is the command's hold on it.
+      }
+    };
     const timer = opts.timeoutMs
       ? setTimeout(() => {
           timedOut = true;
+          stop('KILL');
           channel?.close();
         }, opts.timeoutMs)
       : undefined;
+    const onAbort = (): void => {
+      aborted = true;
+      stop('TERM');
+      killTimer = setTimeout(() => {
+        stop('KILL');
+        channel?.close();
+      }, KILL_GRACE_MS);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const res = await ssh.execCommand(shellJoin(argv), {
         stdin: opts.stdin,
@@ -46,16 +71,21 @@ export class SshRunner implements CommandRunner {
         },
         onStdout: opts.stdout ? (chunk) => opts.stdout?.write(chunk) : undefined,
       });
+      if (aborted) throw stopped();
       return {
         code: timedOut ? null : res.code,
         stdout: opts.stdout ? '' : res.stdout,
         stderr: timedOut ? `${res.stderr}\n(killed after ${opts.timeoutMs} ms time limit)` : res.stderr,
       };
     } catch (e: unknown) {
+      if (e instanceof AttemptAbortedError) throw e;
+      if (aborted) throw stopped();
       this.drop();
       throw new SshError(this.host.name, 'channel', `${this.where}: SSH command failed: ${coerceError(e).message}`, e);
     } finally {
       if (timer) clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 

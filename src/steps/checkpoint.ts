@@ -38,6 +38,7 @@ export const checkpoint: Step = async (ctx) => {
     }
     // An earlier attempt froze it but its archive was not completed. It never ran anywhere
     // else (restore comes after this step), so bring it back here and checkpoint again.
+    await ctx.fence();
     await restoreFrozen(local, ctx.localRunner, info, config, config.timeouts.step.checkpoint);
     reRestored = true;
   }

@@ -16,6 +16,7 @@ export const cleanup: Step = async (ctx) => {
     if (info.running) {
       throw new StepError(`container "${rec.container}" runs on BOTH ${rec.from} and ${rec.to}; not removing either. Stop the copy you do not want by hand`, { code: 'DOUBLE_RUN', permanent: true });
     }
+    await ctx.fence();
     await local.remove(rec.container);
     removedSource = true;
   } else if (info) {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { FerryConfig } from '../config/load';
 import type { HostConfig } from '../config/hosts';
 import type { MigrationFiles } from '../engine/files';
-import type { MigrationRecord } from '../engine/model';
+import type { LockPair, MigrationRecord } from '../engine/model';
 import type { StepName } from '../engine/steps';
 import type { CommandRunner } from '../exec/runner';
 import type { Podman } from '../podman/podman';
@@ -32,9 +32,21 @@ export interface StepContext {
   local: Podman;
   localRunner: CommandRunner;
   remote(hostName: string): RemoteHost;
-  /** Persists a marker before a step crosses a point of no return (e.g. restore started). */
+  /** Aborted when this attempt must stop (time limit, lost job lock, taken over); commands stop with it. */
+  signal: AbortSignal;
+  /**
+   * Throws unless this attempt is still the current one. Called right before every
+   * irreversible act (freeze, restore, remove): a superseded attempt must not touch a container.
+   */
+  fence(): Promise<void>;
+  /** Persists a marker before a step crosses a point of no return (e.g. restore started); fenced like fence(). */
   mark(patch: Partial<MigrationRecord>): Promise<MigrationRecord>;
   progress(p: Progress): Promise<void>;
+  /**
+   * Adds locks to the migration's own (kept in the record, released when it ends); throws a
+   * permanent CONFLICT error naming the holder when another live migration has one.
+   */
+  claim(pairs: LockPair[]): Promise<void>;
   log: Logger;
 }
 

@@ -27,17 +27,26 @@ export const preflight: Step = async (ctx) => {
   if (!info.running) {
     throw new StepError(`container "${rec.container}" on host ${rec.from} is not running (state: ${info.status}); only a running container can be live-migrated`, { code: 'CONTAINER_NOT_RUNNING', permanent: true });
   }
+  // podman also accepts an ID or a unique ID prefix: what was typed is not the container's
+  // identity. Lock what it resolves to (its full ID, and its name on both hosts), so that the
+  // same container asked for under two references cannot be migrated twice at once.
+  const name = info.name.replace(/^\//, '');
+  await ctx.claim([
+    { host: rec.from, container: `id:${info.id}` },
+    { host: rec.from, container: name },
+    { host: rec.to, container: name },
+  ]);
   const dest = ctx.remote(rec.to);
   // Independent checks at once: each is a command (most over SSH), and they add up.
   const [clash, criuSource, criuDest, hasImage] = await Promise.all([
-    dest.podman.find(rec.container),
+    dest.podman.find(name),
     checkCriu(ctx.localRunner),
     checkCriu(dest.runner),
     dest.podman.imageExists(info.imageId),
     checkArchiveKeys(ctx.config, dest.runner, rec.to),
   ]);
   if (clash) {
-    throw new StepError(`host ${rec.to} already has a container named "${rec.container}" (state: ${clash.status}); remove or rename it before migrating`, { code: 'DESTINATION_NAME_TAKEN', permanent: true });
+    throw new StepError(`host ${rec.to} already has a container named "${name}" (state: ${clash.status}); remove or rename it before migrating`, { code: 'DESTINATION_NAME_TAKEN', permanent: true });
   }
   await ctx.progress({ percent: 50, message: 'checked container, destination and CRIU' });
   let imageCopiedBytes = 0;
@@ -49,8 +58,9 @@ export const preflight: Step = async (ctx) => {
     }
   }
   return {
-    result: { containerId: info.id, image: info.image, criuSource, criuDest, imageCopiedBytes },
+    result: { containerId: info.id, image: info.image, criuSource, criuDest, imageCopiedBytes, ...(name !== rec.container ? { resolvedFrom: rec.container } : {}) },
     patch: {
+      container: name,
       source: {
         id: info.id,
         image: info.image,

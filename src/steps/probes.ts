@@ -39,6 +39,23 @@ function tcpConnect(address: string, port: number, timeoutMs: number): Promise<s
   });
 }
 
+const PROBE_KINDS = new Set(['none', 'auto', 'http', 'tcp', 'exec']);
+
+/**
+ * Why a probe from a record cannot be run, or null. Records come from Redis: a probe of a
+ * kind this worker does not know must fail verify, never pass it.
+ */
+export function probeProblem(probe: unknown): string | null {
+  const kind = typeof probe === 'object' && probe !== null ? (probe as { kind?: unknown }).kind : undefined;
+  if (typeof kind !== 'string' || !PROBE_KINDS.has(kind)) return `unknown health probe ${JSON.stringify(probe)?.slice(0, 80)}: this worker knows ${[...PROBE_KINDS].join(', ')}`;
+  const p = probe as Record<string, unknown>;
+  const port = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
+  if ((kind === 'http' || kind === 'tcp') && !port(p.port)) return `health probe ${kind} has no valid port`;
+  if (kind === 'http' && (typeof p.path !== 'string' || !p.path.startsWith('/'))) return 'health probe http has no valid path';
+  if (kind === 'exec' && (!Array.isArray(p.argv) || p.argv.length === 0 || !p.argv.every((a) => typeof a === 'string'))) return 'health probe exec has no command';
+  return null;
+}
+
 /** One try of the probe: null when healthy, else what went wrong. */
 export async function probeOnce(probe: HealthProbe, t: ProbeTarget, timeoutMs: number): Promise<string | null> {
   switch (probe.kind) {
@@ -63,6 +80,9 @@ export async function probeOnce(probe: HealthProbe, t: ProbeTarget, timeoutMs: n
       }
       return null;
     }
+    default:
+      // Fail closed: a probe nobody can run proves nothing.
+      return probeProblem(probe) ?? 'unknown health probe';
   }
 }
 

@@ -22,6 +22,7 @@ export const restore: Step = async (ctx) => {
       throw new StepError(`host ${rec.to} has another container named "${rec.container}" (id ${existing.id.slice(0, 12)}); not restoring over it`, { code: 'DESTINATION_NAME_TAKEN', permanent: true });
     }
     if (existing.running) return { result: { alreadyDone: true } };
+    await ctx.fence();
     await local.remove(rec.container);
   }
   const here = ctx.files.destination;
@@ -52,7 +53,10 @@ export const restore: Step = async (ctx) => {
     }
     // A copy only podman's storage remembers (inspect above cannot see it) holds the id.
     // Looked for only now: the check costs a podman call inside the downtime.
-    if (!/already in use/.test(stderr) || !(await removeStorageOnlyCopy(local, rec.container, sourceId, rec.to))) throw e;
+    if (!/already in use/.test(stderr)) throw e;
+    await ctx.fence();
+    if (!(await removeStorageOnlyCopy(local, rec.container, sourceId, rec.to))) throw e;
+    await ctx.mark({ restoreStartedAt: Date.now() });
     stats = await restoreOnce();
   }
   return { result: { restoreUs: stats.restoreUs }, patch: { restoreStats: stats } };

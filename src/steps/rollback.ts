@@ -5,6 +5,12 @@ import { fileSize, removeFile } from '../archive/localFiles';
 import { restoreFrozen } from './recoverFrozen';
 import { clearDestination } from './destinationCopy';
 import { coerceError } from '../errors/coerceError';
+import { SshError } from '../errors';
+
+/** The destination could not be reached at all (as opposed to answering with a failure). */
+function isUnreachable(e: unknown): boolean {
+  return e instanceof SshError;
+}
 
 /**
  * Source host, after a step from checkpoint on failed for good. Order matters: first make
@@ -21,11 +27,20 @@ export const rollback: Step = async (ctx) => {
   const archivePath = rec.archive ? here.archive : undefined;
   let removedFromDestination = false;
   let stuck: string | undefined;
-  if (rec.restoreStartedAt) {
-    // The destination may hold a copy: it must not run before the source runs again.
+  const warnings: string[] = [];
+  // The destination may hold a copy: it must not run before the source runs again. It is
+  // always asked, not only when the record says restore started: that marker can be lost
+  // (a Redis failover, an AOF fsync'd once a second).
+  await ctx.fence();
+  try {
     const cleared = await clearDestination(ctx.remote(rec.to).podman, name, sourceId, rec.to);
     removedFromDestination = cleared.removed;
     stuck = cleared.stuck;
+  } catch (e: unknown) {
+    // Unreachable, or a copy that runs and will not go. If restore may have started there,
+    // bringing the source back could make two: retry, and in the end hand it to a person.
+    if (rec.restoreStartedAt || !isUnreachable(e)) throw e;
+    warnings.push(`host ${rec.to} could not be asked whether it holds a copy (${coerceError(e).message}); the record says restore never started there`);
   }
   // The checkpoint streams to the destination while it runs: a copy may be there even
   // when the record never got its archive (crash or timeout mid-checkpoint).
@@ -41,6 +56,7 @@ export const rollback: Step = async (ctx) => {
     await withImportableArchive(here, archive, config.archive.keyFile, (p) => local.restoreImport(p, { ...config.checkpoint, timeoutMs: config.timeouts.step.rollback }));
   };
   const info = await local.inspect(name);
+  await ctx.fence();
   let how: string;
   if (info?.running) {
     how = 'already running on the source';
@@ -63,7 +79,6 @@ export const rollback: Step = async (ctx) => {
   }
   const after = await local.inspect(name);
   if (!after?.running) throw new StepError(`container "${name}" is not running on host ${rec.from} after rollback`, { code: 'ROLLBACK_FAILED' });
-  const warnings: string[] = [];
   if (stuck) {
     // One more try now that the source runs (space may have been freed meanwhile); then say it.
     const again = await clearDestination(ctx.remote(rec.to).podman, name, sourceId, rec.to).catch((e: unknown) => ({ removed: false, stuck: coerceError(e).message }));

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { RedisConnection as IORedis } from '../redis';
-import { FerryError } from '../errors';
-import { MigrationEvent, MigrationRecord, MigrationState, TERMINAL_STATES } from '../engine/model';
+import { FerryError, SupersededError } from '../errors';
+import { LockPair, MigrationEvent, MigrationRecord, MigrationState, TERMINAL_STATES } from '../engine/model';
 import { keys } from './keys';
+import { decodeEvent } from './eventStream';
 
 const EVENTS_MAXLEN = 100_000;
 const RECORD_TTL_S = 30 * 24 * 3600;
@@ -12,11 +13,27 @@ const LOCK_GRACE_MS = 60_000;
 export type LockResult = { ok: true } | { ok: false; heldBy: string; host: string };
 
 /** A migration holds its container's name on both hosts. */
-export function lockPairs(rec: Pick<MigrationRecord, 'from' | 'to' | 'container'>): { host: string; container: string }[] {
+export function lockPairs(rec: Pick<MigrationRecord, 'from' | 'to' | 'container'>): LockPair[] {
   return [
     { host: rec.from, container: rec.container },
     { host: rec.to, container: rec.container },
   ];
+}
+
+/** Every lock a migration may hold: those of its submission and those preflight added. */
+export function heldLocks(rec: Pick<MigrationRecord, 'from' | 'to' | 'container' | 'locks'>): LockPair[] {
+  const all = [...lockPairs(rec), ...(rec.locks ?? [])];
+  return all.filter((p, i) => all.findIndex((q) => q.host === p.host && q.container === p.container) === i);
+}
+
+/** Why an attempt holding `token` may no longer act on the record, or null if it may. */
+export function fenceProblem(rec: MigrationRecord, token: string): string | null {
+  if (TERMINAL_STATES.has(rec.state)) return `migration ${rec.id} already ended (${rec.state})`;
+  if (rec.attempt?.token !== token) {
+    const now = rec.attempt ? `${rec.attempt.step} attempt ${rec.attempt.n} on ${rec.attempt.host}` : 'no attempt';
+    return `migration ${rec.id} was taken over (current: ${now}, step ${rec.step}); this attempt's work is discarded`;
+  }
+  return null;
 }
 
 export function newMigrationId(now = Date.now()): string {
@@ -56,9 +73,30 @@ export class MigrationStore {
     return text ? (JSON.parse(text) as MigrationRecord) : null;
   }
 
-  /** Applies `fn` atomically; `fn` may return null to leave the record alone. */
+  /** Applies `fn` atomically; `fn` may return null to leave the record alone, or throw to refuse. */
   update(id: string, fn: (rec: MigrationRecord) => MigrationRecord | null): Promise<MigrationRecord> {
     return this.serial(() => this.updateNow(id, fn));
+  }
+
+  /**
+   * An update by a step attempt: applied only while that attempt is the current one and the
+   * migration has not ended, atomically with that check; otherwise SupersededError.
+   */
+  fencedUpdate(id: string, token: string, fn: (rec: MigrationRecord) => MigrationRecord | null): Promise<MigrationRecord> {
+    return this.update(id, (r) => {
+      const problem = fenceProblem(r, token);
+      if (problem) throw new SupersededError(problem);
+      return fn(r);
+    });
+  }
+
+  /** Throws SupersededError unless the attempt holding `token` is still the current one. */
+  async checkFence(id: string, token: string): Promise<MigrationRecord> {
+    const rec = await this.get(id);
+    if (!rec) throw new SupersededError(`migration ${id} no longer exists`);
+    const problem = fenceProblem(rec, token);
+    if (problem) throw new SupersededError(problem);
+    return rec;
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -77,7 +115,13 @@ export class MigrationStore {
         throw new FerryError(`migration ${id} not found`, { code: 'NOT_FOUND', permanent: true });
       }
       const current = JSON.parse(text) as MigrationRecord;
-      const next = fn(structuredClone(current));
+      let next: MigrationRecord | null;
+      try {
+        next = fn(structuredClone(current));
+      } catch (e: unknown) {
+        await this.redis.unwatch();
+        throw e;
+      }
       if (!next) {
         await this.redis.unwatch();
         return current;
@@ -114,18 +158,21 @@ export class MigrationStore {
 
   async events(id: string, afterId = '0'): Promise<{ streamId: string; event: MigrationEvent }[]> {
     const rows = await this.redis.xrange(this.k.migrationEvents(id), afterId === '0' ? '-' : `(${afterId}`, '+');
-    return rows.map(([streamId, fields]) => ({ streamId, event: JSON.parse(fields[1]) as MigrationEvent }));
+    return rows.flatMap(([streamId, fields]) => {
+      const event = decodeEvent(fields);
+      return event ? [{ streamId, event }] : [];
+    });
   }
 
   /**
    * Takes the locks that stop two migrations touching one container at once. A lock whose
    * holder already ended (crashed before releasing) is taken over.
    */
-  lock(id: string, pairs: { host: string; container: string }[]): Promise<LockResult> {
+  lock(id: string, pairs: LockPair[]): Promise<LockResult> {
     return this.serial(() => this.lockNow(id, pairs));
   }
 
-  private async lockNow(id: string, pairs: { host: string; container: string }[]): Promise<LockResult> {
+  private async lockNow(id: string, pairs: LockPair[]): Promise<LockResult> {
     const taken: string[] = [];
     for (const p of pairs) {
       const key = this.k.lock(p.host, p.container);
@@ -165,11 +212,11 @@ export class MigrationStore {
 
   /** What every ending shares, whoever ends it: the locks go and followers hear the final state. */
   async ended(rec: MigrationRecord, state: MigrationState, at: number, message?: string): Promise<void> {
-    await this.unlock(rec.id, lockPairs(rec));
+    await this.unlock(rec.id, heldLocks(rec));
     await this.event({ migrationId: rec.id, type: 'state', at, state, message });
   }
 
-  async unlock(id: string, pairs: { host: string; container: string }[]): Promise<void> {
+  async unlock(id: string, pairs: LockPair[]): Promise<void> {
     for (const p of pairs) await this.releaseKey(this.k.lock(p.host, p.container), id);
   }
 
