@@ -12,7 +12,7 @@ type Compression = 'none' | 'gzip' | 'zstd';
 import { single } from './items/single';
 import { transferBench } from './items/transfer';
 import type { ItemResult } from './items/types';
-import { fmtRatio, Summary } from './lib/stats';
+import { fmtRatio } from './lib/stats';
 
 /** Sizes of one bench run: full (the figures in docs/benchmarks.md), quick, or a CI smoke run. */
 const MODES = {
@@ -46,7 +46,7 @@ function machine(): Record<string, unknown> {
 }
 
 function row(r: ItemResult): string {
-  const ratio = r.ratio as Summary | undefined;
+  const ratio = r.ratio;
   const verdict = ratio && r.met ? (r.met(ratio.median) ? 'met' : 'NOT met') : '—';
   const shown = r.item === 7 && ratio ? `${ratio.median.toFixed(0)}/s` : ratio ? fmtRatio(ratio) : '—';
   return `| ${r.item} | ${r.title} | ${r.goal} | ${shown} | ${verdict} |`;

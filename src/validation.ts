@@ -12,12 +12,24 @@ export function showValue(value: unknown): string {
   if (value === undefined) return 'nothing';
   let text: string;
   try {
-    text = JSON.stringify(value) ?? String(value);
+    text = JSON.stringify(value) ?? plainText(value);
   } catch {
     // A cycle (YAML aliases can make one) or a BigInt: the short form will do.
-    text = Array.isArray(value) ? '[…]' : typeof value === 'object' && value !== null ? '{…}' : String(value);
+    text = plainText(value);
   }
   return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}
+
+/** What JSON cannot show (a BigInt, a symbol, a function) or could not (a cycle: only its kind). */
+function plainText(value: unknown): string {
+  switch (typeof value) {
+    case 'object':
+      return Array.isArray(value) ? '[…]' : value === null ? 'null' : '{…}';
+    case 'string':
+      return value;
+    default:
+      return String(value);
+  }
 }
 
 /** `hosts[0].ssh.port`: keys joined the way the user would write them. */

@@ -96,7 +96,7 @@ export async function memory(reps: number, memhog: string, mib: number, compress
   const table = Object.fromEntries(
     compressions.map((c) => [c, { stepMs: Object.fromEntries(['checkpoint', 'transfer', 'restore', 'verify'].map((k) => [k, summarize(byComp[c].map((r) => r.steps?.[k] ?? NaN))])), archiveBytes: summarize(pick(byComp[c], 'bytes')), e2eMs: summarize(pick(byComp[c], 'e2eMs')), downtimeMs: summarize(pick(byComp[c], 'downMs')) }]),
   );
-  const best = compressions.reduce((a, c) => (summarize(pick(byComp[c], 'e2eMs')).median < summarize(pick(byComp[a], 'e2eMs')).median ? c : a), 'zstd' as Compression);
+  const best = compressions.reduce<Compression>((a, c) => (summarize(pick(byComp[c], 'e2eMs')).median < summarize(pick(byComp[a], 'e2eMs')).median ? c : a), 'zstd');
   return [
     {
       item: 3,

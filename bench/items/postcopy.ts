@@ -140,7 +140,7 @@ function marked(marker: string): number[] {
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     const c = cmdline(Number(e));
-    if (c && c.includes(marker)) out.push(Number(e));
+    if (c?.includes(marker)) out.push(Number(e));
   }
   return out;
 }

@@ -39,7 +39,7 @@ function noteProgress(live: Live, ev: MigrationEvent): void {
 
 function row(v: MigrationView, live: Live): ScreenRow {
   const l = live.get(v.id);
-  const fresh = l && l.step === v.step && v.category === 'running';
+  const fresh = l?.step === v.step && v.category === 'running';
   return {
     id: v.id,
     container: v.container,

@@ -90,7 +90,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
       return advance(r, 'rollback');
     }
     if (step === 'rollback') {
-      const text = await needsAttentionAfterRollback(rec, err, { config, runnerFor: deps.remoteRunner, localRunner: deps.localRunner, self: self.name });
+      const text = await needsAttentionAfterRollback(rec, err, { config, runnerFor: (host) => deps.remoteRunner(host), localRunner: deps.localRunner, self: self.name });
       return finish(rec, 'needs-attention', text, token);
     }
     return finish(rec, 'needs-attention', message, token);

@@ -32,7 +32,7 @@ export interface CommandRunner {
 /** Quotes one argument for a POSIX shell (what sshd hands the command line to). */
 export function shellQuote(arg: string): string {
   if (arg === '') return "''";
-  if (/^[A-Za-z0-9_\/.,:=+@%-]+$/.test(arg)) return arg;
+  if (/^[A-Za-z0-9_/.,:=+@%-]+$/.test(arg)) return arg;
   return `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 

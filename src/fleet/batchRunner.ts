@@ -56,7 +56,7 @@ export class BatchRunner {
   /** Starts pending items while the limits allow. */
   async fill(batchId: string): Promise<void> {
     const b = await this.batches.get(batchId);
-    if (!b || b.state !== 'running' || b.cancelRequested) {
+    if (b?.state !== 'running' || b.cancelRequested) {
       await this.maybeFinish(batchId);
       return;
     }
@@ -125,7 +125,7 @@ export class BatchRunner {
 
   private async maybeFinish(batchId: string): Promise<void> {
     const b = await this.batches.get(batchId);
-    if (!b || b.state !== 'running') return;
+    if (b?.state !== 'running') return;
     if ((await this.batches.running(batchId)).length > 0 || (await this.batches.pendingCount(batchId)) > 0) return;
     b.state = b.cancelRequested ? 'cancelled' : 'done';
     b.finishedAt = Date.now();

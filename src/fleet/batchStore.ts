@@ -69,7 +69,7 @@ export class BatchStore {
     const m = this.redis.multi().set(k.rec, JSON.stringify(b), 'EX', TTL_S, 'NX').zadd(this.keys.batches, b.createdAt, b.id).sadd(this.activeKey, b.id);
     if (b.items.length) m.rpush(k.pending, ...b.items.map(slotOf));
     const res = await m.exec();
-    if (!res || res[0][1] !== 'OK') throw new FerryError(`batch ${b.id} already exists`);
+    if (res?.[0][1] !== 'OK') throw new FerryError(`batch ${b.id} already exists`);
   }
 
   async get(id: string): Promise<BatchRecord | null> {

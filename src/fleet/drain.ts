@@ -1,3 +1,4 @@
+import type { HostConfig } from '../config/hosts';
 import type { FerryConfig } from '../config/load';
 import { findHost } from '../config/load';
 import { CommandError, FerryError, ValidationError } from '../errors';
@@ -48,7 +49,7 @@ export async function prepareDrain(deps: DrainDeps, opts: DrainOptions): Promise
     if (await deps.hosts.isCordoned(d)) excluded.push({ host: d, reason: 'cordoned' });
     else allowed.push(d);
   }
-  const facts = await Promise.all([host, ...allowed].map((h) => gatherHostFacts(findHost(config, h)!, deps.runnerFor(h))));
+  const facts = await Promise.all([host, ...allowed].map((h) => gatherHostFacts(checkedHost(config, h), deps.runnerFor(h))));
   const source = facts[0];
   if (!source.reachable) throw new FerryError(`cannot read host ${host}: ${source.error}`, { code: 'HOST_UNREACHABLE' });
   const candidates: Candidate[] = [];
@@ -62,9 +63,16 @@ export async function prepareDrain(deps: DrainDeps, opts: DrainOptions): Promise
   return { host, plan: planDrain(source.containers, candidates), destinations: candidates.map((c) => c.name), excluded };
 }
 
+/** The inventory entry of a host prepareDrain already found in the inventory. */
+function checkedHost(config: FerryConfig, name: string): HostConfig {
+  const h = findHost(config, name);
+  if (!h) throw new ValidationError(`unknown host "${name}"`);
+  return h;
+}
+
 function candidateFrom(config: FerryConfig, f: HostFacts): Candidate {
   const running = f.containers.filter((c) => c.state === 'running');
-  const cap = findHost(config, f.host)!.capacity;
+  const cap = checkedHost(config, f.host).capacity;
   const groups: Record<string, number> = {};
   for (const c of running) {
     const g = c.labels[LABEL_GROUP];
@@ -91,7 +99,7 @@ export async function executeDrain(deps: DrainDeps & { batches: BatchRunner; rem
   }
   await deps.hosts.cordon(host, opts.scheduleId ? `scheduled drain ${opts.scheduleId}` : 'drain');
   const runner = deps.runnerFor(host);
-  const podman = findHost(deps.config, host)!.podman;
+  const podman = checkedHost(deps.config, host).podman;
   for (const name of plan.stop) {
     const argv = [...podman, 'container', 'stop', name];
     const r = await runner.run(argv, { timeoutMs: 120_000 });

@@ -1,6 +1,7 @@
 import type { HostConfig } from '../config/hosts';
 import { CommandError } from '../errors';
 import type { CommandRunner } from '../exec/runner';
+import { str } from '../podman/parse';
 
 export interface ContainerFact {
   name: string;
@@ -47,12 +48,12 @@ export function parseContainers(psJson: string, statsJson: string): ContainerFac
   const ps = JSON.parse(psJson || '[]') as Json[];
   const stats = JSON.parse(statsJson || '[]') as Json[];
   const mem = new Map<string, number>();
-  for (const s of stats) mem.set(String(s.name), parseSize(String(s.mem_usage ?? '0B').split('/')[0]) / 1e6);
+  for (const s of stats) mem.set(String(s.name), parseSize(str(s.mem_usage, '0B').split('/')[0]) / 1e6);
   return ps.map((c) => {
     const names = Array.isArray(c.Names) ? (c.Names as unknown[]).map(String) : [];
     const labels: Record<string, string> = {};
     for (const [k, v] of Object.entries((c.Labels as Json | null) ?? {})) labels[k] = String(v);
-    return { name: names[0] ?? '', id: String(c.Id ?? ''), state: String(c.State ?? ''), labels, memoryMb: Math.ceil(mem.get(names[0] ?? '') ?? 0) };
+    return { name: names[0] ?? '', id: str(c.Id), state: str(c.State), labels, memoryMb: Math.ceil(mem.get(names[0] ?? '') ?? 0) };
   });
 }
 

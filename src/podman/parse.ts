@@ -28,6 +28,13 @@ function obj(v: unknown): Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {};
 }
 
+/** A scalar field of podman's JSON as text; anything else (absent, null, an object) is `fallback`. */
+export function str(v: unknown, fallback = ''): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return fallback;
+}
+
 export function parseInspect(stdout: string): ContainerInfo {
   const parsed: unknown = JSON.parse(stdout);
   const first = obj(Array.isArray(parsed) ? parsed[0] : parsed);
@@ -43,24 +50,24 @@ export function parseInspect(stdout: string): ContainerInfo {
       const bo = obj(b);
       const hostPort = Number(bo.HostPort);
       if (Number.isInteger(hostPort) && hostPort > 0) {
-        ports.push({ containerPort: Number(port), protocol, hostIp: String(bo.HostIp ?? ''), hostPort });
+        ports.push({ containerPort: Number(port), protocol, hostIp: str(bo.HostIp), hostPort });
       }
     }
   }
   const labels: Record<string, string> = {};
   for (const [k, v] of Object.entries(obj(config.Labels))) labels[k] = String(v);
   return {
-    id: String(first.Id ?? ''),
-    name: String(first.Name ?? ''),
-    status: String(state.Status ?? 'unknown'),
+    id: str(first.Id),
+    name: str(first.Name),
+    status: str(state.Status, 'unknown'),
     running: state.Running === true,
     checkpointed: state.Checkpointed === true,
-    image: String(first.ImageName ?? config.Image ?? ''),
-    imageId: String(first.Image ?? ''),
+    image: str(first.ImageName ?? config.Image),
+    imageId: str(first.Image),
     labels,
     ports,
     memoryLimit: Number(hostConfig.Memory ?? 0) || 0,
-    staticDir: String(first.StaticDir ?? ''),
+    staticDir: str(first.StaticDir),
   };
 }
 

@@ -81,7 +81,7 @@ export class Podman {
       .split('\n')
       .map((l) => l.trim().split(/\s+/))
       .filter(([id, n, status]) => /^[0-9a-f]{64}$/.test(id ?? '') && n === name && status === 'Storage')
-      .map(([id]) => id as string);
+      .map(([id]) => id);
   }
 
   async imageExists(ref: string): Promise<boolean> {

@@ -21,7 +21,8 @@ export const checkpoint: Step = async (ctx) => {
   const { rec, local, config } = ctx;
   const encrypted = config.archive.encryption !== 'none';
   const { source: here, destination: there, name: file } = ctx.files;
-  if (rec.archive && (await fileSize(here.archive)) === rec.archive.bytes) {
+  const recordedBytes = rec.archive?.bytes;
+  if (recordedBytes !== undefined && (await fileSize(here.archive)) === recordedBytes) {
     return { result: { alreadyDone: true } };
   }
   const info = await local.inspect(rec.container);

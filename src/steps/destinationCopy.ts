@@ -27,7 +27,7 @@ export async function clearDestination(podman: Podman, name: string, sourceId: s
       removed = true;
     } catch (e: unknown) {
       const now = await podman.inspect(name);
-      if (!now || now.id !== sourceId) removed = true;
+      if (now?.id !== sourceId) removed = true;
       else if (now.running) throw e;
       else stuck = `a ${now.status} copy (id ${now.id.slice(0, 12)}) that podman could not remove: ${coerceError(e).message}`;
     }

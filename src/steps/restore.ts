@@ -53,7 +53,7 @@ export const restore: Step = async (ctx) => {
     }
     // A copy only podman's storage remembers (inspect above cannot see it) holds the id.
     // Looked for only now: the check costs a podman call inside the downtime.
-    if (!/already in use/.test(stderr)) throw e;
+    if (!stderr.includes('already in use')) throw e;
     await ctx.fence();
     if (!(await removeStorageOnlyCopy(local, rec.container, sourceId, rec.to))) throw e;
     await ctx.mark({ restoreStartedAt: Date.now() });

@@ -64,7 +64,7 @@ export class MigrationStore {
       .set(this.k.migration(rec.id), JSON.stringify(rec), 'EX', RECORD_TTL_S, 'NX')
       .zadd(this.k.migrations, rec.createdAt, rec.id)
       .exec();
-    if (!ok || ok[0][1] !== 'OK') throw new FerryError(`migration ${rec.id} already exists`);
+    if (ok?.[0][1] !== 'OK') throw new FerryError(`migration ${rec.id} already exists`);
     await this.event({ migrationId: rec.id, type: 'created', at: rec.createdAt, state: rec.state });
   }
 

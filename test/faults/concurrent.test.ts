@@ -19,7 +19,7 @@ describe('faults: two migrations of the same container requested at once', funct
         const args = ['migrate', name, '--from', 'a', '--to', 'c', '--probe', 'exec:cat /tmp/count'];
         const res = await Promise.all([ferry(cfg, args), ferry(cfg, args)]);
         const ok = res.filter((r) => r.code === 0);
-        const refused = res.filter((r) => r.code === 2 && /already part of migration/.test(r.stderr));
+        const refused = res.filter((r) => r.code === 2 && r.stderr.includes('already part of migration'));
         const problems: string[] = [];
         if (ok.length !== 1 || refused.length !== 1) problems.push(`exit codes ${res.map((r) => r.code).join(',')}: ${res.map((r) => r.stderr.trim()).join(' | ')}`);
         const finals = await Promise.all(ok.map((r) => new Watch(client, r.stdout.trim()).final));

@@ -31,6 +31,7 @@ export const CONFLICTS: Scenario[] = [
       await ctx.watch.done('transfer');
       ctx.impostor = impostor(ctx.host.dst, ctx.name);
       await hold.resume();
+      return undefined;
     },
     expect: ['failed-rolled-back'],
     message: /has another container named/,

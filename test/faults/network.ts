@@ -73,6 +73,7 @@ export const NETWORK: Scenario[] = [
     async inject(ctx) {
       await ctx.watch.when(progress('checkpoint'));
       await sshd?.kill();
+      return undefined;
     },
     // A host that never comes back may keep a partial file nobody can reach to delete.
     keptArchive: 'dst',

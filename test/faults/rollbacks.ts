@@ -48,7 +48,7 @@ export const ROLLBACKS: Scenario[] = [
     async prepare(cfg, undo) {
       const key = archiveKeyOnHosts(cfg.prefix, ['a', 'c']);
       undo(() => key.remove());
-      const c = cfg.config as Record<string, unknown>;
+      const c = cfg.config;
       c.archive = { encryption: 'aes-256-gcm', keyFile: key.path };
       writeFileSync(cfg.file, JSON.stringify(c, null, 2), { mode: 0o600 });
       return cfg;

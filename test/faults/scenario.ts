@@ -40,14 +40,14 @@ export interface Scenario {
   /** Changes the config before workers start (another Redis, a private sshd...). */
   prepare?(cfg: TestConfig & { workDir: string }, undo: (fn: () => unknown) => void): Promise<TestConfig & { workDir: string }>;
   /** Runs before the migration is requested; may return another container of the same name. */
-  beforeMigrate?(name: string, host: Record<Role, string>): { host: string; id: string } | void;
+  beforeMigrate?(name: string, host: Record<Role, string>): { host: string; id: string } | undefined;
   /** Injects the fault into the running migration; returns a note for the results table. */
-  inject(ctx: Ctx): Promise<string | void>;
+  inject(ctx: Ctx): Promise<string | undefined>;
   /** Final states that tell the truth for this fault. */
   expect: MigrationState[];
   /** needs-attention: the host that must keep the archive, and what a person then does. */
   keptArchive?: Role;
-  operator?(ctx: Ctx, rec: MigrationRecord): Promise<string | void>;
+  operator?(ctx: Ctx, rec: MigrationRecord): Promise<string | undefined>;
   /** The record must say this (e.g. why it failed). */
   message?: RegExp;
   /** The destination's disk may be too full for podman to delete a copy that never ran: allowed if the record warns. */
@@ -84,7 +84,7 @@ export async function runScenario(s: Scenario): Promise<void> {
     await Promise.all([start('src'), start('dst')]);
     runBigCounter(SRC, name, s.mb ?? 0);
     const before = await counterAt(SRC, name, 3);
-    const impostor = s.beforeMigrate?.(name, host) ?? undefined;
+    const impostor = s.beforeMigrate?.(name, host);
     client = clientFor(cfg);
     const c = client;
     const rec0 = await c.migrate({ container: name, from: SRC, to: DST, probe: s.probe ?? { kind: 'exec', argv: ['cat', '/tmp/count'] } });
@@ -121,7 +121,7 @@ export async function runScenario(s: Scenario): Promise<void> {
     const v = invariant({ rec, name, before, workDir: cfg.workDir, keptArchive: s.keptArchive ? host[s.keptArchive] : undefined, impostor: ctx.impostor, strandedOn: s.strandedOnDestination ? host.dst : undefined });
     const problems = [...v.problems];
     if (!s.expect.includes(rec.state)) problems.push(`final state ${rec.state}, expected ${s.expect.join(' or ')}: ${rec.error ?? ''}`);
-    if (s.message && !s.message.test(`${rec.error ?? ''}`)) problems.push(`record error does not say ${s.message}: ${rec.error ?? '(none)'}`);
+    if (s.message && !s.message.test(rec.error ?? '')) problems.push(`record error does not say ${s.message}: ${rec.error ?? '(none)'}`);
     if (s.check) problems.push(...(await s.check(ctx, rec)));
     recordRun({ fault: s.fault, where: s.where, ok: problems.length === 0, outcome: v.outcome, note: [note, ...problems].filter(Boolean).join('; '), ms: Date.now() - started });
     assert.deepEqual(problems, [], `${s.fault} / ${s.where}: ${v.outcome}\n${rec.error ?? ''}`);

@@ -150,7 +150,7 @@ export const STORAGE: Scenario[] = [
     // The full disk must end the checkpoint at once and for good: one attempt, no time limit.
     async check(_ctx, rec) {
       const tries = rec.history.filter((h) => h.step === 'checkpoint');
-      const timedOut = tries.filter((h) => /time limit/.test(h.error ?? ''));
+      const timedOut = tries.filter((h) => (h.error ?? '').includes('time limit'));
       return tries.length === 1 && timedOut.length === 0 ? [] : [`checkpoint ran ${tries.length} times, ${timedOut.length} ended by the time limit`];
     },
   },
@@ -167,6 +167,7 @@ export const STORAGE: Scenario[] = [
       const rec = await ctx.rec();
       flipByte(hostFile(ctx.host.dst, join(ctx.cfg.workDir, rec.archive?.file ?? 'none')));
       await hold.resume();
+      return undefined;
     },
     expect: ['failed-rolled-back'],
     message: /does not match its checksum/,

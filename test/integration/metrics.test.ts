@@ -54,7 +54,7 @@ describe('/metrics after real migrations', function () {
   });
 
   after(async () => {
-    if (dash && dash.exitCode === null) {
+    if (dash?.exitCode === null) {
       const exited = new Promise((r) => dash?.on('exit', r));
       dash.kill('SIGTERM');
       await exited;

@@ -438,7 +438,7 @@ export async function ownRedis(settings: Record<string, string> = {}): Promise<O
     },
     async stop(signal = 'SIGTERM') {
       const p = this.proc;
-      if (!p || p.exitCode !== null || p.signalCode !== null) return;
+      if (p?.exitCode !== null || p.signalCode !== null) return;
       const gone = new Promise((res) => p.once('exit', res));
       p.kill(signal);
       await gone;

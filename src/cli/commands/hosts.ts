@@ -17,8 +17,9 @@ export function registerHosts(program: Command, ctx: CliContext): void {
         const deps = client.drainDeps();
         const cordons = await client.hosts.all();
         const facts = await Promise.all(config.hosts.map((h) => gatherHostFacts(h, deps.runnerFor(h.name), { memoryCopy: true })));
-        const rows = facts.map((f) => {
-          const h = config.hosts.find((x) => x.name === f.host)!;
+        // Promise.all keeps the order, so facts[i] is about config.hosts[i].
+        const rows = facts.map((f, i) => {
+          const h = config.hosts[i];
           const running = f.containers.filter((c) => c.state === 'running');
           return { ...f, address: h.address, cordoned: Boolean(cordons[f.host]), cordon: cordons[f.host], capacity: h.capacity, running: running.map((c) => c.name) };
         });
