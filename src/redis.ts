@@ -36,6 +36,12 @@ export function redisOptions(config: FerryConfig): RedisOptions {
     });
     opts.name = r.sentinel.name;
     opts.sentinelPassword = r.sentinel.password || undefined;
+    if (opts.tls) {
+      // With sentinels ioredis ignores `tls`: without these it asks the sentinels and talks
+      // to the master they name in clear, password and every record included.
+      opts.sentinelTLS = { ...opts.tls };
+      opts.enableTLSForSentinelMode = true;
+    }
   } else {
     opts.host = url.hostname || '127.0.0.1';
     opts.port = url.port ? Number(url.port) : 6379;
@@ -62,6 +68,11 @@ export function createRedis(config: FerryConfig, extra: Partial<RedisOptions> = 
       ...(node.tls ? { dnsLookup: (address: string, done: (err: Error | null, addr: string) => void) => done(null, address) } : {}),
     },
   );
+}
+
+/** Whether a Redis error says the password (or the ACL user) was refused. */
+export function refusedPassword(e: Error): boolean {
+  return /NOAUTH|WRONGPASS|invalid password|invalid username-password/i.test(e.message);
 }
 
 /**

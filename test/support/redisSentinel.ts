@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { stopChildren } from './children';
+import { saysNoTls, TlsFiles, tlsOnlyArgs, TlsUnsupported } from './tlsRedis';
 
 export interface SentinelSet {
   /** The master group's name and the sentinel's "host:port", as Ferry's redis.sentinel wants them. */
@@ -30,30 +31,42 @@ async function freePort(host: string): Promise<number> {
 function waitFor(p: ChildProcess, text: string, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
     let seen = '';
-    p.stdout?.on('data', (d: Buffer) => {
+    // A refused directive goes to stderr; both streams are kept so the reason is in the error.
+    const keep = (d: Buffer) => {
       seen += d.toString();
       if (seen.includes(text)) resolve();
+    };
+    p.stdout?.on('data', keep);
+    p.stderr?.on('data', keep);
+    p.once('exit', (code) => {
+      const why = `${what} exited with ${code}: ${seen.slice(-500)}`;
+      reject(saysNoTls(seen) ? new TlsUnsupported(why) : new Error(why));
     });
-    p.once('exit', (code) => reject(new Error(`${what} exited with ${code}: ${seen.slice(-500)}`)));
   });
 }
 
 /**
  * A master, a replica and one sentinel (quorum 1) on `host`, password-protected and
- * noeviction, started by the test and stopped by their pids.
+ * noeviction, started by the test and stopped by their pids. With `tls`, all three speak
+ * TLS only (no plain port), to clients and to each other, and ask clients for a
+ * certificate; `host` must then be 127.0.0.1, the address the certificates name.
  */
-export async function startSentinelSet(host: string, password: string, dir: string): Promise<SentinelSet> {
+export async function startSentinelSet(host: string, password: string, dir: string, opts: { tls?: TlsFiles } = {}): Promise<SentinelSet> {
   const procs: ChildProcess[] = [];
   const stop = () => stopChildren(procs);
-  const cli = (port: number, args: string[]) => execFileSync('redis-cli', ['-h', host, '-p', String(port), '-a', password, '--no-auth-warning', ...args], { timeout: 10_000 }).toString();
+  const { tls } = opts;
+  const cliTls = tls ? ['--tls', '--cacert', tls.ca, '--cert', tls.clientCert, '--key', tls.clientKey] : [];
+  const cli = (port: number, args: string[]) => execFileSync('redis-cli', ['-h', host, '-p', String(port), ...cliTls, '-a', password, '--no-auth-warning', ...args], { timeout: 10_000 }).toString();
+  // Either a plain port, or TLS on it and no plain listener.
+  const listen = (port: number) => (tls ? tlsOnlyArgs(port, tls, { authClients: true }) : ['--port', String(port)]);
   try {
     const common = ['--bind', host, '--requirepass', password, '--masterauth', password, '--maxmemory-policy', 'noeviction', '--save', '', '--appendonly', 'no', '--dir', dir];
     const masterPort = await freePort(host);
-    const master = spawn('redis-server', ['--port', String(masterPort), '--dbfilename', `m-${masterPort}.rdb`, ...common], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const master = spawn('redis-server', [...listen(masterPort), '--dbfilename', `m-${masterPort}.rdb`, ...common], { stdio: ['ignore', 'pipe', 'pipe'] });
     procs.push(master);
     await waitFor(master, 'Ready to accept connections', 'master');
     const replicaPort = await freePort(host);
-    const replica = spawn('redis-server', ['--port', String(replicaPort), '--dbfilename', `r-${replicaPort}.rdb`, '--replicaof', host, String(masterPort), ...common], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const replica = spawn('redis-server', [...listen(replicaPort), '--dbfilename', `r-${replicaPort}.rdb`, '--replicaof', host, String(masterPort), ...common], { stdio: ['ignore', 'pipe', 'pipe'] });
     procs.push(replica);
     await waitFor(replica, 'MASTER <-> REPLICA sync: Finished', 'replica');
     const sentinelPort = await freePort(host);
@@ -62,7 +75,6 @@ export async function startSentinelSet(host: string, password: string, dir: stri
     writeFileSync(
       conf,
       [
-        `port ${sentinelPort}`,
         `bind ${host}`,
         `dir ${dir}`,
         `sentinel monitor ${name} ${host} ${masterPort} 1`,
@@ -73,17 +85,36 @@ export async function startSentinelSet(host: string, password: string, dir: stri
         '',
       ].join('\n'),
     );
-    const sentinel = spawn('redis-server', [conf, '--sentinel'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // How it listens comes from listen(), as for the master and the replica (options given
+    // on the command line add to the file's).
+    const sentinel = spawn('redis-server', [conf, '--sentinel', ...listen(sentinelPort)], { stdio: ['ignore', 'pipe', 'pipe'] });
     procs.push(sentinel);
     await waitFor(sentinel, '+monitor master', 'sentinel');
-    // The sentinel learns of the replica from the master's INFO, within a few seconds.
-    for (let i = 0; i < 100 && !cli(sentinelPort, ['sentinel', 'replicas', name]).includes(String(replicaPort)); i++) await new Promise((r) => setTimeout(r, 100));
+    // The sentinel learns of the replica from the master's INFO, within a few seconds, but
+    // refuses to promote it (NOGOODSLAVE) until it has talked to the replica itself: flags
+    // without "disconnected", and the replica's link to the master seen up.
+    let replica1 = '';
+    const promotable = () => {
+      // One replica: its fields are the whole reply, a key and its value a line each.
+      const lines = cli(sentinelPort, ['sentinel', 'replicas', name]).trim().split('\n');
+      replica1 = lines.join(' ');
+      const field = (k: string) => lines[lines.indexOf(k) + 1];
+      return lines.includes(`${host}:${replicaPort}`) && field('flags') === 'slave' && field('master-link-status') === 'ok';
+    };
+    for (let i = 0; !promotable(); i++) {
+      if (i === 150) throw new Error(`the sentinel cannot promote the replica after 15 s: ${replica1}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const master1 = () => cli(sentinelPort, ['sentinel', 'get-master-addr-by-name', name]).trim().split('\n').join(':');
     return {
       name,
       sentinel: `${host}:${sentinelPort}`,
       master: master1,
-      failover: () => void cli(sentinelPort, ['sentinel', 'failover', name]),
+      failover: () => {
+        // redis-cli exits 0 on an error reply: a refused failover must not pass for one begun.
+        const reply = cli(sentinelPort, ['sentinel', 'failover', name]).trim();
+        if (reply !== 'OK') throw new Error(`the sentinel refused the failover: ${reply}`);
+      },
       stop,
     };
   } catch (e: unknown) {

@@ -3,11 +3,14 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
-/** PEM files of a throwaway CA and of a server certificate it signed. */
+/** PEM files of a throwaway CA, and of a server and a client certificate it signed. */
 export interface TlsFiles {
   ca: string;
   cert: string;
   key: string;
+  /** For servers that ask clients for a certificate (tls-auth-clients yes). */
+  clientCert: string;
+  clientKey: string;
 }
 
 /** redis-server was built without TLS: the one reason the TLS test may skip itself. */
@@ -23,11 +26,11 @@ function openssl(args: string[]): void {
 }
 
 /**
- * A CA valid for a day and a server certificate for 127.0.0.1 signed by it, written to
- * `dir`. The address goes into an IP subjectAltName because Node checks an IP against the
- * SAN only, never the CN. Our own openssl config keeps the result independent of the
- * system's openssl.cnf (whose defaults differ between distributions). EC keys: RSA key
- * generation alone can take a second.
+ * A CA valid for a day, a server certificate for 127.0.0.1 and a client certificate, both
+ * signed by it, written to `dir`. The address goes into an IP subjectAltName because Node
+ * checks an IP against the SAN only, never the CN. Our own openssl config keeps the result
+ * independent of the system's openssl.cnf (whose defaults differ between distributions).
+ * EC keys: RSA key generation alone can take a second.
  */
 export function makeCerts(dir: string): TlsFiles {
   const f = (name: string) => join(dir, name);
@@ -49,6 +52,12 @@ export function makeCerts(dir: string): TlsFiles {
       'extendedKeyUsage = serverAuth',
       'subjectAltName = IP:127.0.0.1',
       'authorityKeyIdentifier = keyid',
+      // A server checks a client's certificate is for clientAuth, as a client checks serverAuth.
+      '[client]',
+      'basicConstraints = critical,CA:FALSE',
+      'keyUsage = critical,digitalSignature',
+      'extendedKeyUsage = clientAuth',
+      'authorityKeyIdentifier = keyid',
       '',
     ].join('\n'),
   );
@@ -59,10 +68,15 @@ export function makeCerts(dir: string): TlsFiles {
     'x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-set_serial', '1', '-days', '1',
     '-extfile', f('openssl.cnf'), '-extensions', 'server', '-out', f('server.crt'),
   ]);
-  return { ca: f('ca.crt'), cert: f('server.crt'), key: f('server.key') };
+  openssl(['req', '-new', '-config', f('openssl.cnf'), ...newKey, '-keyout', f('client.key'), '-out', f('client.csr'), '-subj', '/CN=ferry test client']);
+  openssl([
+    'x509', '-req', '-in', f('client.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-set_serial', '2', '-days', '1',
+    '-extfile', f('openssl.cnf'), '-extensions', 'client', '-out', f('client.crt'),
+  ]);
+  return { ca: f('ca.crt'), cert: f('server.crt'), key: f('server.key'), clientCert: f('client.crt'), clientKey: f('client.key') };
 }
 
-/** A port free right now on 127.0.0.1 (the kernel picks it); startTlsRedis retries if it is taken in between. */
+/** A port free right now on 127.0.0.1 (the kernel picks it); launchOnFreePort retries if it is taken in between. */
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -84,19 +98,38 @@ export interface TlsRedis {
   stop(): Promise<void>;
 }
 
-const READY = /Ready to accept connections/;
+const READY = 'Ready to accept connections';
 // Without TLS compiled in, redis-server does not know the tls-* directives: it quotes the
 // first one (">>> 'tls-port ...'") and says "Bad directive" (or, in builds with TLS as a
 // module, says it is not loaded). Anything else is a real failure.
 const NO_TLS = /(>>> 'tls-[\s\S]*Bad directive or wrong number of arguments)|(TLS[^\n]*not (supported|built|compiled|loaded))/i;
 
-function launch(port: number, dir: string, files: TlsFiles, password: string): Promise<TlsRedis> {
-  const args = [
-    // Loopback only, and no plain TCP listener at all: a connection that works is TLS.
-    '--bind', '127.0.0.1', '--port', '0', '--tls-port', String(port),
+/** Whether what a redis-server printed before it exited says it cannot do TLS. */
+export function saysNoTls(log: string): boolean {
+  return NO_TLS.test(log);
+}
+
+/**
+ * redis-server (or sentinel) options for TLS only: no plain TCP listener at all (port 0),
+ * so a connection that works is TLS. Its own connections to other servers (a replica's to
+ * its master, a sentinel's to what it monitors) are TLS too, with the client certificate.
+ */
+export function tlsOnlyArgs(port: number, files: TlsFiles, opts: { authClients: boolean }): string[] {
+  return [
+    '--port', '0', '--tls-port', String(port),
     '--tls-cert-file', files.cert, '--tls-key-file', files.key, '--tls-ca-cert-file', files.ca,
+    '--tls-client-cert-file', files.clientCert, '--tls-client-key-file', files.clientKey,
+    '--tls-replication', 'yes',
+    '--tls-auth-clients', opts.authClients ? 'yes' : 'no',
+  ];
+}
+
+/** `files` undefined: a plain TCP listener instead of TLS. */
+function launch(port: number, dir: string, files: TlsFiles | undefined, password: string): Promise<TlsRedis> {
+  const args = [
+    '--bind', '127.0.0.1',
     // Clients present no certificate: Ferry's config has one, but this test is about the server's.
-    '--tls-auth-clients', 'no',
+    ...(files ? tlsOnlyArgs(port, files, { authClients: false }) : ['--port', String(port)]),
     '--requirepass', password,
     // What Ferry requires (config check warns otherwise), and nothing written to disk.
     '--maxmemory-policy', 'noeviction', '--save', '', '--appendonly', 'no', '--dir', dir,
@@ -129,10 +162,10 @@ function launch(port: number, dir: string, files: TlsFiles, password: string): P
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void server.stop();
-      reject(new Error(`redis-server on TLS port ${port} not ready after 10 s:\n${out}`));
+      reject(new Error(`redis-server on ${files ? 'TLS ' : ''}port ${port} not ready after 10 s:\n${out}`));
     }, 10_000);
     const onData = () => {
-      if (READY.test(out)) {
+      if (out.includes(READY)) {
         clearTimeout(timer);
         resolve(server);
       }
@@ -145,16 +178,13 @@ function launch(port: number, dir: string, files: TlsFiles, password: string): P
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       const why = `redis-server exited (${code ?? signal}) before it was ready:\n${out}`;
-      reject(NO_TLS.test(out) ? new TlsUnsupported(why) : new Error(why));
+      reject(saysNoTls(out) ? new TlsUnsupported(why) : new Error(why));
     });
   });
 }
 
-/**
- * Our own TLS-only redis-server on 127.0.0.1, password required. Resolves once it accepts
- * connections; rejects with TlsUnsupported if this redis-server cannot do TLS.
- */
-export async function startTlsRedis(dir: string, files: TlsFiles, password: string): Promise<TlsRedis> {
+/** Starts one redis-server, on a new port if the one picked was taken meanwhile. */
+async function launchOnFreePort(dir: string, files: TlsFiles | undefined, password: string): Promise<TlsRedis> {
   let last: unknown;
   // The port is free when we ask and taken by redis-server a moment later: another process
   // may win that race, so a bind failure is retried on a new port.
@@ -167,4 +197,17 @@ export async function startTlsRedis(dir: string, files: TlsFiles, password: stri
     }
   }
   throw last;
+}
+
+/**
+ * Our own TLS-only redis-server on 127.0.0.1, password required. Resolves once it accepts
+ * connections; rejects with TlsUnsupported if this redis-server cannot do TLS.
+ */
+export function startTlsRedis(dir: string, files: TlsFiles, password: string): Promise<TlsRedis> {
+  return launchOnFreePort(dir, files, password);
+}
+
+/** The same without TLS: a plain redis-server of our own on 127.0.0.1, password required. */
+export function startPlainRedis(dir: string, password: string): Promise<TlsRedis> {
+  return launchOnFreePort(dir, undefined, password);
 }

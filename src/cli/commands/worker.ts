@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context';
+import { redactUrl } from '../../config/load';
+import { coerceError } from '../../errors';
 import { createLogger } from '../../log';
+import { refusedPassword } from '../../redis';
 import { HostWorker } from '../../../workers/hostWorker';
 
 export function registerWorker(program: Command, ctx: CliContext): void {
@@ -18,7 +21,10 @@ export function registerWorker(program: Command, ctx: CliContext): void {
       } catch (e: unknown) {
         // A worker that refuses to serve (e.g. Redis may evict keys) must exit, not linger connected.
         await worker.close();
-        throw e;
+        const err = coerceError(e);
+        // Which Redis refused, as `ferry config check` says it.
+        if (refusedPassword(err)) throw new Error(`${err.message} at ${redactUrl(config.redis.url)}`, { cause: err });
+        throw err;
       }
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {
