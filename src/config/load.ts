@@ -28,7 +28,7 @@ export interface FerryConfig {
   worker: { concurrency: number; lockDurationMs: number; stalledIntervalMs: number };
   fleet: { maxParallel: number; perHostLimit: number };
   log: { level: string };
-  dashboard: { host: string; port: number; token: string; basicAuth: { user: string; password: string }; readOnly: boolean };
+  dashboard: { host: string; port: number; token: string; basicAuth: { user: string; password: string }; readOnly: boolean; allowedHosts: string[]; bullBoardWrite: boolean };
 }
 
 let formatsRegistered = false;

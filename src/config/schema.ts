@@ -117,6 +117,22 @@ export function buildSchema() {
         password: { doc: 'HTTP basic auth password', format: String, default: '', sensitive: true, env: 'FERRY_DASHBOARD_PASSWORD' },
       },
       readOnly: { doc: 'look but do not act: no retry, Bull Board read-only', format: 'strict-boolean', default: false, env: 'FERRY_DASHBOARD_READ_ONLY' },
+      allowedHosts: {
+        doc: 'host names the dashboard answers to besides its listen address, localhost, 127.0.0.1 and ::1 (e.g. the name a reverse proxy passes on); any other Host header is refused, against DNS rebinding',
+        format: (value: unknown) => {
+          if (!Array.isArray(value)) throw new Error('must be an array of host names');
+          // A DNS name, an IPv4 address or an IPv6 one (bracketed or not, at least two colons); no port, no scheme.
+          const name = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$|^\[?[0-9a-f]*:[0-9a-f]*:[0-9a-f:.]*\]?$/i;
+          for (const v of value) if (typeof v !== 'string' || !name.test(v)) throw new Error(`${JSON.stringify(v)} is not a host name (no port, no scheme), e.g. "ferry.example.com"`);
+        },
+        default: [] as string[],
+      },
+      bullBoardWrite: {
+        doc: 'let Bull Board change the queues (pause, empty, clean, add or remove jobs), which can strand a frozen container; off: it only shows them',
+        format: 'strict-boolean',
+        default: false,
+        env: 'FERRY_DASHBOARD_BULL_BOARD_WRITE',
+      },
     },
   };
 }

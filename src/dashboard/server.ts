@@ -11,8 +11,9 @@ import { FerryMetrics } from '../monitor/metrics';
 import { Monitor } from '../monitor/monitor';
 import { migrationView } from '../monitor/view';
 import { createRedis } from '../redis';
-import { authMiddleware, checkListen } from './auth';
+import { authMiddleware, checkListen, credentialsFor } from './auth';
 import { mountBullBoard } from './bullBoard';
+import { allowedHostNames, hostCheck } from './hostCheck';
 import { Queue } from 'bullmq';
 import { CONTROL_QUEUE } from '../fleet/schedules';
 import { EventHub } from './eventHub';
@@ -22,11 +23,17 @@ export interface DashboardOptions {
   host: string;
   port: number;
   readOnly: boolean;
+  /** Let Bull Board change the queues; ignored when read-only. */
+  bullBoardWrite: boolean;
   log: Logger;
 }
 
 export interface RunningDashboard {
   url: string;
+  /** The page's address with the token made for this run, when no credentials were configured. */
+  loginUrl: string | undefined;
+  /** Whether Bull Board may change the queues. */
+  bullBoardWritable: boolean;
   close(): Promise<void>;
 }
 
@@ -43,28 +50,34 @@ const ID = /^m-[a-z0-9]{1,16}-[a-f0-9]{8}$/;
 /**
  * `ferry dashboard`: the web page, its JSON API and live event feed, /metrics, and Bull Board
  * under /queues. Everything is read from Redis, so it runs anywhere that reaches Redis and
- * is never the process doing the migrations.
+ * is never the process doing the migrations. Every request but /healthz must name a host
+ * the dashboard is known by and carry credentials.
  */
 export async function startDashboard(opts: DashboardOptions): Promise<RunningDashboard> {
   const { config, log, readOnly } = opts;
   checkListen(opts.host, config.dashboard);
+  const credentials = credentialsFor(config.dashboard);
+  const allowedHosts = allowedHostNames(opts.host, config.dashboard.allowedHosts);
+  const bullBoardWritable = opts.bullBoardWrite && !readOnly;
   const redis = createRedis(config);
-  redis.on('error', (e) => log.warn({ err: e.message }, 'redis connection error'));
+  redis.on('error', (e: Error) => log.warn({ err: e.message }, 'redis connection error'));
   const monitor = new Monitor(config, redis);
   const metrics = new FerryMetrics(monitor);
   const client = new FerryClient(config, createRedis(config));
   const hub = new EventHub(redis, config.redis.prefix, log);
   // The control queue holds scheduled drains: shown beside the host queues.
   const control = new Queue(CONTROL_QUEUE, { connection: redis, prefix: config.redis.prefix });
-  const board = mountBullBoard([...config.hosts.map((h) => monitor.queues.get(h.name)), control], '/queues', readOnly);
+  const board = mountBullBoard([...config.hosts.map((h) => monitor.queues.get(h.name)), control], '/queues', bullBoardWritable, allowedHosts);
 
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Says only "ok": load balancers and probes need neither credentials nor a known name.
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok\n');
   });
-  app.use(authMiddleware(config.dashboard));
+  app.use(hostCheck(allowedHosts));
+  app.use(authMiddleware(credentials));
   app.use((_req, res, next) => {
     // The page loads nothing from elsewhere; say so, and keep other sites from framing it.
     res.setHeader('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'");
@@ -132,8 +145,11 @@ export async function startDashboard(opts: DashboardOptions): Promise<RunningDas
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
   const shownHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   let closing: Promise<void> | undefined;
+  const url = `http://${shownHost}:${port}`;
   return {
-    url: `http://${shownHost}:${port}`,
+    url,
+    loginUrl: credentials.generated ? `${url}/?token=${credentials.token}` : undefined,
+    bullBoardWritable,
     close() {
       closing ??= (async () => {
         await hub.stop();

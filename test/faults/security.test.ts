@@ -67,7 +67,8 @@ describe('security: archive permissions and secrets', function () {
       for (let i = 0; i < 100 && !dashOut.includes('listening'); i++) await new Promise((r) => setTimeout(r, 100));
       for (const path of ['/', '/api/overview', `/api/migrations/${rec.id}`, '/metrics', '/queues/api/queues', '/healthz']) {
         try {
-          const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5000) });
+          const token = /\?token=([A-Za-z0-9_-]+)/.exec(dashOut)?.[1] ?? '';
+          const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5000), headers: { Authorization: `Bearer ${token}` } });
           outputs.push([`dashboard ${path} (${res.status})`, await res.text()]);
         } catch (e: unknown) {
           outputs.push([`dashboard ${path}`, `unreachable: ${String(e)}`]);

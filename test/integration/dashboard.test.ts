@@ -1,11 +1,14 @@
 import { strict as assert } from 'node:assert';
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import IORedis from 'ioredis';
 import { BrowserContext, chromium, Page } from 'playwright-core';
 import {
-  bed, ferry, hostInfo, makeConfig, OUTPUT, REPO, removeContainers, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc,
+  bed, ferry, hostInfo, makeConfig, OUTPUT, removeContainers, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc,
 } from '../support/bed';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -13,13 +16,22 @@ const FORWARD = ['preflight', 'checkpoint', 'transfer', 'restore', 'verify', 'cl
 
 interface Dashboard {
   url: string;
+  /** The token of the link the dashboard printed at start (made for this run), if it printed one. */
+  token: string | undefined;
+  /** Headers that authenticate with that token. */
+  auth: Record<string, string>;
   child: ChildProcess;
+  output(): string;
   stop(): Promise<void>;
 }
 
+/** The CLI of the build this test was compiled into (dist/ under npm test), so test and dashboard agree. */
+const CLI = join(__dirname, '..', '..', 'src', 'cli', 'main.js');
+const LAUNCH = `require(${JSON.stringify(CLI)}).main(['node', 'ferry', ...process.argv.slice(1)]).then((c) => { process.exitCode = c; })`;
+
 /** Runs the real `ferry dashboard` (a process of its own, as an operator would) and waits until it listens. */
 function startDashboard(cfg: TestConfig, extra: string[] = []): Promise<Dashboard> {
-  const child = spawn(process.execPath, [join(REPO, 'bin', 'ferry.js'), '--config', cfg.file, 'dashboard', '--port', '0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['-e', LAUNCH, '--', '--config', cfg.file, 'dashboard', '--port', '0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((r) => child.on('exit', () => r()));
   return new Promise((resolve, reject) => {
     let seen = '';
@@ -27,10 +39,51 @@ function startDashboard(cfg: TestConfig, extra: string[] = []): Promise<Dashboar
     child.stdout.on('data', (d: Buffer) => {
       seen += d.toString();
       const m = /dashboard listening on (http:\/\/\S+)/.exec(seen);
-      if (m) resolve({ url: `${m[1]}/`, child, stop: async () => { child.kill('SIGTERM'); await exited; } });
+      if (!m) return;
+      // The link with a token made for this run comes first, so it is here once this line is.
+      const token = /\/\?token=([A-Za-z0-9_-]+)/.exec(seen)?.[1];
+      resolve({
+        url: `${m[1]}/`,
+        token,
+        auth: token ? { Authorization: `Bearer ${token}` } : {},
+        child,
+        output: () => seen,
+        stop: async () => {
+          child.kill('SIGTERM');
+          await exited;
+        },
+      });
     });
     child.on('exit', (code) => reject(new Error(`ferry dashboard exited ${code}: ${seen}`)));
   });
+}
+
+/** Opens the dashboard in a page the way its printed link does (the token becomes a cookie). */
+async function login(page: Page, d: Dashboard, path = ''): Promise<void> {
+  await page.goto(d.token ? `${d.url}${path}?token=${d.token}` : `${d.url}${path}`);
+}
+
+/** A request with a Host header of our choosing, as a browser sends after DNS rebinding (fetch may not set Host). */
+function rawRequest(url: string, path: string, headers: Record<string, string>, method = 'GET'): Promise<{ status: number; body: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, path, method, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${path}: no answer`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Status of a request; the body is dropped unread (the event stream never ends). */
+async function statusOf(url: string, init: RequestInit = {}): Promise<number> {
+  const res = await fetch(url, { redirect: 'manual', ...init });
+  await res.body?.cancel();
+  return res.status;
 }
 
 /**
@@ -51,7 +104,7 @@ const RECORD_ROWS = `(() => {
 })()`;
 
 function inPage<T>(page: Page, js: string): Promise<T> {
-  return page.evaluate(js) as Promise<T>;
+  return page.evaluate<T>(js);
 }
 
 /** Polls until `ok` holds (the page's CSP forbids Playwright's string predicates). */
@@ -101,7 +154,7 @@ describe('dashboard in a real headless Chromium', function () {
   });
 
   it('shows a migration started during the test, moving through its steps, ending as done', async () => {
-    await page.goto(dash.url);
+    await login(page, dash);
     await page.waitForSelector('#counts .count');
     await page.waitForSelector('#live.on');
     await inPage(page, RECORD_ROWS);
@@ -183,16 +236,16 @@ describe('dashboard in a real headless Chromium', function () {
     const ro = await startDashboard(cfg, ['--read-only']);
     try {
       const p = await browser.newPage();
-      await p.goto(ro.url);
+      await login(p, ro);
       await p.waitForSelector('#readonly:not([hidden])');
       await p.waitForSelector('#migrations tbody button[data-retry]');
       assert.ok(await inPage<boolean>(p, `Array.from(document.querySelectorAll('#migrations tbody button[data-retry]')).every((b) => b.disabled)`), 'retry buttons are disabled');
       await p.screenshot({ path: join(OUTPUT, 'dashboard-readonly.png') });
       await p.close();
-      const ov = (await (await fetch(`${ro.url}api/overview`)).json()) as { migrations: { id: string; state: string }[] };
+      const ov = (await (await fetch(`${ro.url}api/overview`, { headers: ro.auth })).json()) as { migrations: { id: string; state: string }[] };
       const failed = ov.migrations.find((m) => m.state === 'failed');
       assert.ok(failed);
-      const res = await fetch(`${ro.url}api/migrations/${failed.id}/retry`, { method: 'POST', headers: { 'X-Ferry-Confirm': failed.id } });
+      const res = await fetch(`${ro.url}api/migrations/${failed.id}/retry`, { method: 'POST', headers: { ...ro.auth, 'X-Ferry-Confirm': failed.id } });
       assert.equal(res.status, 403);
     } finally {
       await ro.stop();
@@ -214,9 +267,12 @@ describe('dashboard in a real headless Chromium', function () {
       assert.equal((await fetch(`${locked.url}api/overview`, { headers: { Authorization: `Bearer ${token}` } })).status, 200);
       const viaLink = await fetch(`${locked.url}?token=${token}`, { redirect: 'manual' });
       assert.equal(viaLink.status, 302, 'the token in the link is swapped for a cookie');
-      assert.match(viaLink.headers.get('set-cookie') ?? '', /ferry_token=.*HttpOnly/);
+      // Named after the port: two dashboards on one machine (say, a read-only one beside the
+      // full one) keep their own cookies.
+      assert.match(viaLink.headers.get('set-cookie') ?? '', /ferry_token_\d+=[^;]+;.*HttpOnly/);
+      assert.ok(!locked.output().includes(token), 'a configured token is never printed');
       const shown = await ferry({ ...cfg, file }, ['config', 'check', '--offline']);
-      assert.ok(!shown.stdout.includes(token) && /"token": "<hidden>"/.test(shown.stdout), 'the token is redacted from the effective config');
+      assert.ok(!shown.stdout.includes(token) && shown.stdout.includes('"token": "<hidden>"'), 'the token is redacted from the effective config');
     } finally {
       await locked.stop();
     }
@@ -234,6 +290,139 @@ describe('dashboard in a real headless Chromium', function () {
       assert.equal((await fetch(`${open.url}api/overview`, { headers: { Authorization: `Basic ${Buffer.from('ops:wrong').toString('base64')}` } })).status, 401);
     } finally {
       await open.stop();
+    }
+  });
+
+  it('answers nothing without credentials, even on loopback with none configured: 401 on the page, the API, Bull Board and /metrics', async () => {
+    const missing = 'm-abc-0123abcd';
+    const routes: [string, string][] = [
+      ['GET', ''],
+      ['GET', 'index.html'],
+      ['GET', 'app.js'],
+      ['GET', 'api/overview'],
+      ['GET', `api/migrations/${missing}`],
+      ['GET', 'api/events'],
+      ['POST', `api/migrations/${missing}/retry`],
+      ['GET', 'queues/'],
+      ['GET', 'queues/api/queues'],
+      ['PUT', 'queues/api/queues/host-c/pause'],
+      ['GET', 'metrics'],
+    ];
+    const wrong: Record<string, string>[] = [{}, { Authorization: 'Bearer wrong' }, { Cookie: 'ferry_token=wrong' }];
+    const answers: string[] = [];
+    for (const [method, path] of routes) {
+      for (const headers of wrong) answers.push(`${method} /${path} ${JSON.stringify(headers)}: ${await statusOf(`${dash.url}${path}`, { method, headers: { ...headers, 'X-Ferry-Confirm': missing } })}`);
+      answers.push(`${method} /${path}?token=wrong: ${await statusOf(`${dash.url}${path}?token=wrong`, { method })}`);
+    }
+    assert.deepEqual(answers.filter((a) => !a.endsWith(': 401')), [], 'every route refuses a request without the right credentials');
+    assert.equal(await statusOf(`${dash.url}healthz`), 200, 'the health check says only "ok" and needs none');
+
+    assert.ok(dash.token, `without a configured token or basic auth, ferry dashboard prints a link with a token made for this run: ${dash.output()}`);
+    assert.equal(dash.output().split(dash.token).length - 1, 1, 'the token is printed once');
+    assert.match(dash.output(), new RegExp(`http://127\\.0\\.0\\.1:\\d+/\\?token=${dash.token}`));
+    assert.equal(await statusOf(`${dash.url}api/overview`, { headers: dash.auth }), 200);
+    assert.equal(await statusOf(`${dash.url}metrics`, { headers: dash.auth }), 200, 'Prometheus can send it as a bearer token');
+    const viaLink = await fetch(`${dash.url}?token=${dash.token}`, { redirect: 'manual' });
+    assert.equal(viaLink.status, 302);
+    const cookie = (viaLink.headers.get('set-cookie') ?? '').split(';')[0];
+    assert.equal(await statusOf(`${dash.url}queues/api/queues`, { headers: { Cookie: cookie } }), 200, 'the cookie from the link opens everything');
+    const other = await startDashboard(cfg);
+    try {
+      assert.ok(other.token && other.token !== dash.token, 'each run makes its own token');
+      assert.equal(await statusOf(`${other.url}api/overview`, { headers: dash.auth }), 401, 'another run\'s token opens nothing');
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it('refuses requests for a host name it does not know (DNS rebinding)', async () => {
+    const port = new URL(dash.url).port;
+    const refused: string[] = [];
+    for (const path of ['/', '/api/overview', '/metrics', '/queues/api/queues']) {
+      for (const host of [`rebind.attacker.example:${port}`, 'rebind.attacker.example', `localhost.attacker.example:${port}`]) {
+        const r = await rawRequest(dash.url, path, { ...dash.auth, Host: host });
+        if (r.status !== 421) refused.push(`${host}${path}: ${r.status}`);
+        else assert.match(r.body, /dashboard\.allowedHosts/, 'the answer says what to do');
+      }
+    }
+    assert.deepEqual(refused, [], 'a foreign Host header is answered 421, credentials or not');
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, 'localhost']) {
+      assert.equal((await rawRequest(dash.url, '/api/overview', { ...dash.auth, Host: host })).status, 200, host);
+    }
+
+    const file = join(OUTPUT, `${cfg.prefix}-hosts.json`);
+    writeFileSync(file, JSON.stringify({ ...cfg.config, dashboard: { allowedHosts: ['ferry.example.test'] } }), { mode: 0o600 });
+    const named = await startDashboard({ ...cfg, file });
+    try {
+      const p = new URL(named.url).port;
+      assert.equal((await rawRequest(named.url, '/api/overview', { ...named.auth, Host: 'ferry.example.test' })).status, 200, 'a name in dashboard.allowedHosts is answered');
+      assert.equal((await rawRequest(named.url, '/api/overview', { ...named.auth, Host: `FERRY.example.test:${p}` })).status, 200, 'in any case, with a port');
+      assert.equal((await rawRequest(named.url, '/api/overview', { ...named.auth, Host: 'other.example.test' })).status, 421);
+      assert.equal((await rawRequest(named.url, '/api/overview', { Host: 'ferry.example.test' })).status, 401, 'an allowed name still needs credentials');
+    } finally {
+      await named.stop();
+    }
+  });
+
+  it('keeps Bull Board read-only unless dashboard.bullBoardWrite: no pause, empty, clean, obliterate or pre-created job', async () => {
+    const conn = new IORedis({ host: bed().redis.host, port: bed().redis.port, password: bed().redis.password, maxRetriesPerRequest: null });
+    // host-c has no worker here: a job put there stays waiting, where pause and empty would hit it.
+    const q = new Queue('host-c', { connection: conn, prefix: cfg.prefix });
+    try {
+      const job = await q.add('probe', { note: 'left alone by the dashboard' }, { jobId: `keep-${uid()}`, removeOnComplete: true });
+      const planted = `planted-${uid()}`;
+      const base = `${dash.url}queues/api/queues`;
+      const actions: [string, string, unknown?][] = [
+        ['PUT', `${base}/host-c/pause`],
+        ['PUT', `${base}/pause`],
+        ['PUT', `${base}/host-c/empty`],
+        ['PUT', `${base}/host-c/clean/waiting`],
+        ['PUT', `${base}/host-c/clean/completed`],
+        ['PUT', `${base}/host-c/obliterate`],
+        ['PUT', `${base}/host-c/${job.id}/clean`],
+        ['PATCH', `${base}/host-c/${job.id}/update-data`, { data: { note: 'changed' } }],
+        ['POST', `${base}/host-c/add`, { name: 'preflight', data: {}, options: { jobId: planted } }],
+      ];
+      const answered: string[] = [];
+      for (const [method, url, body] of actions) {
+        const status = await statusOf(url, { method, headers: { ...dash.auth, 'Content-Type': 'application/json' }, body: JSON.stringify(body ?? {}) });
+        if (status !== 403) answered.push(`${method} ${url.slice(dash.url.length - 1)}: ${status}`);
+      }
+      assert.deepEqual(answered, [], 'every Bull Board action is refused (403) by default');
+      assert.equal(await q.isPaused(), false, 'the queue is not paused');
+      assert.equal(await q.getWaitingCount(), 1, 'the waiting job is still there');
+      assert.deepEqual((await q.getJob(job.id ?? ''))?.data, { note: 'left alone by the dashboard' });
+      assert.equal(await q.getJob(planted), undefined, 'no job id was pre-created');
+      assert.equal(await statusOf(`${base}/host-c/${job.id}`, { headers: dash.auth }), 200, 'reading stays possible');
+
+      // --read-only wins over --bull-board-write.
+      const ro = await startDashboard(cfg, ['--read-only', '--bull-board-write']);
+      try {
+        assert.equal(await statusOf(`${ro.url}queues/api/queues/host-c/pause`, { method: 'PUT', headers: ro.auth }), 403);
+        assert.equal(await q.isPaused(), false);
+      } finally {
+        await ro.stop();
+      }
+
+      // Explicitly enabled: writable, but only with credentials and only from its own pages.
+      const rw = await startDashboard(cfg, ['--bull-board-write']);
+      try {
+        const pause = `${rw.url}queues/api/queues/host-c/pause`;
+        assert.match(rw.output(), /Bull Board writable/);
+        assert.equal(await statusOf(pause, { method: 'PUT' }), 401);
+        assert.equal(await statusOf(pause, { method: 'PUT', headers: { ...rw.auth, Origin: 'http://rebind.attacker.example' } }), 403, 'a cross-site request is refused');
+        assert.equal(await q.isPaused(), false);
+        assert.equal(await statusOf(pause, { method: 'PUT', headers: { ...rw.auth, Origin: new URL(rw.url).origin } }), 200);
+        assert.equal(await q.isPaused(), true, 'paused through Bull Board once enabled');
+        assert.equal(await statusOf(`${rw.url}queues/api/queues/host-c/resume`, { method: 'PUT', headers: rw.auth }), 200);
+        assert.equal(await q.isPaused(), false);
+      } finally {
+        await rw.stop();
+      }
+      await job.remove();
+    } finally {
+      await q.close();
+      conn.disconnect();
     }
   });
 });

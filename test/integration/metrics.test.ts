@@ -34,6 +34,8 @@ describe('/metrics after real migrations', function () {
   let workers: WorkerProc[] = [];
   let dash: ChildProcess | undefined;
   let url = '';
+  // The dashboard makes a token per run when none is configured and prints it once.
+  let auth: RequestInit = {};
   const names: string[] = [];
 
   before(async () => {
@@ -47,7 +49,11 @@ describe('/metrics after real migrations', function () {
       child.stdout.on('data', (d: Buffer) => {
         seen += d.toString();
         const m = /dashboard listening on (http:\/\/\S+)/.exec(seen);
-        if (m) resolve(m[1]);
+        const token = /\?token=([A-Za-z0-9_-]+)/.exec(seen)?.[1];
+        if (m && token) {
+          auth = { headers: { Authorization: `Bearer ${token}` } };
+          resolve(m[1]);
+        }
       });
       child.on('exit', (code) => reject(new Error(`ferry dashboard exited ${code}: ${seen}`)));
     });
@@ -79,7 +85,7 @@ describe('/metrics after real migrations', function () {
     const badRec = JSON.parse(bad.stdout.trim().split('\n').pop() as string) as MigrationRecord;
     assert.equal((await record(cfg, okRec.id)).state, 'succeeded');
 
-    const res = await fetch(`${url}/metrics`);
+    const res = await fetch(`${url}/metrics`, auth);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /text\/plain/);
     const m = parseMetrics(await res.text());
@@ -120,7 +126,7 @@ describe('/metrics after real migrations', function () {
     assert.equal(metric(m, 'ferry_metrics_refresh_errors_total'), 0);
 
     // A second scrape says the same: values are rebuilt, not added up again.
-    const again = parseMetrics(await (await fetch(`${url}/metrics`)).text());
+    const again = parseMetrics(await (await fetch(`${url}/metrics`, auth)).text());
     assert.equal(metric(again, 'ferry_migrations_total{outcome="succeeded"}'), 1);
     assert.equal(metric(again, 'ferry_step_duration_seconds_count{step="transfer",outcome="ok"}'), 1);
     assert.equal(metric(again, 'ferry_bytes_transferred_total'), okRec.bytesTransferred);
