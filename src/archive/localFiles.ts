@@ -1,11 +1,26 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, mkdir, rm, stat } from 'node:fs/promises';
+import { ValidationError } from '../errors/ValidationError';
 
-/** Archives hold a process's whole memory: their folder is 0700, whatever umask says. */
+/**
+ * Archives hold a process's whole memory: their folder is 0700. Ferry makes it so only for
+ * a folder it creates: changing the mode of one that exists (`/tmp`, `/dev/shm`, a mount
+ * point) would break it for everyone else, so a folder others can enter is refused instead.
+ */
 export async function ensurePrivateDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chmod(dir, 0o700);
+  const st = await stat(dir).catch(() => null);
+  if (!st) {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700);
+    return;
+  }
+  if (!st.isDirectory()) throw new ValidationError(`${dir} is not a directory`);
+  if ((st.mode & 0o077) !== 0 || st.uid !== process.getuid?.()) {
+    throw new ValidationError(
+      `${dir} is not private to Ferry (mode ${(st.mode & 0o7777).toString(8)}, owner uid ${st.uid}): archives hold a process's whole memory. Point workDir or archive.plainDir at a folder of Ferry's own (it is created 0700), or \`chmod 700\` this one if it is meant for Ferry alone`,
+    );
+  }
 }
 
 export async function sha256File(path: string): Promise<{ sha256: string; bytes: number }> {

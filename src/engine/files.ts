@@ -5,6 +5,9 @@ import { ValidationError } from '../errors';
 import type { ArchiveInfo, MigrationRecord } from './model';
 import { MIGRATION_ID } from './model';
 
+/** Ferry's own folder inside `archive.plainDir`, the only part of it Ferry creates and owns. */
+export const PLAIN_SUBDIR = 'ferry-plain';
+
 export type Compression = FerryConfig['checkpoint']['compression'];
 
 /** The archive's name: the migration id, then what was done to the bytes. */
@@ -41,7 +44,8 @@ function hostFiles(dir: string, name: string, config: FerryConfig): HostFiles {
     archive,
     part: `${archive}.part`,
     fifo: `${archive}.part.fifo`,
-    plain: join(config.archive.plainDir || dir, `${name.replace(/\.enc$/, '')}.plain`),
+    // plainDir is typically a shared tmpfs (/dev/shm): Ferry keeps to a folder of its own there.
+    plain: join(config.archive.plainDir ? join(config.archive.plainDir, PLAIN_SUBDIR) : dir, `${name.replace(/\.enc$/, '')}.plain`),
   };
 }
 

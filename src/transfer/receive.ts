@@ -18,7 +18,8 @@ import type { CommandRunner } from '../exec/runner';
 // is told from corruption; the input is still read to its end so the sender is never left
 // blocked. The rename happens in the same command: every SSH exec costs a shell start.
 const RECEIVE =
-  'umask 077 && mkdir -p -- "$1" && chmod 700 -- "$1" && ' +
+  'umask 077 && { [ -d "$1" ] || mkdir -p -m 700 -- "$1"; } && ' +
+  'case $(stat -c %a -- "$1") in 700) ;; *) echo "ferry: $1 is not private to Ferry (mode $(stat -c %a -- "$1")): archives are kept only in a folder of its own (0700)" >&2; exit 3;; esac && ' +
   'if [ "$5" = sha256 ]; then ' +
   'if command -v openssl >/dev/null 2>&1; then ferry_hash() { openssl dgst -sha256 -r; }; else ferry_hash() { sha256sum; }; fi && ' +
   'h=$(tee -- "$2" | ferry_hash) && h=${h%% *}; ' +
