@@ -8,6 +8,10 @@ bash scripts/prepare.sh
 if [ "${FERRY_KEEP_BED:-0}" != 1 ]; then
   trap 'bash scripts/bed.sh down >/dev/null 2>&1 || echo "bed.sh down failed" >&2' EXIT
 fi
+# Style is part of the suite: CI fails on a lint error or an unformatted file.
+echo "[test] eslint and prettier" >&2
+npx eslint .
+npx prettier --check . >/dev/null || { npx prettier --list-different . >&2; echo "unformatted files above: npm run format" >&2; exit 1; }
 # Workers the tests start log here; CI keeps the folder for a look after a failure.
 mkdir -p test-output
 npx mocha --reporter ./dist/test/support/summaryReporter.js --exit 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js' "$@"

@@ -14,9 +14,7 @@ function describe(value: unknown): string {
 
 export function checkContainerName(value: unknown): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_NAME || !CONTAINER_NAME.test(value)) {
-    throw new ValidationError(
-      `invalid container name ${describe(value)}: use 1-${MAX_NAME} characters from [a-zA-Z0-9_.-], starting with a letter or digit`,
-    );
+    throw new ValidationError(`invalid container name ${describe(value)}: use 1-${MAX_NAME} characters from [a-zA-Z0-9_.-], starting with a letter or digit`);
   }
   return value;
 }

@@ -17,7 +17,27 @@ const NOOP = resolve(REPO, 'bench', 'noop', 'podman');
 async function startRedis(dir: string): Promise<() => Promise<void>> {
   mkdirSync(dir, { recursive: true });
   const pid = join(dir, 'redis.pid');
-  await must(['redis-server', '--daemonize', 'yes', '--port', String(PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir, '--pidfile', pid, '--maxmemory-policy', 'noeviction', '--logfile', join(dir, 'redis.log')]);
+  await must([
+    'redis-server',
+    '--daemonize',
+    'yes',
+    '--port',
+    String(PORT),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'yes',
+    '--dir',
+    dir,
+    '--pidfile',
+    pid,
+    '--maxmemory-policy',
+    'noeviction',
+    '--logfile',
+    join(dir, 'redis.log'),
+  ]);
   for (let i = 0; i < 50; i++) {
     const r = await run(['redis-cli', '-p', String(PORT), 'ping']);
     if (r.stdout.trim() === 'PONG') break;
@@ -89,11 +109,7 @@ export async function dispatch(n: number, concurrency: number, outDir: string, o
   const names = Array.from({ length: n }, (_, i) => `noop-${i}`);
   for (const name of names) writeFileSync(join(dir, 'state', 'a', name), 'running\n');
   const cfgFile = join(dir, 'ferry.json');
-  writeFileSync(
-    cfgFile,
-    JSON.stringify({ redis: { url: `redis://127.0.0.1:${PORT}`, prefix: 'bench' }, hosts, log: { level: 'info' }, worker: { concurrency }, verify: { timeoutMs: 5000, intervalMs: 100 } }, null, 2),
-    { mode: 0o600 },
-  );
+  writeFileSync(cfgFile, JSON.stringify({ redis: { url: `redis://127.0.0.1:${PORT}`, prefix: 'bench' }, hosts, log: { level: 'info' }, worker: { concurrency }, verify: { timeoutMs: 5000, intervalMs: 100 } }, null, 2), { mode: 0o600 });
   const stopRedis = await startRedis(join(dir, 'redis'));
   const workers: ChildProcess[] = [];
   let client: FerryClient | undefined;
@@ -171,7 +187,11 @@ export async function dispatch(n: number, concurrency: number, outDir: string, o
           redisCommandsPerMigrationTotal: Math.round((sum(allCmds, ['info']) / Math.max(1, done.length)) * 10) / 10,
           evalshaPerMigration: Math.round((((allCmds.evalsha ?? 0) + (allCmds.eval ?? 0)) / Math.max(1, done.length)) * 10) / 10,
           multiPerMigration: Math.round(((allCmds.multi ?? 0) / Math.max(1, done.length)) * 10) / 10,
-          topCommands: Object.fromEntries(Object.entries(allCmds).sort((a, b) => b[1] - a[1]).slice(0, 12)),
+          topCommands: Object.fromEntries(
+            Object.entries(allCmds)
+              .sort((a, b) => b[1] - a[1])
+              .slice(0, 12),
+          ),
           stepMedianMs: Object.fromEntries(Object.entries(stepMs).map(([k, v]) => [k, med(v)])),
           handOverMedianMs: med(gapMs),
           failed: failed.length,

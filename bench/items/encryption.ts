@@ -26,7 +26,16 @@ export async function encryptionCost(reps: number, memhog: string, mib: number):
   const chunks = Array.from({ length: 256 }, () => randomBytes(1 << 20));
   const encMBs = await throughput(() => encryptStream(key), chunks, 256 << 20);
   const sealed: Buffer[] = [];
-  await pipeline(Readable.from(chunks), encryptStream(key), new Writable({ write: (c: Buffer, _e, done) => { sealed.push(c); done(); } }));
+  await pipeline(
+    Readable.from(chunks),
+    encryptStream(key),
+    new Writable({
+      write: (c: Buffer, _e, done) => {
+        sealed.push(c);
+        done();
+      },
+    }),
+  );
   const decMBs = await throughput(() => decryptStream(key, 'bench'), sealed, 256 << 20);
 
   const onHosts = archiveKeyOnHosts('bench-archive', ['a', 'b']);

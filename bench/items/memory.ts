@@ -33,7 +33,12 @@ export async function ferryRun(compression: Compression, reps: number, memhog: s
         const rec = await waitDone(rig.client, created.id);
         const answered = await poll.promise;
         if (rec.state !== 'succeeded') throw new Error(`ferry (${compression}) ended ${rec.state}: ${rec.error}`);
-        out.push({ e2eMs: (rec.finishedAt ?? now()) - t0, downMs: answered && rec.frozenAt ? answered - rec.frozenAt : NaN, bytes: rec.archive?.bytes ?? NaN, steps: Object.fromEntries(rec.history.filter((h) => h.ok && h.finishedAt).map((h) => [h.step, (h.finishedAt ?? 0) - h.startedAt])) });
+        out.push({
+          e2eMs: (rec.finishedAt ?? now()) - t0,
+          downMs: answered && rec.frozenAt ? answered - rec.frozenAt : NaN,
+          bytes: rec.archive?.bytes ?? NaN,
+          steps: Object.fromEntries(rec.history.filter((h) => h.ok && h.finishedAt).map((h) => [h.step, (h.finishedAt ?? 0) - h.startedAt])),
+        });
       } finally {
         await removeEverywhere([name]);
       }
@@ -94,7 +99,15 @@ export async function memory(reps: number, memhog: string, mib: number, compress
   for (const c of compressions) byComp[c] = await ferryRun(c, reps, memhog, mib);
   const pick = (rs: Run[], k: 'e2eMs' | 'downMs' | 'bytes') => rs.map((r) => r[k]);
   const table = Object.fromEntries(
-    compressions.map((c) => [c, { stepMs: Object.fromEntries(['checkpoint', 'transfer', 'restore', 'verify'].map((k) => [k, summarize(byComp[c].map((r) => r.steps?.[k] ?? NaN))])), archiveBytes: summarize(pick(byComp[c], 'bytes')), e2eMs: summarize(pick(byComp[c], 'e2eMs')), downtimeMs: summarize(pick(byComp[c], 'downMs')) }]),
+    compressions.map((c) => [
+      c,
+      {
+        stepMs: Object.fromEntries(['checkpoint', 'transfer', 'restore', 'verify'].map((k) => [k, summarize(byComp[c].map((r) => r.steps?.[k] ?? NaN))])),
+        archiveBytes: summarize(pick(byComp[c], 'bytes')),
+        e2eMs: summarize(pick(byComp[c], 'e2eMs')),
+        downtimeMs: summarize(pick(byComp[c], 'downMs')),
+      },
+    ]),
   );
   const best = compressions.reduce<Compression>((a, c) => (summarize(pick(byComp[c], 'e2eMs')).median < summarize(pick(byComp[a], 'e2eMs')).median ? c : a), 'zstd');
   return [

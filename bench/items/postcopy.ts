@@ -228,7 +228,8 @@ async function once(strategy: Strategy, memhog: string, mib: number, cmds: Recor
       if (rssKiB(hog) >= mib * 1024 * 0.95 && serving) break;
       await sleep(100);
     }
-    if (!(rssKiB(hog) >= mib * 1024 * 0.95) || !serving) throw new Error(`workload not ready in 60 s: memhog ${hog} rss ${rssKiB(hog)} KiB of ${mib} MiB, http://${src.address}:${port}/count ${serving ? 'answers' : 'does not answer (port taken?)'}`);
+    if (!(rssKiB(hog) >= mib * 1024 * 0.95) || !serving)
+      throw new Error(`workload not ready in 60 s: memhog ${hog} rss ${rssKiB(hog)} KiB of ${mib} MiB, http://${src.address}:${port}/count ${serving ? 'answers' : 'does not answer (port taken?)'}`);
     await sleep(500); // a few dirtying rounds
     const counterBefore = await readCount(src.address, port);
     await sleep(300); // httpd's child for that request has exited: nothing connected when the dump starts

@@ -83,7 +83,9 @@ export async function transferBench(mib: number, reps: number, workDir: string):
         destinationHashMs: summarize(verifyMs),
         ratioCountingTheDestinationHash: summarize(scpMs.map((x, i) => x / (ferryMs[i] + verifyMs[i]))),
       },
-      notes: ['Ferry = the transfer step (size checked on arrival); the sha256 recorded at checkpoint is verified on the destination by restore, before podman reads the file: timed separately as destinationHashMs, and counted in ratioCountingTheDestinationHash. scp checks nothing.'],
+      notes: [
+        'Ferry = the transfer step (size checked on arrival); the sha256 recorded at checkpoint is verified on the destination by restore, before podman reads the file: timed separately as destinationHashMs, and counted in ratioCountingTheDestinationHash. scp checks nothing.',
+      ],
     },
   ];
 }

@@ -13,9 +13,7 @@ export async function startHttpd(host: string, name: string, port: number): Prom
 
 /** httpd (for the health probe and the downtime poller) plus memhog holding `mib` MiB. */
 export async function startMemhog(host: string, name: string, port: number, memhog: string, mib: number): Promise<void> {
-  await must(
-    inHost(host, ['podman', 'run', '-d', '--name', name, '-p', `${port}:80`, '-v', `${memhog}:/memhog:ro`, bed().image, 'sh', '-c', `/memhog ${mib} 10 & exec /bin/httpd -f -p 80 -h /www`]),
-  );
+  await must(inHost(host, ['podman', 'run', '-d', '--name', name, '-p', `${port}:80`, '-v', `${memhog}:/memhog:ro`, bed().image, 'sh', '-c', `/memhog ${mib} 10 & exec /bin/httpd -f -p 80 -h /www`]));
 }
 
 export async function removeEverywhere(names: string[]): Promise<void> {

@@ -35,7 +35,9 @@ export async function rawCleanup(name: string, from: string, to: string): Promis
 
 /** The sequential loop a user would write for a drain: one shell, the same three commands per container. */
 export function rawLoopScript(names: string[], targets: string[]): string {
-  const ssh = sshOpts().map((o) => `'${o}'`).join(' ');
+  const ssh = sshOpts()
+    .map((o) => `'${o}'`)
+    .join(' ');
   const lines = names.map((n, i) => {
     const dest = hostInfo(targets[i]).address;
     const f = `${DIR}/raw-${n}.tar`;

@@ -15,7 +15,10 @@ export async function checkRemoteArchiveKey(runner: CommandRunner, host: string,
   }
   const lines = res.stdout.split('\n');
   const modeLine = /^mode ([0-7]+) size (\d+)$/.exec(lines.find((l) => l.startsWith('mode ')) ?? '');
-  const id = lines.map((l) => /^([0-9a-f]{64}) /.exec(l)?.[1]).find((h) => h !== undefined)?.slice(0, 16);
+  const id = lines
+    .map((l) => /^([0-9a-f]{64}) /.exec(l)?.[1])
+    .find((h) => h !== undefined)
+    ?.slice(0, 16);
   if (modeLine && (parseInt(modeLine[1] ?? '0', 8) & 0o077) !== 0) {
     throw new ArchiveCryptoError(`the archive key ${local.path} on host ${host} has mode ${modeLine[1]}: readable by others; run \`chmod 600 ${local.path}\` there`);
   }

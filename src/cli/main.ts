@@ -48,7 +48,6 @@ function clientFor(config: FerryConfig): FerryClient {
 
 let lastRedisError: { message: string; plainUrl: boolean } | undefined;
 
-
 export function buildProgram(io: Io, setCode: (n: number) => void): Command {
   const program = new Command('ferry')
     .description('Live-migrate running podman containers between hosts (CRIU checkpoint/restore, BullMQ on Redis)')

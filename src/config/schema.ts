@@ -30,7 +30,12 @@ export function buildSchema() {
         rejectUnauthorized: { doc: 'verify the server certificate', format: 'strict-boolean', default: true },
       },
       cluster: {
-        nodes: { doc: 'Redis Cluster seed nodes as "host:port"; empty: no cluster. Keys then carry the prefix as a hash tag ({prefix}), as BullMQ requires', format: 'host-port-list', default: [] as string[], env: 'FERRY_REDIS_CLUSTER_NODES' },
+        nodes: {
+          doc: 'Redis Cluster seed nodes as "host:port"; empty: no cluster. Keys then carry the prefix as a hash tag ({prefix}), as BullMQ requires',
+          format: 'host-port-list',
+          default: [] as string[],
+          env: 'FERRY_REDIS_CLUSTER_NODES',
+        },
       },
       sentinel: {
         name: { doc: 'Sentinel master group name; empty: no Sentinel', format: String, default: '' },
@@ -98,7 +103,7 @@ export function buildSchema() {
     },
     worker: {
       concurrency: { doc: 'steps one worker runs at once', format: 'positive-int', default: 4, env: 'FERRY_WORKER_CONCURRENCY' },
-      lockDurationMs: { doc: 'BullMQ job lock; a killed worker\'s step is taken over after about this long', format: 'positive-int', default: 30_000 },
+      lockDurationMs: { doc: "BullMQ job lock; a killed worker's step is taken over after about this long", format: 'positive-int', default: 30_000 },
       stalledIntervalMs: { doc: 'how often BullMQ looks for stalled steps', format: 'positive-int', default: 15_000 },
     },
     fleet: {

@@ -11,12 +11,7 @@ import type { MigrationState } from './states';
 export type { MigrationState };
 export { TERMINAL_STATES } from './states';
 
-export type HealthProbe =
-  | { kind: 'none' }
-  | { kind: 'auto' }
-  | { kind: 'http'; port: number; path: string }
-  | { kind: 'tcp'; port: number }
-  | { kind: 'exec'; argv: string[] };
+export type HealthProbe = { kind: 'none' } | { kind: 'auto' } | { kind: 'http'; port: number; path: string } | { kind: 'tcp'; port: number } | { kind: 'exec'; argv: string[] };
 
 export interface StepRecord {
   step: StepName;

@@ -232,7 +232,10 @@ export function createStepProcessor(deps: ProcessorDeps) {
     if (!took) {
       if (kind === 'deadline' && !TERMINAL_STATES.has(rec.state) && (rec.step === 'restore' || rec.step === 'verify')) {
         // Restore started there: only the destination knows whether the container runs.
-        const res = await deps.remoteRunner(rec.to).run(['true'], { timeoutMs: 15_000 }).catch((e: unknown) => ({ code: null, stdout: '', stderr: coerceError(e).message }));
+        const res = await deps
+          .remoteRunner(rec.to)
+          .run(['true'], { timeoutMs: 15_000 })
+          .catch((e: unknown) => ({ code: null, stdout: '', stderr: coerceError(e).message }));
         if (res.code !== 0) {
           const text = `restore started on ${rec.to} but it cannot be reached ${config.timeouts.frozenMs} ms after the freeze (${res.stderr.trim().slice(0, 200)}). The container may run there: do NOT restore it on ${rec.from} until ${rec.to} is checked. If it runs on ${rec.to}, remove the stopped copy on ${rec.from} (\`podman rm ${rec.container}\`); if it does not, \`podman container restore ${rec.container}\` on ${rec.from} brings it back`;
           await finish(rec, 'needs-attention', text);

@@ -77,7 +77,5 @@ export interface StateVocabulary {
 
 export const STATE_VOCABULARY: StateVocabulary = {
   categories: CATEGORIES,
-  states: Object.fromEntries(
-    MIGRATION_STATES.map((s) => [s, { category: categoryOf(s), terminal: TERMINAL_STATES.has(s), retryable: RETRYABLE_STATES.has(s) }]),
-  ) as StateVocabulary['states'],
+  states: Object.fromEntries(MIGRATION_STATES.map((s) => [s, { category: categoryOf(s), terminal: TERMINAL_STATES.has(s), retryable: RETRYABLE_STATES.has(s) }])) as StateVocabulary['states'],
 };

@@ -33,7 +33,10 @@ export async function submitMigration(deps: SubmitDeps, req: MigrateRequest): Pr
   const container = checkContainerName(req.container);
   const from = checkHostName(req.from);
   const to = checkHostName(req.to);
-  for (const [role, name] of [['source', from], ['destination', to]] as const) {
+  for (const [role, name] of [
+    ['source', from],
+    ['destination', to],
+  ] as const) {
     if (!findHost(config, name)) {
       throw new ValidationError(`unknown ${role} host "${name}": the inventory has ${config.hosts.map((h) => h.name).join(', ') || 'no hosts'}`);
     }

@@ -44,9 +44,10 @@ export class LocalRunner implements CommandRunner {
         }, opts.timeoutMs);
       }
       if (opts.stdout) child.stdout.pipe(opts.stdout, { end: false });
-      else child.stdout.on('data', (d: Buffer) => {
-        if (stdout.length < MAX_CAPTURE) stdout += d.toString('utf8');
-      });
+      else
+        child.stdout.on('data', (d: Buffer) => {
+          if (stdout.length < MAX_CAPTURE) stdout += d.toString('utf8');
+        });
       child.stderr.on('data', (d: Buffer) => {
         if (stderr.length < MAX_CAPTURE) stderr += d.toString('utf8');
       });

@@ -19,7 +19,6 @@ export interface BatchRequest {
   scheduleId?: string;
 }
 
-
 /**
  * Runs batches as a sliding window: as many migrations as the limits allow start at once,
  * and each one that ends frees its slot and starts the next (from whichever process saw it
@@ -82,8 +81,20 @@ export class BatchRunner {
   private async recordRefused(b: BatchRecord, item: BatchItem, error: string): Promise<void> {
     const now = Date.now();
     const rec: MigrationRecord = {
-      id: item.migrationId, container: item.container, from: item.from, to: item.to, state: 'failed', step: 'preflight',
-      createdAt: now, updatedAt: now, finishedAt: now, probe: item.probe ?? { kind: 'auto' }, batchId: b.id, history: [], warnings: [], error,
+      id: item.migrationId,
+      container: item.container,
+      from: item.from,
+      to: item.to,
+      state: 'failed',
+      step: 'preflight',
+      createdAt: now,
+      updatedAt: now,
+      finishedAt: now,
+      probe: item.probe ?? { kind: 'auto' },
+      batchId: b.id,
+      history: [],
+      warnings: [],
+      error,
     };
     try {
       await this.store.create(rec);

@@ -29,8 +29,7 @@ export interface HostFacts {
 }
 
 // One remote command for both features: each SSH command costs a remote shell start.
-const MEMORY_COPY_CHECK =
-  'criu check --feature mem_dirty_track >/dev/null 2>&1 && echo pre-copy; criu check --feature uffd-noncoop >/dev/null 2>&1 && echo post-copy; true';
+const MEMORY_COPY_CHECK = 'criu check --feature mem_dirty_track >/dev/null 2>&1 && echo pre-copy; criu check --feature uffd-noncoop >/dev/null 2>&1 && echo post-copy; true';
 
 type Json = Record<string, unknown>;
 

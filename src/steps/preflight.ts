@@ -38,13 +38,7 @@ export const preflight: Step = async (ctx) => {
   ]);
   const dest = ctx.remote(rec.to);
   // Independent checks at once: each is a command (most over SSH), and they add up.
-  const [clash, criuSource, criuDest, hasImage] = await Promise.all([
-    dest.podman.find(name),
-    checkCriu(ctx.localRunner),
-    checkCriu(dest.runner),
-    dest.podman.imageExists(info.imageId),
-    checkArchiveKeys(ctx.config, dest.runner, rec.to),
-  ]);
+  const [clash, criuSource, criuDest, hasImage] = await Promise.all([dest.podman.find(name), checkCriu(ctx.localRunner), checkCriu(dest.runner), dest.podman.imageExists(info.imageId), checkArchiveKeys(ctx.config, dest.runner, rec.to)]);
   if (clash) {
     throw new StepError(`host ${rec.to} already has a container named "${name}" (state: ${clash.status}); remove or rename it before migrating`, { code: 'DESTINATION_NAME_TAKEN', permanent: true });
   }

@@ -59,11 +59,7 @@ export class MigrationStore {
   }
 
   async create(rec: MigrationRecord): Promise<void> {
-    const ok = await this.redis
-      .multi()
-      .set(this.k.migration(rec.id), JSON.stringify(rec), 'EX', RECORD_TTL_S, 'NX')
-      .zadd(this.k.migrations, rec.createdAt, rec.id)
-      .exec();
+    const ok = await this.redis.multi().set(this.k.migration(rec.id), JSON.stringify(rec), 'EX', RECORD_TTL_S, 'NX').zadd(this.k.migrations, rec.createdAt, rec.id).exec();
     if (ok?.[0][1] !== 'OK') throw new FerryError(`migration ${rec.id} already exists`);
     await this.event({ migrationId: rec.id, type: 'created', at: rec.createdAt, state: rec.state });
   }

@@ -45,14 +45,7 @@ export interface Received {
  * then compares and removes a bad file); with `check.bytes`, when the size matches
  * (restore checks the hash before using it).
  */
-export async function receiveRemote(
-  runner: CommandRunner,
-  dir: string,
-  paths: { part: string; final: string },
-  check: { sha256: string } | { bytes: number },
-  input: Readable,
-  timeoutMs: number,
-): Promise<Received> {
+export async function receiveRemote(runner: CommandRunner, dir: string, paths: { part: string; final: string }, check: { sha256: string } | { bytes: number }, input: Readable, timeoutMs: number): Promise<Received> {
   const [mode, expect] = 'sha256' in check ? ['sha256', check.sha256] : ['size', String(check.bytes)];
   const argv = ['sh', '-c', RECEIVE, 'ferry-receive', dir, paths.part, expect, paths.final, mode];
   const res = await runner.run(argv, { stdin: input, timeoutMs });

@@ -59,12 +59,7 @@ export async function checkpointStreaming(
     const fromPodman = createReadStream(fifo, { highWaterMark: 1 << 20 });
     // pipeline, not pipe: a read error must reach the reader of the cipher's output.
     const source: Readable = extra.encryptWith ? pipeline(fromPodman, encryptStream(extra.encryptWith), () => undefined) : fromPodman;
-    const copying = teeHashed(
-      source,
-      createWriteStream(localPart, { mode: 0o600 }),
-      receiving ? { sink: remoteIn, done: receiving } : undefined,
-      extra.onBytes,
-    );
+    const copying = teeHashed(source, createWriteStream(localPart, { mode: 0o600 }), receiving ? { sink: remoteIn, done: receiving } : undefined, extra.onBytes);
     copying.catch(() => undefined);
     const checkpointing = podman.checkpoint(container, fifo, opts);
     // If podman fails before it opened the pipe, the reader would wait for it forever.

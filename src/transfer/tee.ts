@@ -15,12 +15,7 @@ export interface TeeResult {
  * copy goes on), hashing as it goes. Backpressure is honoured on both, so memory stays
  * bounded; a dead optional sink (`optionalDone` settled) is never waited for.
  */
-export async function teeHashed(
-  source: Readable,
-  required: Writable,
-  optional: { sink: Writable; done: Promise<unknown> } | undefined,
-  onBytes?: (bytes: number) => void,
-): Promise<TeeResult> {
+export async function teeHashed(source: Readable, required: Writable, optional: { sink: Writable; done: Promise<unknown> } | undefined, onBytes?: (bytes: number) => void): Promise<TeeResult> {
   const hash = createHash('sha256');
   let bytes = 0;
   let alive = optional !== undefined;
@@ -47,10 +42,11 @@ export async function teeHashed(
   });
   // One listener for the whole copy (one per blocked write piled up past Node's limit).
   const requiredFailed = new Promise<void>((r) => required.once('error', () => r()));
-  const drained = (w: Writable) => once(w, 'drain').then(
-    () => undefined,
-    () => undefined,
-  );
+  const drained = (w: Writable) =>
+    once(w, 'drain').then(
+      () => undefined,
+      () => undefined,
+    );
   optional?.sink.on('error', () => {
     // Reported through optional.done by whoever drives the receiving end.
   });

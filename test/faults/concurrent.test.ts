@@ -24,7 +24,14 @@ describe('faults: two migrations of the same container requested at once', funct
         if (ok.length !== 1 || refused.length !== 1) problems.push(`exit codes ${res.map((r) => r.code).join(',')}: ${res.map((r) => r.stderr.trim()).join(' | ')}`);
         const finals = await Promise.all(ok.map((r) => new Watch(client, r.stdout.trim()).final));
         for (const rec of finals) problems.push(...invariant({ rec, name, before, workDir: cfg.workDir }).problems);
-        recordRun({ fault: 'two migrations of one container at once', where: 'submission (two CLI processes in parallel)', ok: problems.length === 0, outcome: `${ok.length} accepted, ${refused.length} refused; ${finals.map((f) => f.state).join(',')}`, note: problems.join('; '), ms: Date.now() - started });
+        recordRun({
+          fault: 'two migrations of one container at once',
+          where: 'submission (two CLI processes in parallel)',
+          ok: problems.length === 0,
+          outcome: `${ok.length} accepted, ${refused.length} refused; ${finals.map((f) => f.state).join(',')}`,
+          note: problems.join('; '),
+          ms: Date.now() - started,
+        });
         assert.deepEqual(problems, []);
       } finally {
         await stopWorkers(workers);
@@ -54,7 +61,14 @@ describe('faults: two migrations of the same container requested at once', funct
       await c1.close();
       await c2.close();
     }
-    recordRun({ fault: 'two migrations of one container at once', where: 'submission race (2 clients, 50 rounds, no delay)', ok: doubles.length === 0, outcome: `${50 - doubles.length}/50 rounds with exactly one accepted`, note: doubles.length ? `BOTH accepted in ${doubles.length} rounds, e.g. ${doubles[0]}` : '', ms: Date.now() - started });
+    recordRun({
+      fault: 'two migrations of one container at once',
+      where: 'submission race (2 clients, 50 rounds, no delay)',
+      ok: doubles.length === 0,
+      outcome: `${50 - doubles.length}/50 rounds with exactly one accepted`,
+      note: doubles.length ? `BOTH accepted in ${doubles.length} rounds, e.g. ${doubles[0]}` : '',
+      ms: Date.now() - started,
+    });
     assert.deepEqual(doubles, [], 'both submissions were accepted');
   });
 });

@@ -2,7 +2,10 @@ import type { MigrationEvent } from '../../src/engine/model';
 import { PrivateSshd, sleep, withPrivateSshd } from '../support/faults';
 import type { Scenario } from './scenario';
 
-const progress = (step: string, test: (e: MigrationEvent) => boolean = () => true) => (e: MigrationEvent) => e.type === 'progress' && e.step === step && test(e);
+const progress =
+  (step: string, test: (e: MigrationEvent) => boolean = () => true) =>
+  (e: MigrationEvent) =>
+    e.type === 'progress' && e.step === step && test(e);
 
 let sshd: PrivateSshd | undefined;
 

@@ -57,7 +57,14 @@ describe('faults: a Redis that may evict keys is refused at start-up', function 
     if (check.code === 0) problems.push('`ferry config check` exits 0');
     if (!check.stderr.includes('noeviction')) problems.push('`ferry config check` does not name noeviction');
     if ((check.stdout + check.stderr).includes(redis.password)) problems.push('password printed by config check');
-    recordRun({ fault: 'Redis with maxmemory-policy allkeys-lru', where: 'worker start-up and `ferry config check`', ok: problems.length === 0, outcome: 'worker refuses to serve, naming noeviction; config check fails', note: problems.join('; '), ms: Date.now() - started });
+    recordRun({
+      fault: 'Redis with maxmemory-policy allkeys-lru',
+      where: 'worker start-up and `ferry config check`',
+      ok: problems.length === 0,
+      outcome: 'worker refuses to serve, naming noeviction; config check fails',
+      note: problems.join('; '),
+      ms: Date.now() - started,
+    });
     assert.deepEqual(problems, []);
   });
 });

@@ -2,9 +2,7 @@ import { strict as assert } from 'node:assert';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OUTPUT, startWorkers, stopWorkers, uid, WorkerProc } from '../support/bed';
-import {
-  cleanHosts, clientFor, counterAt, faultConfig, invariant, ownRedis, recordRun, runBigCounter, sleep, usingRedis, Watch,
-} from '../support/faults';
+import { cleanHosts, clientFor, counterAt, faultConfig, invariant, ownRedis, recordRun, runBigCounter, sleep, usingRedis, Watch } from '../support/faults';
 
 /**
  * Redis restarted in the middle of a batch of migrations. Not the bed's Redis (others use
@@ -51,4 +49,3 @@ export async function restartMidBatch(how: 'SIGTERM' | 'SIGKILL'): Promise<void>
     cleanHosts(names, cfg.workDir);
   }
 }
-

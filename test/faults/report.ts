@@ -16,13 +16,15 @@ interface Run {
   ms: number;
 }
 
-
 const file = process.argv[2] ?? join(OUTPUT, 'fault-results.jsonl');
 if (!existsSync(file)) {
   process.stderr.write(`no results at ${file}: run the fault suite first\n`);
   process.exit(1);
 }
-const runs = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Run);
+const runs = readFileSync(file, 'utf8')
+  .split('\n')
+  .filter(Boolean)
+  .map((l) => JSON.parse(l) as Run);
 const groups = new Map<string, Run[]>();
 for (const r of runs) {
   const k = `${r.fault}\u0000${r.where}`;

@@ -2,9 +2,7 @@ import { strict as assert } from 'node:assert';
 import type { FerryClient } from '../../src/client';
 import type { HealthProbe, MigrationRecord, MigrationState, StepName } from '../../src/engine/model';
 import { startWorker, TestConfig, uid, variant, WorkerProc } from '../support/bed';
-import {
-  cleanHosts, clientFor, counterAt, faultConfig, invariant, killWorker, podmanWrapper, recordRun, RUNS, runBigCounter, sleep, Watch,
-} from '../support/faults';
+import { cleanHosts, clientFor, counterAt, faultConfig, invariant, killWorker, podmanWrapper, recordRun, RUNS, runBigCounter, sleep, Watch } from '../support/faults';
 
 export type Role = 'src' | 'dst';
 type WrapperSpec = Parameters<typeof podmanWrapper>[0];

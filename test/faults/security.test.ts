@@ -3,9 +3,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ferry, OUTPUT, REPO, startWorkers, stopWorkers, uid, WorkerProc } from '../support/bed';
-import {
-  cleanHosts, clientFor, counterAt, faultConfig, holdQueue, onHostStat, ownRedis, recordRun, runBigCounter, usingRedis, Watch,
-} from '../support/faults';
+import { cleanHosts, clientFor, counterAt, faultConfig, holdQueue, onHostStat, ownRedis, recordRun, runBigCounter, usingRedis, Watch } from '../support/faults';
 
 /**
  * Measured for docs/security.md: archive permissions on both hosts while a migration is
@@ -54,7 +52,12 @@ describe('security: archive permissions and secrets', function () {
       }
       // Every place a secret could leak to: status (text, JSON), config check, worker logs, dashboard.
       const outputs: [string, string][] = [];
-      for (const args of [['status', rec.id], ['status', rec.id, '--json'], ['status', '--json'], ['config', 'check']]) {
+      for (const args of [
+        ['status', rec.id],
+        ['status', rec.id, '--json'],
+        ['status', '--json'],
+        ['config', 'check'],
+      ]) {
         const r = await ferry(cfg, args);
         outputs.push([`ferry ${args.join(' ')}`, r.stdout + r.stderr]);
       }
@@ -77,7 +80,17 @@ describe('security: archive permissions and secrets', function () {
       outputs.push(['dashboard output', dashOut]);
       const leaks = outputs.filter(([, text]) => text.includes(redis.password)).map(([where]) => where);
       if (leaks.length) problems.push(`Redis password shown by: ${leaks.join(', ')}`);
-      recordRun({ fault: '(security) archive modes and secrets', where: 'during and after one migration a→c', ok: problems.length === 0, outcome: `${modes.join('; ')}; password searched in ${outputs.length} outputs (${outputs.filter(([w]) => w.startsWith('dashboard /')).map(([w]) => w.replace('dashboard ', '')).join(', ')})`, note: problems.join('; '), ms: Date.now() - started });
+      recordRun({
+        fault: '(security) archive modes and secrets',
+        where: 'during and after one migration a→c',
+        ok: problems.length === 0,
+        outcome: `${modes.join('; ')}; password searched in ${outputs.length} outputs (${outputs
+          .filter(([w]) => w.startsWith('dashboard /'))
+          .map(([w]) => w.replace('dashboard ', ''))
+          .join(', ')})`,
+        note: problems.join('; '),
+        ms: Date.now() - started,
+      });
       assert.deepEqual(problems, []);
     } finally {
       dash?.kill('SIGTERM');

@@ -22,10 +22,13 @@ const STORAGE_ROOT = '/var/lib/containers/storage';
 function storageContainers(host: string): { id: string; name: string; status: string }[] {
   const r = onHost(host, ['podman', 'ps', '-a', '--external', '--no-trunc', '--format', '{{.ID}} {{.Names}} {{.Status}}']);
   if (r.code !== 0) throw new Error(`podman ps --external on ${host}: ${r.stderr}`);
-  return r.stdout.split('\n').filter(Boolean).map((l) => {
-    const [id, name, ...status] = l.split(' ');
-    return { id, name, status: status.join(' ') };
-  });
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [id, name, ...status] = l.split(' ');
+      return { id, name, status: status.join(' ') };
+    });
 }
 
 /**

@@ -3,10 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import IORedis from 'ioredis';
-import {
-  archivesOn, bed, ferry, makeConfig, mustPodman, OUTPUT, podmanOn, removeContainers, runHttpd,
-  startWorkers, stopWorkers, TestConfig, uid, WorkerProc,
-} from '../support/bed';
+import { archivesOn, bed, ferry, makeConfig, mustPodman, OUTPUT, podmanOn, removeContainers, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 
 const MARKER = '/tmp/pwned';
 
@@ -39,7 +36,11 @@ async function snapshot(): Promise<string> {
   return bed()
     .hosts.map((h) => {
       const list = JSON.parse(podmanOn(h.name, 'ps', '-a', '--format', 'json').stdout || '[]') as { Id: string; Names: string[]; State: string }[];
-      const ps = list.filter((c) => c.Names.some((n) => n.includes(TAG) || n.includes('pwned') || n.startsWith('nope-'))).map((c) => `${c.Names.join('/')}:${c.Id.slice(0, 12)}:${c.State}`).sort().join(',');
+      const ps = list
+        .filter((c) => c.Names.some((n) => n.includes(TAG) || n.includes('pwned') || n.startsWith('nope-')))
+        .map((c) => `${c.Names.join('/')}:${c.Id.slice(0, 12)}:${c.State}`)
+        .sort()
+        .join(',');
       const archives = archivesOn(h.name).filter((f) => ids.has(f.split('.')[0]));
       return `${h.name}: [${ps}] archives=[${archives.join(',')}]`;
     })
@@ -195,7 +196,9 @@ describe('bad hosts: unreachable destination, wrong SSH key', function () {
   it('changed host key: refused, with a warning', async () => {
     const known = join(OUTPUT, `known-${uid()}`);
     // b's address filed with a's key: what a replaced host or a man in the middle looks like.
-    const aKey = readFileSync(bed().ssh.knownHosts, 'utf8').split('\n').find((l) => l.startsWith('198.18.0.11 '))!;
+    const aKey = readFileSync(bed().ssh.knownHosts, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('198.18.0.11 '))!;
     writeFileSync(known, `${aKey.replace('198.18.0.11', '198.18.0.12')}\n`);
     const cfg = makeConfig({ hosts: { b: { ssh: { privateKey: bed().ssh.key, knownHosts: known } } } });
     const res = await migrateWith(cfg, 'b');

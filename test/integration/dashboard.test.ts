@@ -7,9 +7,7 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import IORedis from 'ioredis';
 import { BrowserContext, chromium, Page } from 'playwright-core';
-import {
-  bed, ferry, hostInfo, makeConfig, OUTPUT, removeContainers, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc,
-} from '../support/bed';
+import { bed, ferry, hostInfo, makeConfig, OUTPUT, removeContainers, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 
 const CHROMIUM = '/usr/bin/chromium';
 const FORWARD = ['preflight', 'checkpoint', 'transfer', 'restore', 'verify', 'cleanup'];
@@ -117,8 +115,7 @@ async function until(ok: () => Promise<boolean>, what: string, tries = 120): Pro
 }
 
 /** How many rows of the migrations table are for this container. */
-const rowsForJs = (container: string) =>
-  `Array.from(document.querySelectorAll('#migrations tbody tr[data-id]')).filter((t) => t.children[2] && t.children[2].textContent === ${JSON.stringify(container)}).length`;
+const rowsForJs = (container: string) => `Array.from(document.querySelectorAll('#migrations tbody tr[data-id]')).filter((t) => t.children[2] && t.children[2].textContent === ${JSON.stringify(container)}).length`;
 
 describe('dashboard in a real headless Chromium', function () {
   this.timeout(110_000);
@@ -176,14 +173,21 @@ describe('dashboard in a real headless Chromium', function () {
     const running = seen.filter((s) => s.startsWith('running/')).map((s) => s.split('/')[1]);
     assert.ok(new Set(running).size >= 2, `the page showed the migration at several steps: ${seen.join(' ')}`);
     const order = running.map((s) => FORWARD.indexOf(s));
-    assert.deepEqual(order, [...order].sort((x, y) => x - y), `steps appear in order: ${seen.join(' ')}`);
+    assert.deepEqual(
+      order,
+      [...order].sort((x, y) => x - y),
+      `steps appear in order: ${seen.join(' ')}`,
+    );
     assert.match(seen[seen.length - 1], /^succeeded\//, `ends as succeeded: ${seen.join(' ')}`);
     assert.equal(await page.textContent('#counts [data-count="done"] b'), '1');
 
     await page.click(row);
     await page.waitForSelector(`#detail[data-id="${id}"]`);
     const steps = await inPage<string[]>(page, `Array.from(document.querySelectorAll('#detail table.steps tbody tr[data-step]')).map((t) => t.dataset.step + ':' + t.querySelector('.pill').textContent)`);
-    assert.deepEqual(steps, FORWARD.map((s) => `${s}:ok`));
+    assert.deepEqual(
+      steps,
+      FORWARD.map((s) => `${s}:ok`),
+    );
     assert.match((await page.textContent('#detail')) ?? '', /CRIU checkpoint[\s\S]*frozen/);
     await page.screenshot({ path: join(OUTPUT, 'dashboard-migration.png'), fullPage: true });
 
@@ -314,7 +318,11 @@ describe('dashboard in a real headless Chromium', function () {
       for (const headers of wrong) answers.push(`${method} /${path} ${JSON.stringify(headers)}: ${await statusOf(`${dash.url}${path}`, { method, headers: { ...headers, 'X-Ferry-Confirm': missing } })}`);
       answers.push(`${method} /${path}?token=wrong: ${await statusOf(`${dash.url}${path}?token=wrong`, { method })}`);
     }
-    assert.deepEqual(answers.filter((a) => !a.endsWith(': 401')), [], 'every route refuses a request without the right credentials');
+    assert.deepEqual(
+      answers.filter((a) => !a.endsWith(': 401')),
+      [],
+      'every route refuses a request without the right credentials',
+    );
     assert.equal(await statusOf(`${dash.url}healthz`), 200, 'the health check says only "ok" and needs none');
 
     assert.ok(dash.token, `without a configured token or basic auth, ferry dashboard prints a link with a token made for this run: ${dash.output()}`);
@@ -329,7 +337,7 @@ describe('dashboard in a real headless Chromium', function () {
     const other = await startDashboard(cfg);
     try {
       assert.ok(other.token && other.token !== dash.token, 'each run makes its own token');
-      assert.equal(await statusOf(`${other.url}api/overview`, { headers: dash.auth }), 401, 'another run\'s token opens nothing');
+      assert.equal(await statusOf(`${other.url}api/overview`, { headers: dash.auth }), 401, "another run's token opens nothing");
     } finally {
       await other.stop();
     }

@@ -1,8 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
-import {
-  containerState, ferry, makeConfig, mustPodman, readCounter, removeContainers, runCounter, startWorker, stopWorkers, TestConfig, uid, variant, WorkerProc,
-} from '../support/bed';
+import { containerState, ferry, makeConfig, mustPodman, readCounter, removeContainers, runCounter, startWorker, stopWorkers, TestConfig, uid, variant, WorkerProc } from '../support/bed';
 import { clientFor, counterAt, podmanWrapper } from '../support/faults';
 import type { MigrationRecord } from '../../src/engine/model';
 import { TERMINAL_STATES } from '../../src/engine/model';
@@ -75,10 +73,7 @@ describe('exactly once: the same container asked for by name and by ID prefix', 
   it('moves it once: the second request is refused before anything is frozen', async () => {
     const before = await counterAt('a', name, 2);
     const fullId = mustPodman('a', 'container', 'inspect', '--format', '{{.Id}}', name);
-    const [byName, byId] = await Promise.all([
-      ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait', '--probe', 'none']),
-      ferry(cfg, ['migrate', fullId.slice(0, 12), '--from', 'a', '--to', 'c', '--wait', '--probe', 'none']),
-    ]);
+    const [byName, byId] = await Promise.all([ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait', '--probe', 'none']), ferry(cfg, ['migrate', fullId.slice(0, 12), '--from', 'a', '--to', 'c', '--wait', '--probe', 'none'])]);
     // The second is refused at submission (exit 2) or by its preflight (exit 1), whichever
     // comes first; either way before anything is frozen.
     const ok = [byName, byId].filter((r) => r.code === 0);
@@ -116,7 +111,7 @@ describe('exactly once: a step time limit stops what it limits', function () {
     removeContainers([name]);
   });
 
-  it('kills the timed-out podman: the container is never frozen behind the record\'s back', async () => {
+  it("kills the timed-out podman: the container is never frozen behind the record's back", async () => {
     const before = await counterAt('a', name, 2);
     const started = Date.now();
     const res = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait', '--probe', 'none']);

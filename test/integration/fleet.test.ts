@@ -1,16 +1,22 @@
 import { strict as assert } from 'node:assert';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  containerState, ferry, hostInfo, httpGet, makeConfig, OUTPUT, podmanOn, readCounter, removeContainers,
-  runCounter, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc,
-} from '../support/bed';
+import { containerState, ferry, hostInfo, httpGet, makeConfig, OUTPUT, podmanOn, readCounter, removeContainers, runCounter, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 
 // Host d belongs to these tests alone: a drain moves every container running there.
 const HOSTS = ['b', 'c', 'd'];
 
-interface Rec { id: string; container: string; state: string; to: string; history: { startedAt: number; finishedAt?: number }[] }
-interface View { batch: { id: string; state: string; scheduleId?: string }; items: { item: { container: string; to: string }; migration: Rec | null }[] }
+interface Rec {
+  id: string;
+  container: string;
+  state: string;
+  to: string;
+  history: { startedAt: number; finishedAt?: number }[];
+}
+interface View {
+  batch: { id: string; state: string; scheduleId?: string };
+  items: { item: { container: string; to: string }; migration: Rec | null }[];
+}
 
 function running(host: string): string[] {
   return podmanOn(host, 'ps', '--format', '{{.Names}}').stdout.split('\n').filter(Boolean);
@@ -113,7 +119,14 @@ describe('fleet: drains, batches, schedules (hosts b, c, d)', function () {
     names.push(a);
     runCounter('d', a);
     // d is ours entirely; on b and c only our own containers count (other suites share them).
-    const snap = () => HOSTS.map((h) => `${h}:${running(h).filter((x) => h === 'd' || x.includes(tag)).sort().join(',')}`).join(' ');
+    const snap = () =>
+      HOSTS.map(
+        (h) =>
+          `${h}:${running(h)
+            .filter((x) => h === 'd' || x.includes(tag))
+            .sort()
+            .join(',')}`,
+      ).join(' ');
     const before = snap();
     const res = await ferry(cfg, ['drain', 'd', '--dry-run']);
     assert.equal(res.code, 0, res.stderr);

@@ -135,7 +135,10 @@ describe('fuzz: 200+ generated bad inputs each end with a clear error and change
   it('CLI: bad --probe specs', async () => {
     const arb = fc.oneof(
       fc.string({ maxLength: 30 }).filter((s) => !/^(auto|none|tcp:|http:|exec:)/.test(s)),
-      fc.oneof(fc.string({ maxLength: 8 }), fc.integer({ min: 65536, max: 1e9 }).map(String), fc.constant('0'), fc.constant('-1')).filter((s) => !/^\d{1,5}$/.test(s) || Number(s) < 1 || Number(s) > 65535).map((p) => `tcp:${p}`),
+      fc
+        .oneof(fc.string({ maxLength: 8 }), fc.integer({ min: 65536, max: 1e9 }).map(String), fc.constant('0'), fc.constant('-1'))
+        .filter((s) => !/^\d{1,5}$/.test(s) || Number(s) < 1 || Number(s) > 65535)
+        .map((p) => `tcp:${p}`),
       fc.constantFrom('http:80/a b', 'http:x/', 'exec:', 'exec:   ', 'http:99999/', 'tcp:', `http:80/${'a'.repeat(3000)}`),
     );
     const specs = sample(arb, 25, 3).filter((s) => s !== 'auto' && s !== 'none');
@@ -272,7 +275,9 @@ describe('fuzz: 200+ generated bad inputs each end with a clear error and change
         fc.record({ migrationId: ids, step: fc.constantFrom('preflight', 'rollback', 'cleanup') }),
         fc.record({ migrationId: fc.constant('m-lq2x3y4z-0123abcd'), step: fc.constant('cleanup'), extra: fc.jsonValue({ maxDepth: 1 }) }, { requiredKeys: ['migrationId', 'step', 'extra'] }),
         // Well-formed ids of migrations that do not exist.
-        fc.tuple(fc.stringMatching(/^[a-z0-9]{1,16}$/), fc.stringMatching(/^[a-f0-9]{8}$/), fc.constantFrom('preflight', 'checkpoint', 'transfer', 'restore', 'verify', 'cleanup', 'rollback')).map(([t, r, step]) => ({ migrationId: `m-${t}-${r}`, step })),
+        fc
+          .tuple(fc.stringMatching(/^[a-z0-9]{1,16}$/), fc.stringMatching(/^[a-f0-9]{8}$/), fc.constantFrom('preflight', 'checkpoint', 'transfer', 'restore', 'verify', 'cleanup', 'rollback'))
+          .map(([t, r, step]) => ({ migrationId: `m-${t}-${r}`, step })),
         fc.integer({ min: 1000, max: 200_000 }).map((k) => ({ migrationId: 'm'.repeat(k), step: 'preflight' })),
       );
       const payloads = sample(arb, 70, 6);

@@ -1,8 +1,5 @@
 import { strict as assert } from 'node:assert';
-import {
-  archivesOn, bed, containerState, ferry, hostInfo, httpGet, makeConfig, mustPodman, podmanOn, readCounter, removeContainers,
-  runCounter, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc,
-} from '../support/bed';
+import { archivesOn, bed, containerState, ferry, hostInfo, httpGet, makeConfig, mustPodman, podmanOn, readCounter, removeContainers, runCounter, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 
 describe('migrate one container between two real hosts', function () {
   this.timeout(180_000);

@@ -68,12 +68,17 @@ describe('Redis Cluster (three masters, password)', function () {
       const perNode = await Promise.all(conn.nodes('master').map((n) => n.keys(`{${cfg.prefix}}*`)));
       const holding = perNode.filter((k) => k.length > 0);
       assert.equal(holding.length, 1, `keys on ${holding.length} masters`);
-      assert.ok((holding[0] ?? []).some((k) => k.includes(':migration:')), 'the migration record is there');
+      assert.ok(
+        (holding[0] ?? []).some((k) => k.includes(':migration:')),
+        'the migration record is there',
+      );
     } finally {
       conn.disconnect();
     }
     const b = bed().redis;
-    const stray = execFileSync('redis-cli', ['-h', b.host, '-p', String(b.port), '-a', b.password, '--no-auth-warning', '--scan', '--pattern', `*${cfg.prefix}*`]).toString().trim();
+    const stray = execFileSync('redis-cli', ['-h', b.host, '-p', String(b.port), '-a', b.password, '--no-auth-warning', '--scan', '--pattern', `*${cfg.prefix}*`])
+      .toString()
+      .trim();
     assert.equal(stray, '', "nothing went to the bed's own Redis");
   });
 });

@@ -1,8 +1,5 @@
 import { strict as assert } from 'node:assert';
-import {
-  archivesOn, containerState, ferry, readCounter, removeContainers, runCounter, startWorker,
-  stopWorkers, TestConfig, uid, variant, WorkerProc, makeConfig,
-} from '../support/bed';
+import { archivesOn, containerState, ferry, readCounter, removeContainers, runCounter, startWorker, stopWorkers, TestConfig, uid, variant, WorkerProc, makeConfig } from '../support/bed';
 
 describe('a failed restore rolls back to the source', function () {
   this.timeout(180_000);

@@ -61,10 +61,16 @@ describe('ferry watch, history and status on a pipe', function () {
 
     assert.equal(r1.code, 0, `watch <id> exits 0 when the migration succeeded: ${r1.stderr}`);
     const lines = r1.stdout.trim().split('\n');
-    assert.ok(lines.every((l) => l.includes(id) && l.includes(`${name} a->b`)), `every line names the migration:\n${r1.stdout}`);
+    assert.ok(
+      lines.every((l) => l.includes(id) && l.includes(`${name} a->b`)),
+      `every line names the migration:\n${r1.stdout}`,
+    );
     const steps = lines.map((l) => /\d+% (\w+) (started|done)/.exec(l)?.[1]).filter((s): s is string => !!s);
     assert.deepEqual([...new Set(steps)], FORWARD, `every step is shown, in order:\n${r1.stdout}`);
-    assert.ok(lines.some((l) => /\d+% transfer|\d+% checkpoint \[/.test(l)), 'progress lines with a percentage');
+    assert.ok(
+      lines.some((l) => /\d+% transfer|\d+% checkpoint \[/.test(l)),
+      'progress lines with a percentage',
+    );
     assert.match(lines[lines.length - 1], new RegExp(`${id} ${name} a->b final: succeeded after .*downtime \\d+ ms`));
     assert.ok(!r1.stdout.includes('\x1b['), 'no terminal escapes on a pipe');
 
@@ -75,7 +81,10 @@ describe('ferry watch, history and status on a pipe', function () {
 
     const hist = await ferry(cfg, ['history', '--json', '--since', '10m']);
     const recs = JSON.parse(hist.stdout) as { id: string; state: string }[];
-    assert.deepEqual(recs.map((r) => [r.id, r.state]), [[id, 'succeeded']]);
+    assert.deepEqual(
+      recs.map((r) => [r.id, r.state]),
+      [[id, 'succeeded']],
+    );
     const text = await ferry(cfg, ['history']);
     assert.match(text.stdout, new RegExp(`${id}\\s+succeeded`));
     assert.match(text.stdout, /1 migration: 1 succeeded/);

@@ -8,9 +8,7 @@ import { hostQueueName } from '../../src/queues';
 import { loadConfig } from '../../src/config/load';
 import type { MigrationEvent, MigrationRecord } from '../../src/engine/model';
 import { TERMINAL_STATES } from '../../src/engine/model';
-import {
-  bed, containerState, hostInfo, makeConfig, mustPodman, onHost, OUTPUT, podmanOn, readCounter, REPO, TestConfig, uid, WorkerProc,
-} from './bed';
+import { bed, containerState, hostInfo, makeConfig, mustPodman, onHost, OUTPUT, podmanOn, readCounter, REPO, TestConfig, uid, WorkerProc } from './bed';
 
 /**
  * Helpers of the fault suite (test/faults) and its CI subset: a config whose archives live in
@@ -58,7 +56,11 @@ export class Watch {
   readonly final: Promise<MigrationRecord>;
   private waiters: { pred: (e: MigrationEvent) => boolean; resolve: (e: MigrationEvent) => void; reject: (e: Error) => void }[] = [];
 
-  constructor(client: FerryClient, readonly id: string, timeoutMs = 240_000) {
+  constructor(
+    client: FerryClient,
+    readonly id: string,
+    timeoutMs = 240_000,
+  ) {
     this.final = client.follow(id, (ev) => this.onEvent(ev), { timeoutMs });
     this.final.then(
       (rec) => this.failAll(new Error(`migration ${id} ended (${rec.state}) before the awaited event`)),
@@ -284,7 +286,7 @@ function waitPort(host: string, port: number, open: boolean): Promise<void> {
   return (async () => {
     for (let i = 0; i < 100; i++) {
       const r = onHost(host, ['ss', '-Hltn', `sport = :${port}`]);
-      if ((r.stdout.trim().length > 0) === open) return;
+      if (r.stdout.trim().length > 0 === open) return;
       await sleep(100);
     }
     throw new Error(`port ${port} on ${host} never became ${open ? 'open' : 'closed'}`);
@@ -359,9 +361,7 @@ export async function privateSshd(host: string, opts: { hostKey?: string; truste
 /** Points one host of a config at a private sshd. */
 export function viaSshd<T extends TestConfig>(cfg: T, s: PrivateSshd): T {
   return rewrite(cfg, (c) => {
-    c.hosts = (c.hosts as Record<string, unknown>[]).map((h) =>
-      h.name === s.host ? { ...h, ssh: { ...(h.ssh as Record<string, unknown>), port: s.port, knownHosts: s.knownHosts } } : h,
-    );
+    c.hosts = (c.hosts as Record<string, unknown>[]).map((h) => (h.name === s.host ? { ...h, ssh: { ...(h.ssh as Record<string, unknown>), port: s.port, knownHosts: s.knownHosts } } : h));
   });
 }
 
@@ -420,7 +420,13 @@ export async function ownRedis(settings: Record<string, string> = {}): Promise<O
     ...settings,
   };
   const file = join(dir, 'redis.conf');
-  writeFileSync(file, Object.entries(conf).map(([k, v]) => `${k} ${v}`).join('\n') + '\n', { mode: 0o600 });
+  writeFileSync(
+    file,
+    Object.entries(conf)
+      .map(([k, v]) => `${k} ${v}`)
+      .join('\n') + '\n',
+    { mode: 0o600 },
+  );
   const r: OwnRedis = {
     port,
     password,

@@ -40,8 +40,26 @@ export async function startRedisCluster(host: string, password: string, dir: str
       const nodeDir = join(dir, `node-${port}`);
       mkdirSync(nodeDir, { recursive: true });
       const args = [
-        '--port', String(port), '--bind', host, '--cluster-enabled', 'yes', '--cluster-config-file', join(nodeDir, 'nodes.conf'),
-        '--requirepass', password, '--masterauth', password, '--maxmemory-policy', 'noeviction', '--save', '', '--appendonly', 'no', '--dir', nodeDir,
+        '--port',
+        String(port),
+        '--bind',
+        host,
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        join(nodeDir, 'nodes.conf'),
+        '--requirepass',
+        password,
+        '--masterauth',
+        password,
+        '--maxmemory-policy',
+        'noeviction',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        nodeDir,
       ];
       const p = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
       procs.push(p);

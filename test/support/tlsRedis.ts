@@ -64,15 +64,9 @@ export function makeCerts(dir: string): TlsFiles {
   const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   openssl(['req', '-x509', '-config', f('openssl.cnf'), '-extensions', 'ca', ...newKey, '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '1', '-subj', '/CN=Ferry throwaway test CA']);
   openssl(['req', '-new', '-config', f('openssl.cnf'), ...newKey, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1']);
-  openssl([
-    'x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-set_serial', '1', '-days', '1',
-    '-extfile', f('openssl.cnf'), '-extensions', 'server', '-out', f('server.crt'),
-  ]);
+  openssl(['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-set_serial', '1', '-days', '1', '-extfile', f('openssl.cnf'), '-extensions', 'server', '-out', f('server.crt')]);
   openssl(['req', '-new', '-config', f('openssl.cnf'), ...newKey, '-keyout', f('client.key'), '-out', f('client.csr'), '-subj', '/CN=ferry test client']);
-  openssl([
-    'x509', '-req', '-in', f('client.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-set_serial', '2', '-days', '1',
-    '-extfile', f('openssl.cnf'), '-extensions', 'client', '-out', f('client.crt'),
-  ]);
+  openssl(['x509', '-req', '-in', f('client.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-set_serial', '2', '-days', '1', '-extfile', f('openssl.cnf'), '-extensions', 'client', '-out', f('client.crt')]);
   return { ca: f('ca.crt'), cert: f('server.crt'), key: f('server.key'), clientCert: f('client.crt'), clientKey: f('client.key') };
 }
 
@@ -116,24 +110,49 @@ export function saysNoTls(log: string): boolean {
  */
 export function tlsOnlyArgs(port: number, files: TlsFiles, opts: { authClients: boolean }): string[] {
   return [
-    '--port', '0', '--tls-port', String(port),
-    '--tls-cert-file', files.cert, '--tls-key-file', files.key, '--tls-ca-cert-file', files.ca,
-    '--tls-client-cert-file', files.clientCert, '--tls-client-key-file', files.clientKey,
-    '--tls-replication', 'yes',
-    '--tls-auth-clients', opts.authClients ? 'yes' : 'no',
+    '--port',
+    '0',
+    '--tls-port',
+    String(port),
+    '--tls-cert-file',
+    files.cert,
+    '--tls-key-file',
+    files.key,
+    '--tls-ca-cert-file',
+    files.ca,
+    '--tls-client-cert-file',
+    files.clientCert,
+    '--tls-client-key-file',
+    files.clientKey,
+    '--tls-replication',
+    'yes',
+    '--tls-auth-clients',
+    opts.authClients ? 'yes' : 'no',
   ];
 }
 
 /** `files` undefined: a plain TCP listener instead of TLS. */
 function launch(port: number, dir: string, files: TlsFiles | undefined, password: string): Promise<TlsRedis> {
   const args = [
-    '--bind', '127.0.0.1',
+    '--bind',
+    '127.0.0.1',
     // Clients present no certificate: Ferry's config has one, but this test is about the server's.
     ...(files ? tlsOnlyArgs(port, files, { authClients: false }) : ['--port', String(port)]),
-    '--requirepass', password,
+    '--requirepass',
+    password,
     // What Ferry requires (config check warns otherwise), and nothing written to disk.
-    '--maxmemory-policy', 'noeviction', '--save', '', '--appendonly', 'no', '--dir', dir,
-    '--daemonize', 'no', '--logfile', '',
+    '--maxmemory-policy',
+    'noeviction',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    '--daemonize',
+    'no',
+    '--logfile',
+    '',
   ];
   const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

@@ -42,7 +42,11 @@ describe('configuration', () => {
       [{ retry: { attempts: { transfer: -1 } } }, /retry\.attempts\.transfer/],
     ];
     for (const [content, re] of cases) {
-      assert.throws(() => loadConfig({ file: file(content), env: {} }), (e: unknown) => e instanceof ConfigError && re.test((e as Error).message), `expected ${re}`);
+      assert.throws(
+        () => loadConfig({ file: file(content), env: {} }),
+        (e: unknown) => e instanceof ConfigError && re.test((e as Error).message),
+        `expected ${re}`,
+      );
     }
     assert.throws(() => loadConfig({ file: join(dir, 'missing.json'), env: {} }), /cannot read config file/);
   });
@@ -58,13 +62,20 @@ describe('configuration', () => {
       [{ hosts: [host, host] }, /hosts\[1\] \(a\)\.name: appears twice \(hosts\[0\] has it too\)/],
     ];
     for (const [content, re] of cases) {
-      assert.throws(() => loadConfig({ file: file(content), env: {} }), (e: unknown) => e instanceof ConfigError && re.test((e as Error).message), `expected ${re}`);
+      assert.throws(
+        () => loadConfig({ file: file(content), env: {} }),
+        (e: unknown) => e instanceof ConfigError && re.test((e as Error).message),
+        `expected ${re}`,
+      );
     }
   });
 
   it('names every bad field of the inventory at once', () => {
     const content = { hosts: [{ ...host, address: '1.2.3.4 -oProxyCommand=x', capacity: { containers: -1 } }] };
-    assert.throws(() => loadConfig({ file: file(content), env: {} }), (e: unknown) => /address: must not contain white space.*; .*capacity\.containers: must be an integer from 0 to 100000, got -1/.test((e as Error).message));
+    assert.throws(
+      () => loadConfig({ file: file(content), env: {} }),
+      (e: unknown) => /address: must not contain white space.*; .*capacity\.containers: must be an integer from 0 to 100000, got -1/.test((e as Error).message),
+    );
   });
 
   it('hides secrets when printing', () => {

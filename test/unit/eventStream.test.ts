@@ -72,7 +72,10 @@ describe('event stream reader', () => {
       got.push(batch);
       if (got.length === 3) break;
     }
-    assert.deepEqual(got.map((b) => b.map((e) => e.id)), [['1-0', '2-0'], [], ['3-0']]);
+    assert.deepEqual(
+      got.map((b) => b.map((e) => e.id)),
+      [['1-0', '2-0'], [], ['3-0']],
+    );
     assert.deepEqual(conn.reads, ['0', '2-0', '2-0']);
     assert.equal(conn.disconnects, 1, 'leaving the loop closes the connection');
   });

@@ -11,7 +11,10 @@ describe('name validation', () => {
   it('rejects shell metacharacters, traversal, white space and non-strings, naming the value', () => {
     const bad: unknown[] = ['web; touch /tmp/pwned', '$(id)', '`id`', 'a|b', 'a&b', '../etc', '/abs', 'a b', '-rf', '.hidden', '', 'x'.repeat(129), 'ünï', 'a\nb', null, 42, {}, ['web']];
     for (const n of bad) {
-      assert.throws(() => checkContainerName(n), (e: unknown) => e instanceof ValidationError && (e as Error).message.includes('invalid container name'));
+      assert.throws(
+        () => checkContainerName(n),
+        (e: unknown) => e instanceof ValidationError && (e as Error).message.includes('invalid container name'),
+      );
     }
     assert.throws(() => checkHostName('b;reboot'), /invalid host name "b;reboot"/);
   });

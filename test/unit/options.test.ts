@@ -16,7 +16,11 @@ describe('numeric CLI options', () => {
     assert.equal(parse('1'), 1);
     assert.equal(parse('1000'), 1000);
     for (const bad of ['abc', '', '0', '1001', '-1', '1.5', '1e3', ' 5', '0x10', '99999999999999999999']) {
-      assert.throws(() => parse(bad), (e: unknown) => e instanceof InvalidArgumentError && (e as Error).message.includes('whole number from 1 to 1000'), JSON.stringify(bad));
+      assert.throws(
+        () => parse(bad),
+        (e: unknown) => e instanceof InvalidArgumentError && (e as Error).message.includes('whole number from 1 to 1000'),
+        JSON.stringify(bad),
+      );
     }
     assert.equal(intOption(0, 65535)('0'), 0);
   });

@@ -20,7 +20,10 @@ describe('drain placement', () => {
       [c('db', 10, { 'ferry.migrate': 'false' }), c('batch', 10, { 'ferry.on-drain': 'stop' }), c('r1', 10, { 'ferry.group': 'web' }), c('r2', 10, { 'ferry.group': 'web' }), c('gone', 10, {}, 'exited')],
       [host('b'), host('c')],
     );
-    assert.deepEqual(plan.skip.map((s) => s.container), ['db']);
+    assert.deepEqual(
+      plan.skip.map((s) => s.container),
+      ['db'],
+    );
     assert.deepEqual(plan.stop, ['batch']);
     const r = plan.moves.filter((m) => m.container.startsWith('r'));
     assert.equal(r.length, 2);
@@ -36,7 +39,10 @@ describe('drain placement', () => {
   });
 
   it('parses podman ps/stats output as recorded on the bed', () => {
-    const ps = JSON.stringify([{ Id: 'abc', Names: ['fx-p'], State: 'running', Labels: { 'ferry.group': 'g1' } }, { Id: 'def', Names: ['old'], State: 'exited', Labels: null }]);
+    const ps = JSON.stringify([
+      { Id: 'abc', Names: ['fx-p'], State: 'running', Labels: { 'ferry.group': 'g1' } },
+      { Id: 'def', Names: ['old'], State: 'exited', Labels: null },
+    ]);
     const stats = JSON.stringify([{ id: 'abc', name: 'fx-p', mem_usage: '2.474MB / 25.28GB' }]);
     assert.deepEqual(parseContainers(ps, stats), [
       { name: 'fx-p', id: 'abc', state: 'running', labels: { 'ferry.group': 'g1' }, memoryMb: 3 },

@@ -5,7 +5,10 @@ describe('migration plan', () => {
   const rec = { from: 'a', to: 'b' };
 
   it('runs restore and verify on the destination, everything else on the source', () => {
-    assert.deepEqual(FORWARD_STEPS.map((s) => hostForStep(rec, s)), ['a', 'a', 'a', 'b', 'b', 'a']);
+    assert.deepEqual(
+      FORWARD_STEPS.map((s) => hostForStep(rec, s)),
+      ['a', 'a', 'a', 'b', 'b', 'a'],
+    );
     assert.equal(hostForStep(rec, 'rollback'), 'a');
   });
 

@@ -8,7 +8,10 @@ describe('plan files', () => {
     assert.equal(o.maxParallel, 2);
     assert.deepEqual(o.entries[0].probe, { kind: 'tcp', port: 80 });
     const y = parsePlan('perHost: 1\nmigrations:\n  - {container: w1, from: a, to: b}\n  - container: w2\n    from: a\n    to: c\n');
-    assert.deepEqual(y.entries.map((e) => e.to), ['b', 'c']);
+    assert.deepEqual(
+      y.entries.map((e) => e.to),
+      ['b', 'c'],
+    );
     assert.equal(y.perHost, 1);
   });
 
@@ -36,18 +39,29 @@ describe('plan files', () => {
       ['{"migrations":[{"container":"w","from":"a","to":"b"}],"perHost":1.5}', /^plan p: perHost must be an integer from 1 to 1000, got 1\.5$/],
       ['[{"container":"w","from":"a","to":"a"}]', /^plan p entry 1: source and destination are the same host \("a"\)/],
     ];
-    for (const [text, re] of cases) assert.throws(() => parsePlan(text, 'p'), (e: unknown) => re.test((e as Error).message), text);
+    for (const [text, re] of cases)
+      assert.throws(
+        () => parsePlan(text, 'p'),
+        (e: unknown) => re.test((e as Error).message),
+        text,
+      );
   });
 
   it('checks every entry, hosts included, before anything runs', () => {
     const entries = Array.from({ length: 9 }, (_, i) => ({ container: `w${i}`, from: 'a', to: i === 6 ? 'bb' : 'b' }));
-    assert.throws(() => parsePlan(JSON.stringify(entries), 'p', ['a', 'b', 'c']), (e: unknown) => (e as Error).message === 'plan p entry 7: unknown host "bb": the inventory has a, b, c (field "to")');
+    assert.throws(
+      () => parsePlan(JSON.stringify(entries), 'p', ['a', 'b', 'c']),
+      (e: unknown) => (e as Error).message === 'plan p entry 7: unknown host "bb": the inventory has a, b, c (field "to")',
+    );
     assert.equal(parsePlan(JSON.stringify(entries), 'p').entries.length, 9, 'without an inventory, hosts are only checked as names');
     // Several bad entries: all of them are named (the first five, then a count).
     const bad = Array.from({ length: 8 }, (_, i) => ({ container: `w ${i}`, from: 'a', to: 'b' }));
-    assert.throws(() => parsePlan(JSON.stringify(bad), 'p'), (e: unknown) => {
-      const m = (e as Error).message;
-      return m.includes('entry 1: invalid container name "w 0"') && m.includes('entry 5: invalid container name "w 4"') && m.endsWith("; and 3 more");
-    });
+    assert.throws(
+      () => parsePlan(JSON.stringify(bad), 'p'),
+      (e: unknown) => {
+        const m = (e as Error).message;
+        return m.includes('entry 1: invalid container name "w 0"') && m.includes('entry 5: invalid container name "w 4"') && m.endsWith('; and 3 more');
+      },
+    );
   });
 });

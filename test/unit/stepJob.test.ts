@@ -9,8 +9,22 @@ describe('step job payloads', () => {
   });
 
   it('rejects anything else with a clear message', () => {
-    const bad: unknown[] = [null, 'x', 42, [], {}, { migrationId: 'm-1-0123abcd' }, { migrationId: '../../etc', step: 'preflight' }, { migrationId: 'm-1-0123abcd', step: 'rm -rf' }, { migrationId: 'm-1-0123abcd', step: 'preflight', cmd: 'x' }];
-    for (const b of bad) assert.throws(() => parseStepJob(b), (e: unknown) => e instanceof ValidationError && (e as Error).message.includes('malformed job payload'));
+    const bad: unknown[] = [
+      null,
+      'x',
+      42,
+      [],
+      {},
+      { migrationId: 'm-1-0123abcd' },
+      { migrationId: '../../etc', step: 'preflight' },
+      { migrationId: 'm-1-0123abcd', step: 'rm -rf' },
+      { migrationId: 'm-1-0123abcd', step: 'preflight', cmd: 'x' },
+    ];
+    for (const b of bad)
+      assert.throws(
+        () => parseStepJob(b),
+        (e: unknown) => e instanceof ValidationError && (e as Error).message.includes('malformed job payload'),
+      );
   });
 
   it('names the field and the value', () => {
@@ -21,6 +35,11 @@ describe('step job payloads', () => {
       [{ migrationId: 'm-1-0123abcd', step: 'preflight', cmd: 'x' }, /^malformed job payload: cmd: unknown key \(allowed: migrationId, step\)$/],
       [{ migrationId: 'm-1-0123abcd' }, /^malformed job payload: step: must be one of .*, got nothing$/],
     ];
-    for (const [data, re] of cases) assert.throws(() => parseStepJob(data), (e: unknown) => re.test((e as Error).message), String(re));
+    for (const [data, re] of cases)
+      assert.throws(
+        () => parseStepJob(data),
+        (e: unknown) => re.test((e as Error).message),
+        String(re),
+      );
   });
 });

@@ -30,7 +30,10 @@ export function registerBatch(program: Command, ctx: CliContext): void {
     .action(async (file: string, opts: { maxParallel?: number; perHost?: number; wait?: boolean; json?: boolean }, cmd: Command) => {
       const config = ctx.configFrom(cmd);
       // Every entry, its hosts included, is checked before the first one is submitted.
-      const plan = readPlan(file, config.hosts.map((h) => h.name));
+      const plan = readPlan(
+        file,
+        config.hosts.map((h) => h.name),
+      );
       const client = ctx.clientFor(config);
       try {
         const batch = await client.batches.create({

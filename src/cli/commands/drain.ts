@@ -19,7 +19,10 @@ function planText(p: PreparedDrain): string {
 }
 
 function hostList(v: string): string[] {
-  return v.split(',').filter(Boolean).map((h) => checkHostName(h.trim()));
+  return v
+    .split(',')
+    .filter(Boolean)
+    .map((h) => checkHostName(h.trim()));
 }
 
 export function registerDrain(program: Command, ctx: CliContext): void {

@@ -29,9 +29,7 @@ export function registerHistory(program: Command, ctx: CliContext): void {
       const client = ctx.clientFor(ctx.configFrom(cmd));
       try {
         const all = await new RecordCache(client.redis, client.config.redis.prefix).all();
-        const list = all
-          .filter((r) => (opts.since === undefined || r.createdAt >= opts.since) && (opts.all || TERMINAL_STATES.has(r.state)))
-          .slice(0, opts.limit);
+        const list = all.filter((r) => (opts.since === undefined || r.createdAt >= opts.since) && (opts.all || TERMINAL_STATES.has(r.state))).slice(0, opts.limit);
         if (opts.json) {
           ctx.io.out(JSON.stringify(list, null, 2));
           return;

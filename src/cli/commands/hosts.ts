@@ -32,11 +32,15 @@ export function registerHosts(program: Command, ctx: CliContext): void {
             ctx.io.out(`${r.host.padEnd(10)} ${r.address.padEnd(15)} UNREACHABLE: ${r.error}`);
             continue;
           }
-          ctx.io.out(`${r.host.padEnd(10)} ${r.address.padEnd(15)} ${r.cordoned ? 'CORDONED ' : 'ready    '} podman ${r.podmanVersion} (${r.runtime}), criu ${r.criuVersion ?? '-'}, ${r.running.length}/${r.capacity.containers} containers, ${r.memFreeMb} MB free of ${r.memTotalMb}`);
+          ctx.io.out(
+            `${r.host.padEnd(10)} ${r.address.padEnd(15)} ${r.cordoned ? 'CORDONED ' : 'ready    '} podman ${r.podmanVersion} (${r.runtime}), criu ${r.criuVersion ?? '-'}, ${r.running.length}/${r.capacity.containers} containers, ${r.memFreeMb} MB free of ${r.memTotalMb}`,
+          );
           if (r.running.length) ctx.io.out(`           running: ${r.running.join(', ')}`);
           if (r.memoryCopy) {
             const m = r.memoryCopy;
-            ctx.io.out(`           memory copy: pre-copy ${m.preCopy ? 'possible (CRIU tracks dirty memory)' : 'impossible (CRIU: no memory dirty tracking in this kernel)'}, post-copy ${m.postCopy ? 'possible in CRIU (userfaultfd), not offered by podman' : 'impossible (no userfaultfd)'}`);
+            ctx.io.out(
+              `           memory copy: pre-copy ${m.preCopy ? 'possible (CRIU tracks dirty memory)' : 'impossible (CRIU: no memory dirty tracking in this kernel)'}, post-copy ${m.postCopy ? 'possible in CRIU (userfaultfd), not offered by podman' : 'impossible (no userfaultfd)'}`,
+            );
           }
         }
         if (rows.some((r) => !r.reachable)) ctx.setCode(1);

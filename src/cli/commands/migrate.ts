@@ -26,9 +26,13 @@ export function registerMigrate(program: Command, ctx: CliContext): void {
           return;
         }
         if (!opts.json) ctx.io.out(`migration ${rec.id}: ${container} ${opts.from} -> ${opts.to}`);
-        const final = await client.follow(rec.id, (ev) => {
-          if (!opts.json) ctx.io.out(formatEvent(ev, rec.createdAt));
-        }, { timeoutMs: opts.timeout ? opts.timeout * 1000 : undefined });
+        const final = await client.follow(
+          rec.id,
+          (ev) => {
+            if (!opts.json) ctx.io.out(formatEvent(ev, rec.createdAt));
+          },
+          { timeoutMs: opts.timeout ? opts.timeout * 1000 : undefined },
+        );
         ctx.io.out(opts.json ? JSON.stringify(final) : formatRecord(final));
         ctx.setCode(outcomeCode(final));
       } finally {

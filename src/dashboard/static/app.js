@@ -52,9 +52,7 @@ function retryButton(m) {
 
 function renderCounts() {
   const c = state.overview.counts;
-  $('#counts').innerHTML = state.overview.vocabulary.categories
-    .map((k) => `<div class="count ${k}" data-count="${k}"><span class="muted">${k}</span><b>${c[k]}</b></div>`)
-    .join('');
+  $('#counts').innerHTML = state.overview.vocabulary.categories.map((k) => `<div class="count ${k}" data-count="${k}"><span class="muted">${k}</span><b>${c[k]}</b></div>`).join('');
 }
 
 function renderMigrations() {
@@ -81,8 +79,13 @@ function renderMigrations() {
 function statsBlock(title, s) {
   if (!s) return '';
   const parts = [
-    ['frozen', usToMs(s.frozenUs)], ['memory dump', usToMs(s.memdumpUs)], ['memory write', usToMs(s.memwriteUs)],
-    ['pages written', s.pagesWritten ?? ''], ['restore', usToMs(s.restoreUs)], ['runtime', usToMs(s.runtimeDurationUs)], ['podman', usToMs(s.podmanDurationUs)],
+    ['frozen', usToMs(s.frozenUs)],
+    ['memory dump', usToMs(s.memdumpUs)],
+    ['memory write', usToMs(s.memwriteUs)],
+    ['pages written', s.pagesWritten ?? ''],
+    ['restore', usToMs(s.restoreUs)],
+    ['runtime', usToMs(s.runtimeDurationUs)],
+    ['podman', usToMs(s.podmanDurationUs)],
   ].filter(([, v]) => v !== '');
   return `<div><span>${esc(title)}</span>${parts.map(([k, v]) => `${esc(k)} ${esc(v)}`).join(' · ') || '—'}</div>`;
 }
@@ -115,10 +118,16 @@ function renderDetail() {
     ${m.error ? `<div class="error">${esc(m.error)}</div>` : ''}
     ${m.warnings.map((w) => `<div class="muted">warning: ${esc(w)}</div>`).join('')}
     <table class="steps"><thead><tr><th>Step</th><th>Host</th><th>Attempt</th><th>Started</th><th>Took</th><th>Bytes</th><th>Result</th></tr></thead><tbody>
-    ${m.steps
-      .map((s) => `<tr data-step="${esc(s.step)}"><td>${esc(s.step)}</td><td>${esc(s.host)}</td><td>${s.attempt}</td><td>${time(s.startedAt)}</td><td>${s.durationMs !== undefined ? dur(s.durationMs) : 'running'}</td><td>${bytes(s.bytes)}</td>
-        <td>${s.ok === undefined ? '<span class="pill running">running</span>' : s.ok ? '<span class="pill succeeded">ok</span>' : `<span class="pill failed">failed</span> ${esc(s.error)}`}</td></tr>`)
-      .join('') || '<tr><td colspan="7" class="none">not started</td></tr>'}
+    ${
+      m.steps
+        .map(
+          (
+            s,
+          ) => `<tr data-step="${esc(s.step)}"><td>${esc(s.step)}</td><td>${esc(s.host)}</td><td>${s.attempt}</td><td>${time(s.startedAt)}</td><td>${s.durationMs !== undefined ? dur(s.durationMs) : 'running'}</td><td>${bytes(s.bytes)}</td>
+        <td>${s.ok === undefined ? '<span class="pill running">running</span>' : s.ok ? '<span class="pill succeeded">ok</span>' : `<span class="pill failed">failed</span> ${esc(s.error)}`}</td></tr>`,
+        )
+        .join('') || '<tr><td colspan="7" class="none">not started</td></tr>'
+    }
     </tbody></table>`;
 }
 
@@ -240,7 +249,7 @@ function showView(name) {
 }
 
 function askRetry(id) {
-  const m = (state.overview.migrations.find((x) => x.id === id)) || (state.detail && state.detail.migration);
+  const m = state.overview.migrations.find((x) => x.id === id) || (state.detail && state.detail.migration);
   const dlg = $('#confirm');
   $('#confirm-text').textContent = `Start a new migration of ${m.container} from ${m.from} to ${m.to}? (${id} ended ${m.state}.)`;
   dlg.onclose = async () => {
