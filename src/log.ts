@@ -21,7 +21,7 @@ export function createLogger(level: string, base: Record<string, unknown> = {}, 
     redact: { paths: ['password', '*.password', 'redis.password', 'token', '*.token', 'privateKey', '*.privateKey'], censor: '<hidden>' },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  const usePretty = opts.pretty ?? process.stdout.isTTY === true;
+  const usePretty = opts.pretty ?? process.stdout.isTTY;
   if (usePretty) {
     // A stream in this thread, not a transport: no worker thread to start or to lose lines
     // from when the process exits. Only used on a terminal, where speed matters little.

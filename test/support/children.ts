@@ -6,7 +6,10 @@ export async function stopChildren(procs: ChildProcess[]): Promise<void> {
     procs.map(
       (p) =>
         new Promise<void>((resolve) => {
-          if (p.exitCode !== null || p.signalCode !== null) return resolve();
+          if (p.exitCode !== null || p.signalCode !== null) {
+            resolve();
+            return;
+          }
           p.once('exit', () => resolve());
           p.kill('SIGTERM');
         }),

@@ -12,7 +12,7 @@ export function registerWatch(program: Command, ctx: CliContext): void {
     .option('--plain', 'print lines even on a terminal')
     .action(async (id: string | undefined, opts: { untilIdle?: boolean; plain?: boolean }, cmd: Command) => {
       const client = ctx.clientFor(ctx.configFrom(cmd));
-      const screen = process.stdout.isTTY === true && opts.plain !== true;
+      const screen = process.stdout.isTTY && opts.plain !== true;
       // Following everything ends on Ctrl-C, cleanly; one migration just ends with the process.
       const abort = new AbortController();
       const onSignal = () => abort.abort();
