@@ -6,6 +6,7 @@ import type { HostConfig } from '../config/hosts';
 import { AttemptAbortedError, coerceError, isPermanent, StepError, SupersededError, ValidationError } from '../errors';
 import { checkContainerName, checkHostName } from '../names';
 import { abortable, CommandRunner, KILL_GRACE_MS } from '../exec/runner';
+import { HostLock, lockContainerOnHost } from '../exec/hostLock';
 import { Podman } from '../podman/podman';
 import type { HostQueues } from '../queues';
 import type { RemoteHost, Step, StepContext, StepOutcome } from '../steps';
@@ -113,6 +114,11 @@ export function createStepProcessor(deps: ProcessorDeps) {
     }
   }
 
+  /** How long an attempt waits for another one holding the container on a host. */
+  function hostLockWaitMs(step: StepName): number {
+    return Math.min(60_000, config.timeouts.step[step]);
+  }
+
   /** What the attempt's step gets: every command it runs stops when the attempt is aborted. */
   function contextFor(rec: MigrationRecord, step: StepName, token: string, signal: AbortSignal, job: Job<unknown>, log: Logger): StepContext {
     const localRunner = abortable(deps.localRunner, signal);
@@ -136,6 +142,11 @@ export function createStepProcessor(deps: ProcessorDeps) {
       },
       signal,
       fence,
+      lockOn: async (host) => {
+        const h = findHost(config, host);
+        if (!h) throw new ValidationError(`unknown host "${host}"`);
+        return lockContainerOnHost(abortable(deps.remoteRunner(host), signal), host, rec.container, hostLockWaitMs(step));
+      },
       mark: async (patch) => {
         if (signal.aborted) throw new AttemptAbortedError(`the ${step} attempt was stopped`, { cause: signal.reason });
         return store.fencedUpdate(rec.id, token, (r) => {
@@ -324,13 +335,20 @@ export function createStepProcessor(deps: ProcessorDeps) {
     await store.event({ migrationId, type: 'step-started', at: started, step, host: self.name, attempt, percent: overallPercent(step, 0) });
     log.info({ attempt }, 'step started');
 
+    let hostLock: HostLock | undefined;
     try {
       let outcome;
       try {
         const span = { migrationId, container: rec.container, from: rec.from, to: rec.to, step, host: self.name, attempt };
         if (rejected) throw new StepError(`host ${self.name} refuses this step: ${rejected}`, { code: 'RECORD_REJECTED', permanent: true });
         const ctx = contextFor(rec, step, token, controller.signal, job, log);
-        outcome = await withStepSpan(span, () => runAttempt(step, () => deps.steps[step](ctx), controller));
+        const guarded = async (): Promise<StepOutcome> => {
+          // Across processes too, one attempt at a time touches this container here.
+          hostLock = await lockContainerOnHost(ctx.localRunner, self.name, rec.container, hostLockWaitMs(step));
+          await ctx.fence();
+          return deps.steps[step](ctx);
+        };
+        outcome = await withStepSpan(span, () => runAttempt(step, guarded, controller));
       } catch (e: unknown) {
         const err = coerceError(e);
         if (err instanceof SupersededError || (controller.signal.aborted && controller.signal.reason instanceof SupersededError)) {
@@ -376,6 +394,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
       else await finish(rec, 'succeeded', undefined, token);
       return outcome.result;
     } finally {
+      await hostLock?.release();
       if (live.get(migrationId) === mine) live.delete(migrationId);
       settle();
     }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { FerryConfig } from '../config/load';
 import type { HostConfig } from '../config/hosts';
 import type { MigrationFiles } from '../engine/files';
+import type { HostLock } from '../exec/hostLock';
 import type { LockPair, MigrationRecord } from '../engine/model';
 import type { StepName } from '../engine/steps';
 import type { CommandRunner } from '../exec/runner';
@@ -39,6 +40,8 @@ export interface StepContext {
    * irreversible act (freeze, restore, remove): a superseded attempt must not touch a container.
    */
   fence(): Promise<void>;
+  /** Takes the container's lock on another host (see exec/hostLock.ts); release it when done. */
+  lockOn(host: string): Promise<HostLock>;
   /** Persists a marker before a step crosses a point of no return (e.g. restore started); fenced like fence(). */
   mark(patch: Partial<MigrationRecord>): Promise<MigrationRecord>;
   progress(p: Progress): Promise<void>;

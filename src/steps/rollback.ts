@@ -33,9 +33,16 @@ export const rollback: Step = async (ctx) => {
   // (a Redis failover, an AOF fsync'd once a second).
   await ctx.fence();
   try {
-    const cleared = await clearDestination(ctx.remote(rec.to).podman, name, sourceId, rec.to);
-    removedFromDestination = cleared.removed;
-    stuck = cleared.stuck;
+    // A restore attempt that lost its lease may still act there: wait for it first.
+    const destLock = await ctx.lockOn(rec.to);
+    try {
+      await ctx.fence();
+      const cleared = await clearDestination(ctx.remote(rec.to).podman, name, sourceId, rec.to);
+      removedFromDestination = cleared.removed;
+      stuck = cleared.stuck;
+    } finally {
+      await destLock.release();
+    }
   } catch (e: unknown) {
     // Unreachable, or a copy that runs and will not go. If restore may have started there,
     // bringing the source back could make two: retry, and in the end hand it to a person.
