@@ -76,6 +76,14 @@ export function buildSchema() {
         format: 'strict-boolean',
         default: false,
       },
+      sharedMounts: {
+        doc: 'host folders that are shared storage, the same content at the same path on every host (e.g. an NFS mount): a bind mount from one of them, or from below one, moves with its container; any other bind mount is refused unless its container has the label ferry.shared-mounts. Preflight checks the destination sees the same folder',
+        format: (value: unknown) => {
+          if (!Array.isArray(value)) throw new Error('must be an array of absolute paths');
+          for (const v of value) if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0')) throw new Error(`${JSON.stringify(v)} is not an absolute path, e.g. "/srv/shared"`);
+        },
+        default: [] as string[],
+      },
     },
     archive: {
       encryption: {

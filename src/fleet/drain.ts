@@ -9,6 +9,7 @@ import type { BatchRunner } from './batchRunner';
 import { gatherHostFacts, HostFacts } from './hostFacts';
 import type { BatchRecord } from './model';
 import { Candidate, DrainPlan, LABEL_GROUP, planDrain } from './placement';
+import { parsePodList, PodFact } from '../podman/parse';
 
 export interface DrainOptions {
   host: string;
@@ -60,7 +61,16 @@ export async function prepareDrain(deps: DrainDeps, opts: DrainOptions): Promise
     }
     candidates.push(candidateFrom(config, f));
   }
-  return { host, plan: planDrain(source.containers, candidates), destinations: candidates.map((c) => c.name), excluded };
+  const pods = await podsOn(checkedHost(config, host), deps.runnerFor(host));
+  return { host, plan: planDrain(source.containers, candidates, pods), destinations: candidates.map((c) => c.name), excluded };
+}
+
+/** The pods of the drained host with their members: a plan that cannot tell them would split them. */
+async function podsOn(host: HostConfig, runner: CommandRunner): Promise<PodFact[]> {
+  const argv = [...host.podman, 'pod', 'ps', '--format', 'json'];
+  const r = await runner.run(argv, { timeoutMs: 60_000 });
+  if (r.code !== 0) throw new CommandError(runner.where, argv, r.code, r.stderr);
+  return parsePodList(r.stdout);
 }
 
 /** The inventory entry of a host prepareDrain already found in the inventory. */

@@ -1,3 +1,4 @@
+import type { PodFact } from '../podman/parse';
 import type { ContainerFact } from './hostFacts';
 
 /** Labels an operator puts on containers to steer drains. */
@@ -28,19 +29,39 @@ function fits(c: Candidate, memoryMb: number, group: string | undefined): string
   return null;
 }
 
+/** The pod a container belongs to, by its id or name, and whether it is that pod's infra container. */
+function podIndex(pods: readonly PodFact[]): Map<string, { pod: PodFact; infra: boolean }> {
+  const index = new Map<string, { pod: PodFact; infra: boolean }>();
+  for (const pod of pods) {
+    for (const m of pod.members) {
+      const entry = { pod, infra: m.id === pod.infraId };
+      if (m.id) index.set(m.id, entry);
+      if (m.name) index.set(m.name, entry);
+    }
+  }
+  return index;
+}
+
 /**
  * Chooses a destination for every running container of a drained host: largest first,
  * each onto the least loaded host that has room and holds no replica of its group.
+ * Pod members stay (all of them, the infra container too): Ferry moves one container at a
+ * time, and a pod split over hosts, or a member restored without its pod, does not work.
  * Pure: the caller gathers the facts and decides what to do with an unplaceable one.
  */
-export function planDrain(containers: ContainerFact[], candidates: Candidate[]): DrainPlan {
+export function planDrain(containers: ContainerFact[], candidates: Candidate[], pods: readonly PodFact[] = []): DrainPlan {
   const plan: DrainPlan = { moves: [], stop: [], skip: [], unplaceable: [] };
   const hosts = candidates.map((c) => ({ ...c, groups: { ...c.groups } }));
+  const inPod = podIndex(pods);
   const movable: ContainerFact[] = [];
   for (const c of containers.filter((x) => x.state === 'running')) {
     const migrate = (c.labels[LABEL_MIGRATE] ?? '').toLowerCase();
+    const pod = inPod.get(c.id) ?? inPod.get(c.name);
     if (migrate === 'false' || migrate === 'no') plan.skip.push({ container: c.name, reason: `label ${LABEL_MIGRATE}=${c.labels[LABEL_MIGRATE]}: left running where it is` });
+    // Stopping the infra container would stop the whole pod: it is kept whatever its labels say.
+    else if (pod?.infra) plan.skip.push({ container: c.name, reason: `infra container of pod ${pod.pod.name} (Ferry cannot move pods yet)` });
     else if ((c.labels[LABEL_ON_DRAIN] ?? '').toLowerCase() === 'stop') plan.stop.push(c.name);
+    else if (pod) plan.skip.push({ container: c.name, reason: `pod member (Ferry cannot move pods yet): pod ${pod.pod.name}` });
     else movable.push(c);
   }
   movable.sort((x, y) => y.memoryMb - x.memoryMb || x.name.localeCompare(y.name));

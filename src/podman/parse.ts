@@ -20,6 +20,29 @@ export interface ContainerInfo {
   memoryLimit: number;
   /** podman's per-container folder (checkpoint images and rootfs-diff.tar live there). */
   staticDir: string;
+  /** What the container mounts besides its image: bind mounts, volumes, tmpfs. */
+  mounts: MountInfo[];
+  /** The pod's id, '' when the container is in none. */
+  pod: string;
+  /** The pod's name: container inspect has only its id, so Podman.inspect asks for it; '' when unknown. */
+  podName: string;
+  /** The pod's infra container (the one holding the pod's namespaces). */
+  infra: boolean;
+  /** HostConfig.NetworkMode: "bridge", "host", "none", "slirp4netns", "container:<id>", ... */
+  networkMode: string;
+  /** Containers this one cannot run without (a pod member's infra, `--requires`, a shared namespace). */
+  dependencies: string[];
+}
+
+export interface MountInfo {
+  /** "bind", "volume", "tmpfs", or whatever else podman reports ("image", "devpts"). */
+  type: string;
+  /** Host path: a bind mount's source, a volume's data folder; '' for tmpfs. */
+  source: string;
+  destination: string;
+  /** The named volume's name; '' for anything else. */
+  volumeName: string;
+  readOnly: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -68,7 +91,47 @@ export function parseInspect(stdout: string): ContainerInfo {
     ports,
     memoryLimit: Number(hostConfig.Memory ?? 0) || 0,
     staticDir: str(first.StaticDir),
+    mounts: parseMounts(first.Mounts, hostConfig.Tmpfs),
+    pod: str(first.Pod),
+    podName: '',
+    infra: first.IsInfra === true,
+    networkMode: str(hostConfig.NetworkMode),
+    dependencies: Array.isArray(first.Dependencies) ? first.Dependencies.map((d) => str(d)).filter(Boolean) : [],
   };
+}
+
+// `--tmpfs` mounts appear only in HostConfig.Tmpfs ({destination: options}), `--mount type=tmpfs` in Mounts.
+function parseMounts(mounts: unknown, tmpfs: unknown): MountInfo[] {
+  const out: MountInfo[] = (Array.isArray(mounts) ? mounts : []).map((m) => {
+    const mo = obj(m);
+    const type = str(mo.Type);
+    return { type, source: str(mo.Source), destination: str(mo.Destination), volumeName: type === 'volume' ? str(mo.Name) : '', readOnly: mo.RW === false };
+  });
+  for (const [destination, options] of Object.entries(obj(tmpfs))) {
+    if (!out.some((m) => m.destination === destination)) out.push({ type: 'tmpfs', source: '', destination, volumeName: '', readOnly: /(^|,)ro(,|$)/.test(str(options)) });
+  }
+  return out;
+}
+
+export interface PodFact {
+  id: string;
+  name: string;
+  infraId: string;
+  /** Every container of the pod, its infra container included. */
+  members: { id: string; name: string }[];
+}
+
+/** `podman pod ps --format json`. */
+export function parsePodList(stdout: string): PodFact[] {
+  const parsed: unknown = JSON.parse(stdout.trim() || '[]');
+  return (Array.isArray(parsed) ? parsed : []).map((p) => {
+    const po = obj(p);
+    const members = (Array.isArray(po.Containers) ? po.Containers : []).map((c) => {
+      const co = obj(c);
+      return { id: str(co.Id), name: str(co.Names) };
+    });
+    return { id: str(po.Id), name: str(po.Name), infraId: str(po.InfraId), members };
+  });
 }
 
 export interface CriuStats {

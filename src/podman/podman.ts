@@ -1,6 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { CommandError } from '../errors';
 import type { CommandResult, CommandRunner } from '../exec/runner';
+import { criuLogPath, CriuOperation, describeCriuFailure, diagnoseCriuLog } from './criuLog';
 import { ContainerInfo, CriuStats, parseCheckpointStats, parseInspect } from './parse';
 
 export interface CheckpointOptions {
@@ -8,6 +9,23 @@ export interface CheckpointOptions {
   tcpEstablished: boolean;
   fileLocks: boolean;
   timeoutMs?: number;
+}
+
+/** A checkpoint or restore that CRIU refused: the message says CRIU's cause, from its log; `permanent` when retrying cannot fix it. */
+export class CriuError extends CommandError {
+  override readonly code = 'CRIU_FAILED';
+  readonly causes: readonly string[];
+  readonly logPath: string;
+
+  constructor(where: string, argv: readonly string[], exitCode: number | null, stderr: string, criu: { op: CriuOperation; causes: string[]; permanent: boolean; hint?: string; logPath: string }) {
+    super(where, argv, exitCode, stderr, { permanent: criu.permanent });
+    this.name = 'CriuError';
+    this.causes = criu.causes;
+    this.logPath = criu.logPath;
+    // podman's own words ("criu failed: type NOTIFY errno 0", a runc command line) say nothing a user can act on.
+    this.message = `${where}: ${describeCriuFailure(criu.op, criu)}; \`${argv.join(' ')}\` exited with ${exitCode ?? 'a signal'}, CRIU's log: ${criu.logPath}`;
+    Object.setPrototypeOf(this, CriuError.prototype);
+  }
 }
 
 /**
@@ -28,11 +46,25 @@ export class Podman {
     return [...this.command, ...args];
   }
 
-  private async ok(args: readonly string[], opts: { stdin?: Readable | string; stdout?: Writable; timeoutMs?: number; permanent?: boolean } = {}): Promise<CommandResult> {
+  private async ok(args: readonly string[], opts: { stdin?: Readable | string; stdout?: Writable; timeoutMs?: number; permanent?: boolean; criu?: CriuOperation } = {}): Promise<CommandResult> {
     const argv = this.argv(args);
     const res = await this.runner.run(argv, opts);
-    if (res.code !== 0) throw new CommandError(this.runner.where, argv, res.code, res.stderr, { permanent: opts.permanent });
+    if (res.code !== 0) throw (opts.criu ? await this.criuError(opts.criu, argv, res) : null) ?? new CommandError(this.runner.where, argv, res.code, res.stderr, { permanent: opts.permanent });
     return res;
+  }
+
+  /**
+   * CRIU's cause of a failed checkpoint or restore, read from the log podman names (on this
+   * podman's host: the step runs where podman runs). Null when podman failed before CRIU, or
+   * the log cannot be read: the plain command error is then all there is.
+   */
+  private async criuError(op: CriuOperation, argv: readonly string[], res: CommandResult): Promise<CriuError | null> {
+    const logPath = criuLogPath(res.stderr);
+    if (!logPath) return null;
+    // The cause is near the end; the start of a large log is CRIU's inventory of the process tree.
+    const log = await this.runner.run(['tail', '-c', '262144', '--', logPath], { timeoutMs: 10_000 }).catch(() => null);
+    if (log?.code !== 0) return null;
+    return new CriuError(this.runner.where, argv, res.code, res.stderr, { op, logPath, ...diagnoseCriuLog(log.stdout) });
   }
 
   async version(): Promise<string> {
@@ -48,12 +80,20 @@ export class Podman {
   async inspect(name: string): Promise<ContainerInfo | null> {
     const argv = this.argv(['container', 'inspect', name]);
     const res = await this.runner.run(argv);
-    if (res.code === 0) return parseInspect(res.stdout);
+    if (res.code === 0) return this.withPodName(parseInspect(res.stdout));
     const existsArgv = this.argv(['container', 'exists', name]);
     const exists = await this.runner.run(existsArgv);
     if (exists.code === 1) return null;
     if (exists.code !== 0) throw new CommandError(this.runner.where, existsArgv, exists.code, exists.stderr);
     throw new CommandError(this.runner.where, argv, res.code, res.stderr);
+  }
+
+  // Container inspect has only the pod's id; a message should name the pod as its user does.
+  // A second command, but only for pod members, which preflight refuses anyway.
+  private async withPodName(info: ContainerInfo): Promise<ContainerInfo> {
+    if (!info.pod) return info;
+    const res = await this.runner.run(this.argv(['pod', 'inspect', '--format', '{{.Name}}', info.pod]));
+    return res.code === 0 ? { ...info, podName: res.stdout.trim() } : info;
   }
 
   /**
@@ -97,7 +137,7 @@ export class Podman {
     if (opts.tcpEstablished) args.push('--tcp-established');
     if (opts.fileLocks) args.push('--file-locks');
     args.push(name);
-    const res = await this.ok(args, { timeoutMs: opts.timeoutMs });
+    const res = await this.ok(args, { timeoutMs: opts.timeoutMs, criu: 'checkpoint' });
     return parseCheckpointStats(res.stdout);
   }
 
@@ -107,7 +147,7 @@ export class Podman {
     // Open TCP connections only survive on the same address; otherwise let the new host choose.
     else if (!opts.keepAddress) args.push('--ignore-static-ip', '--ignore-static-mac');
     if (opts.fileLocks) args.push('--file-locks');
-    const res = await this.ok(args, { timeoutMs: opts.timeoutMs });
+    const res = await this.ok(args, { timeoutMs: opts.timeoutMs, criu: 'restore' });
     return parseCheckpointStats(res.stdout);
   }
 
@@ -117,7 +157,7 @@ export class Podman {
     if (opts.tcpEstablished) args.push('--tcp-established');
     if (opts.fileLocks) args.push('--file-locks');
     args.push(name);
-    await this.ok(args, { timeoutMs: opts.timeoutMs });
+    await this.ok(args, { timeoutMs: opts.timeoutMs, criu: 'restore' });
   }
 
   /** Runs a command inside the container; the exit code is the answer. */

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { StepError } from '../errors';
 import { checkCriu } from './criu';
 import type { Step } from './context';
@@ -6,10 +8,51 @@ import type { FerryConfig } from '../config/load';
 import type { CommandRunner } from '../exec/runner';
 import { loadArchiveKey } from '../archive/key';
 import { checkRemoteArchiveKey } from '../archive/remoteKey';
+import type { MountInfo } from '../podman/parse';
+import { declaredSharedMounts, LABEL_SHARED_MOUNTS, movabilityProblems, WHAT_MOVES_DOC } from './movable';
 
 async function checkArchiveKeys(config: FerryConfig, destRunner: CommandRunner, dest: string): Promise<void> {
   if (config.archive.encryption === 'none') return;
   await checkRemoteArchiveKey(destRunner, dest, await loadArchiveKey(config.archive.keyFile));
+}
+
+// A marker's name: hidden, and unmistakably Ferry's, in a folder that holds the user's data.
+const MARKER_PREFIX = '.ferry-shared-check-';
+// Shared file systems may show a new file on another host a moment late (NFS attribute cache).
+const MARKER_READS = 3;
+const MARKER_READ_PAUSE_MS = 500;
+
+/**
+ * A bind mount declared shared storage must be the same folder on the destination, or the
+ * container would carry on there with other data: a marker with a random token is written
+ * into its folder here and must be read back, unchanged, on the destination. Removed after.
+ */
+async function checkSharedMount(local: CommandRunner, dest: CommandRunner, m: MountInfo, from: string, to: string): Promise<void> {
+  const token = randomBytes(16).toString('hex');
+  const name = `${MARKER_PREFIX}${token}`;
+  // A bind-mounted file is checked through the folder that holds it.
+  const write = await local.run(['sh', '-c', 'd=$1; [ -d "$d" ] || d=$(dirname -- "$d"); printf %s "$2" > "$d/$3" && printf %s "$d"', 'sh', m.source, token, name]);
+  if (write.code !== 0) {
+    throw new StepError(`bind mount ${m.source} is declared shared, but Ferry cannot write a marker into it on host ${from} to check that host ${to} sees the same folder: ${write.stderr.trim()}`, {
+      code: 'SHARED_MOUNT_UNCHECKED',
+      permanent: true,
+    });
+  }
+  const marker = `${write.stdout.replace(/\/$/, '')}/${name}`;
+  try {
+    for (let i = 1; ; i++) {
+      const read = await dest.run(['cat', '--', marker], { timeoutMs: 10_000 });
+      if (read.code === 0 && read.stdout === token) return;
+      if (i >= MARKER_READS) break;
+      await sleep(MARKER_READ_PAUSE_MS);
+    }
+    throw new StepError(
+      `bind mount ${m.source} is declared shared but host ${to} does not see the same directory (a marker written into it on host ${from} is not there); mount the same storage at ${m.source} on ${to}, or drop the declaration (label ${LABEL_SHARED_MOUNTS}, checkpoint.sharedMounts) if it is not shared`,
+      { code: 'SHARED_MOUNT_DIVERGES', permanent: true },
+    );
+  } finally {
+    await local.run(['rm', '-f', '--', marker]).catch(() => undefined);
+  }
 }
 
 /**
@@ -27,6 +70,11 @@ export const preflight: Step = async (ctx) => {
   if (!info.running) {
     throw new StepError(`container "${rec.container}" on host ${rec.from} is not running (state: ${info.status}); only a running container can be live-migrated`, { code: 'CONTAINER_NOT_RUNNING', permanent: true });
   }
+  // Refused here, not found after the freeze: what a restore elsewhere would split, lose or fail on.
+  const problems = movabilityProblems(info, ctx.config);
+  if (problems.length > 0) {
+    throw new StepError(`container "${rec.container}" on host ${rec.from} cannot be moved, nothing was changed: ${problems.map((p) => p.message).join('; ')} (see ${WHAT_MOVES_DOC})`, { code: problems[0].code, permanent: true });
+  }
   // podman also accepts an ID or a unique ID prefix: what was typed is not the container's
   // identity. Lock what it resolves to (its full ID, and its name on both hosts), so that the
   // same container asked for under two references cannot be migrated twice at once.
@@ -38,7 +86,15 @@ export const preflight: Step = async (ctx) => {
   ]);
   const dest = ctx.remote(rec.to);
   // Independent checks at once: each is a command (most over SSH), and they add up.
-  const [clash, criuSource, criuDest, hasImage] = await Promise.all([dest.podman.find(name), checkCriu(ctx.localRunner), checkCriu(dest.runner), dest.podman.imageExists(info.imageId), checkArchiveKeys(ctx.config, dest.runner, rec.to)]);
+  const shared = declaredSharedMounts(info, ctx.config);
+  const [clash, criuSource, criuDest, hasImage] = await Promise.all([
+    dest.podman.find(name),
+    checkCriu(ctx.localRunner),
+    checkCriu(dest.runner),
+    dest.podman.imageExists(info.imageId),
+    checkArchiveKeys(ctx.config, dest.runner, rec.to),
+    ...shared.map((m) => checkSharedMount(ctx.localRunner, dest.runner, m, rec.from, rec.to)),
+  ]);
   if (clash) {
     throw new StepError(`host ${rec.to} already has a container named "${name}" (state: ${clash.status}); remove or rename it before migrating`, { code: 'DESTINATION_NAME_TAKEN', permanent: true });
   }
@@ -52,7 +108,15 @@ export const preflight: Step = async (ctx) => {
     }
   }
   return {
-    result: { containerId: info.id, image: info.image, criuSource, criuDest, imageCopiedBytes, ...(name !== rec.container ? { resolvedFrom: rec.container } : {}) },
+    result: {
+      containerId: info.id,
+      image: info.image,
+      criuSource,
+      criuDest,
+      imageCopiedBytes,
+      ...(shared.length > 0 ? { sharedMounts: shared.map((m) => m.source) } : {}),
+      ...(name !== rec.container ? { resolvedFrom: rec.container } : {}),
+    },
     patch: {
       container: name,
       source: {

@@ -38,6 +38,52 @@ describe('drain placement', () => {
     assert.match(plan.unplaceable.find((u) => u.container === 'r1')!.reason, /replica of group g/);
   });
 
+  it('never splits a pod: every member and the infra container are kept, with the reason', () => {
+    const pod = {
+      id: 'p1',
+      name: 'shop',
+      infraId: 'inf',
+      members: [
+        { id: 'm1', name: 'shop-web' },
+        { id: 'm2', name: 'shop-db' },
+        { id: 'inf', name: 'p1-infra' },
+      ],
+    };
+    const members = [c('shop-web'), c('shop-db'), { ...c('p1-infra'), id: 'inf' }, c('lone')];
+    members[0].id = 'm1';
+    members[1].id = 'm2';
+    const plan = planDrain(members, [host('b'), host('c'), host('d')], [pod]);
+    assert.deepEqual(
+      plan.moves.map((m) => m.container),
+      ['lone'],
+    );
+    assert.deepEqual(plan.skip, [
+      { container: 'shop-web', reason: 'pod member (Ferry cannot move pods yet): pod shop' },
+      { container: 'shop-db', reason: 'pod member (Ferry cannot move pods yet): pod shop' },
+      { container: 'p1-infra', reason: 'infra container of pod shop (Ferry cannot move pods yet)' },
+    ]);
+    assert.deepEqual(plan.unplaceable, []);
+  });
+
+  it('stops a pod member labelled to stop, but never its infra container', () => {
+    const pod = {
+      id: 'p1',
+      name: 'shop',
+      infraId: 'inf',
+      members: [
+        { id: 'm1', name: 'shop-web' },
+        { id: 'inf', name: 'p1-infra' },
+      ],
+    };
+    const plan = planDrain([c('shop-web', 10, { 'ferry.on-drain': 'stop' }), c('p1-infra', 10, { 'ferry.on-drain': 'stop' })], [host('b')], [pod]);
+    assert.deepEqual(plan.stop, ['shop-web']);
+    assert.deepEqual(
+      plan.skip.map((s) => s.container),
+      ['p1-infra'],
+    );
+    assert.deepEqual(plan.moves, []);
+  });
+
   it('parses podman ps/stats output as recorded on the bed', () => {
     const ps = JSON.stringify([
       { Id: 'abc', Names: ['fx-p'], State: 'running', Labels: { 'ferry.group': 'g1' } },
