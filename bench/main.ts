@@ -2,6 +2,7 @@ import { cpus, release } from 'node:os';
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OUTPUT } from '../test/support/bed';
+import { cliStart } from './items/cliStart';
 import { dispatch } from './items/dispatch';
 import { drain } from './items/drain';
 import { encryptionCost } from './items/encryption';
@@ -84,6 +85,8 @@ async function main(): Promise<void> {
   await step([3], () => postCopy(m.memReps, memhog, m.mib));
   await step([4], () => drain(m.drainN, m.drainReps));
   await step([8], () => encryptionCost(m.memReps, memhog, m.mib));
+  // The command people type: `ferry --help` as a process, start to exit.
+  await step([9], () => cliStart(mode === 'smoke' ? 3 : 21));
   // A complete small run gives exact Redis commands per migration; the large one, cut off
   // after a window, the submission rate and the completion rate under load.
   if (m.dispatchExactN > 0) await step([7], () => dispatch(m.dispatchExactN, 4, out));

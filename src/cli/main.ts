@@ -1,10 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { FerryClient } from '../client';
-import { FerryConfig, loadConfig, redactUrl } from '../config/load';
 import { coerceError } from '../errors';
-import type { RedisOptions } from 'ioredis';
-import type { RedisConnection as IORedis } from '../redis';
-import { createRedis } from '../redis';
 import { COMMANDS } from './commands';
 import type { CliContext, Io } from './context';
 import { EXIT, exitCodeFor } from './exitCodes';
@@ -14,47 +9,33 @@ const defaultIo: Io = {
   err: (s) => process.stderr.write(`${s}\n`),
 };
 
-function configFrom(cmd: Command): FerryConfig {
-  const opts = cmd.optsWithGlobals<{ config?: string }>();
-  return loadConfig({ file: opts.config });
-}
+type Connect = typeof import('./connect');
 
-/**
- * A Redis connection for one CLI command: it gives up instead of retrying forever, so a
- * wrong address is an error, not a hang, and it keeps the connection's own error for the
- * message ("max retries" or "Connection is closed" alone hide why, e.g. an untrusted TLS
- * certificate or a refused password).
- */
-function redisFor(config: FerryConfig, extra: Partial<RedisOptions> = {}): IORedis {
-  const redis = createRedis(config, {
-    maxRetriesPerRequest: 2,
-    retryStrategy: (times) => (times > 3 ? null : 200 * times),
-    connectTimeout: 5000,
-    // Input is validated before the first command: a rejected request never touches Redis.
-    lazyConnect: true,
-    ...extra,
-  });
-  redis.on('error', (e: Error) => {
-    // ioredis ends with its own "max retries" error: keep the one that says why.
-    if (lastRedisError && /max retries per request/i.test(e.message)) return;
-    lastRedisError = { message: `${e.message} at ${redactUrl(config.redis.url)}`, plainUrl: config.redis.url.startsWith('redis:') && !config.redis.tls.enabled };
-  });
-  return redis;
-}
+// Config, Redis and the client bring zod, convict, ioredis and BullMQ: the preAction hook
+// below loads them once a command is about to run, never for --help or a usage error.
+let connect: Connect | undefined;
 
-function clientFor(config: FerryConfig): FerryClient {
-  return new FerryClient(config, redisFor(config));
+function connected(): Connect {
+  if (!connect) throw new Error('internal error: config or Redis used before the command ran');
+  return connect;
 }
-
-let lastRedisError: { message: string; plainUrl: boolean } | undefined;
 
 export function buildProgram(io: Io, setCode: (n: number) => void): Command {
   const program = new Command('ferry')
     .description('Live-migrate running podman containers between hosts (CRIU checkpoint/restore, BullMQ on Redis)')
     .option('-c, --config <file>', 'config file (JSON); default: $FERRY_CONFIG')
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
-  const ctx: CliContext = { io, setCode, configFrom, clientFor, redisFor };
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
+    .hook('preAction', async () => {
+      connect ??= await import('./connect');
+    });
+  const ctx: CliContext = {
+    io,
+    setCode,
+    configFrom: (cmd) => connected().configFrom(cmd),
+    clientFor: (config) => connected().clientFor(config),
+    redisFor: (config, extra) => connected().redisFor(config, extra),
+  };
 
   for (const register of COMMANDS) register(program, ctx);
   return program;
@@ -81,6 +62,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
 }
 
 function describeError(err: Error): { message: string; code?: number } {
+  const lastRedisError = connect?.lastRedisFailure();
   const seen = `${err.message} ${lastRedisError?.message ?? ''}`;
   // The connection's own error says more than the command's: a refused password surfaces
   // to the command as "Connection is closed".

@@ -1,37 +1,16 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context';
-import { EXIT } from '../exitCodes';
+import { lazy } from './lazy';
 
 export function registerSchedules(program: Command, ctx: CliContext): void {
   const cmd = program
     .command('schedules')
     .description('scheduled drains (maintenance windows), kept in Redis by BullMQ')
     .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }, c: Command) => {
-      const client = ctx.clientFor(ctx.configFrom(c));
-      try {
-        const list = await client.schedules().list();
-        if (opts.json) ctx.io.out(JSON.stringify(list, null, 2));
-        else if (!list.length) ctx.io.out('no scheduled drains');
-        else for (const s of list) ctx.io.out(`${s.id}  drain ${s.host}${s.to ? ` -> ${s.to.join(',')}` : ''}  ${s.kind === 'cron' ? `cron "${s.pattern}" ` : ''}next ${s.next ? new Date(s.next).toISOString() : '-'}`);
-      } finally {
-        await client.close();
-      }
-    });
+    .action(lazy(ctx, async () => (await import('../actions/schedules')).listSchedules));
   cmd
     .command('cancel')
     .description('remove a scheduled drain')
     .argument('<id>', 'schedule id')
-    .action(async (id: string, _o: unknown, c: Command) => {
-      const client = ctx.clientFor(ctx.configFrom(c));
-      try {
-        if (await client.schedules().cancel(id)) ctx.io.out(`schedule ${id} cancelled`);
-        else {
-          ctx.io.err(`ferry: no pending schedule "${id.slice(0, 80)}"`);
-          ctx.setCode(EXIT.usage);
-        }
-      } finally {
-        await client.close();
-      }
-    });
+    .action(lazy(ctx, async () => (await import('../actions/schedules')).cancelSchedule));
 }
