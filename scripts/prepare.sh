@@ -19,3 +19,5 @@ fi
 echo "[prepare] building" >&2
 npm run --silent build
 bash scripts/bed.sh up
+# Real service images (Redis from Debian packages), the same image ID on every bed host.
+bash scripts/images.sh
