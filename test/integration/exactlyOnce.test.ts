@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import { containerState, ferry, makeConfig, mustPodman, readCounter, removeContainers, runCounter, startWorker, stopWorkers, TestConfig, uid, variant, WorkerProc } from '../support/bed';
-import { clientFor, counterAt, podmanWrapper } from '../support/faults';
+import { clientFor, counterAt, holdQueue, podmanWrapper, Watch } from '../support/faults';
 import type { MigrationRecord } from '../../src/engine/model';
 import { TERMINAL_STATES } from '../../src/engine/model';
 
@@ -219,5 +219,49 @@ describe('exactly once: records and probes this worker cannot honour', function 
     assert.equal(rec.state, 'failed');
     assert.match(rec.error ?? '', /unknown health probe/);
     assert.deepEqual(runsOn(name), ['a']);
+  });
+});
+
+describe('exactly once: rollback asks the destination, whatever the record says', function () {
+  this.timeout(120_000);
+  let cfg: TestConfig;
+  let workers: WorkerProc[] = [];
+  const name = `eo-rb-${uid()}`;
+
+  before(async () => {
+    cfg = makeConfig({ top: { verify: { timeoutMs: 1500 }, retry: { backoffMs: 200, attempts: { verify: 1 } } } });
+    workers = [await startWorker('a', cfg), await startWorker('b', cfg)];
+    runCounter('a', name);
+  });
+
+  after(async () => {
+    await stopWorkers(workers);
+    removeContainers([name]);
+  });
+
+  it('removes the copy running on b although the record lost "restore started" (a failover, an AOF fsync)', async () => {
+    const before = await counterAt('a', name, 2);
+    const client = clientFor(cfg);
+    try {
+      // Nothing listens on port 9: verify fails with the container restored and running on b.
+      const rec = await client.migrate({ container: name, from: 'a', to: 'b', probe: { kind: 'tcp', port: 9 } });
+      const watch = new Watch(client, rec.id);
+      await watch.started('verify');
+      // Rollback runs on a: hold it until the record has lost its marker.
+      const hold = await holdQueue(cfg, 'a');
+      await watch.when((e) => e.type === 'state' && e.state === 'rolling-back');
+      assert.equal(containerState('b', name), 'running', 'restored and running on b before the rollback');
+      await client.store.update(rec.id, (r) => {
+        delete r.restoreStartedAt;
+        return r;
+      });
+      await hold.resume();
+      const final = await watch.final;
+      assert.equal(final.state, 'failed-rolled-back', final.error);
+    } finally {
+      await client.close();
+    }
+    assert.deepEqual(runsOn(name), ['a'], 'runs on a only: the copy on b was removed first');
+    assert.equal(readCounter('a', name).token, before.token);
   });
 });
