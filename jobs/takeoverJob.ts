@@ -26,10 +26,14 @@ export function parseTakeoverJob(data: unknown): TakeoverJobData {
   return { migrationId: d.migrationId, kind: d.kind };
 }
 
+export function takeoverJobId(migrationId: string, kind: TakeoverKind): string {
+  return `${migrationId}.${kind}`;
+}
+
 /** One of each kind per migration: scheduling it again is a no-op. Runs before any step. */
 export function takeoverJobOptions(migrationId: string, kind: TakeoverKind, delayMs: number): JobsOptions {
   return {
-    jobId: `${migrationId}.${kind}`,
+    jobId: takeoverJobId(migrationId, kind),
     delay: delayMs,
     priority: 1,
     attempts: 5,

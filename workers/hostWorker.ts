@@ -4,6 +4,7 @@ import type { RedisConnection as IORedis } from '../src/redis';
 import type { Logger } from 'pino';
 import { FerryConfig, findHost } from '../src/config/load';
 import { createStepProcessor } from '../src/engine/processor';
+import { createRepairer } from '../src/engine/repair';
 import { ValidationError, coerceError } from '../src/errors';
 import { LocalRunner } from '../src/exec/localRunner';
 import { HostQueues, hostQueueName } from '../src/queues';
@@ -29,6 +30,7 @@ export interface HostWorkerOptions {
 export class HostWorker extends EventEmitter {
   private worker: Worker | undefined;
   private closing: Promise<void> | undefined;
+  private repairTimer: NodeJS.Timeout | undefined;
   private readonly ssh: SshPool;
   private connection: IORedis | undefined;
   private workerConnection: IORedis | undefined;
@@ -105,12 +107,27 @@ export class HostWorker extends EventEmitter {
     void this.control.run().catch((e: unknown) => this.emit('error', coerceError(e)));
     // A batch whose window was left half-refilled by a crash of any Ferry process goes on.
     await batches.reconcileAll().catch((e: unknown) => this.emit('error', coerceError(e)));
+    // Jobs removed by hand or lost in a Redis crash, and containers frozen for a migration
+    // that lost track of them: looked for now and every few seconds (engine/repair.ts).
+    const repair = createRepairer({ config, self, store, queues, localRunner, remoteRunner: (name) => this.ssh.get(name), log });
+    let repairing = false;
+    const repairPass = (): void => {
+      if (repairing || this.closing) return;
+      repairing = true;
+      repair()
+        .catch((e: unknown) => this.emit('error', coerceError(e)))
+        .finally(() => (repairing = false));
+    };
+    repairPass();
+    this.repairTimer = setInterval(repairPass, config.worker.repairIntervalMs);
+    this.repairTimer.unref();
     log.info({ queue: hostQueueName(self.name), concurrency: config.worker.concurrency }, 'worker ready');
   }
 
   /** Lets running steps finish, then disconnects. Safe to call twice. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      clearInterval(this.repairTimer);
       await this.worker?.close();
       await this.control?.close();
       this.controlConnection?.disconnect();

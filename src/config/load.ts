@@ -5,6 +5,7 @@ import { coerceError } from '../errors/coerceError';
 import { buildSchema } from './schema';
 import { HostConfig, parseInventory } from './hosts';
 import type { StepName } from '../engine/steps';
+import { HooksConfig, parseCutoverHooks } from '../hooks/config';
 
 export type { StepName };
 
@@ -25,7 +26,8 @@ export interface FerryConfig {
   checkpoint: { compression: 'none' | 'gzip' | 'zstd'; tcpEstablished: boolean; fileLocks: boolean; keepAddress: boolean; sharedMounts: string[] };
   archive: { encryption: 'none' | 'aes-256-gcm'; keyFile: string; plainDir: string };
   verify: { timeoutMs: number; intervalMs: number };
-  worker: { concurrency: number; lockDurationMs: number; stalledIntervalMs: number };
+  hooks: HooksConfig;
+  worker: { concurrency: number; lockDurationMs: number; stalledIntervalMs: number; repairIntervalMs: number };
   fleet: { maxParallel: number; perHostLimit: number };
   log: { level: string };
   dashboard: { host: string; port: number; token: string; basicAuth: { user: string; password: string }; readOnly: boolean; allowedHosts: string[]; bullBoardWrite: boolean };
@@ -41,6 +43,13 @@ function registerFormats(): void {
     name: 'host-inventory',
     validate(value: unknown) {
       parseInventory(value);
+    },
+  });
+  convict.addFormat({
+    name: 'cutover-hooks',
+    // Checked in full once the inventory is known (loadConfig), to name each bad field once.
+    validate(value: unknown) {
+      if (!Array.isArray(value)) throw new Error('must be an array of hooks');
     },
   });
   convict.addFormat({
@@ -120,6 +129,11 @@ export function loadConfig(opts: LoadOptions = {}): FerryConfig {
     if (hosts !== undefined && !Array.isArray(hosts)) {
       throw new ConfigError(`invalid configuration (${file}): hosts: must be an array of host entries, got ${hosts === null ? 'null' : typeof hosts}`);
     }
+    const hooks = (parsed as Record<string, unknown>).hooks;
+    const cutover = typeof hooks === 'object' && hooks !== null ? (hooks as Record<string, unknown>).cutover : undefined;
+    if (cutover !== undefined && !Array.isArray(cutover)) {
+      throw new ConfigError(`invalid configuration (${file}): hooks.cutover: must be an array of hooks, got ${cutover === null ? 'null' : typeof cutover}`);
+    }
     try {
       conf.load(parsed);
     } catch (e: unknown) {
@@ -134,14 +148,22 @@ export function loadConfig(opts: LoadOptions = {}): FerryConfig {
     const msg = coerceError(e).message.replace(/: value was [\s\S]*$/, '');
     throw new ConfigError(`invalid configuration${file ? ` (${file})` : ''}: ${msg}`, e);
   }
-  const raw = conf.getProperties() as unknown as Omit<FerryConfig, 'hosts'> & { hosts: unknown };
+  const raw = conf.getProperties() as unknown as Omit<FerryConfig, 'hosts' | 'hooks'> & { hosts: unknown; hooks: { cutover: unknown; onFailure: HooksConfig['onFailure'] } };
   if (raw.redis.cluster.nodes.length > 0 && raw.redis.sentinel.name) {
     throw new ConfigError(`invalid configuration${file ? ` (${file})` : ''}: redis.cluster.nodes and redis.sentinel.name are both set; use one`);
   }
   // A cluster only runs a multi-key command (BullMQ's scripts, Ferry's own) when every key
   // hashes to one slot: the prefix becomes the hash tag of every key, e.g. "{ferry}:…".
   const redis = raw.redis.cluster.nodes.length > 0 ? { ...raw.redis, prefix: `{${raw.redis.prefix}}` } : raw.redis;
-  return { ...raw, redis, hosts: parseInventory(raw.hosts) };
+  const hosts = parseInventory(raw.hosts);
+  let cutover;
+  try {
+    // A command hook must name a host of the inventory, and the hooks fit in their step's time limit.
+    cutover = parseCutoverHooks(raw.hooks.cutover, { hosts: hosts.map((h) => h.name), stepTimeoutMs: raw.timeouts.step.cutover });
+  } catch (e: unknown) {
+    throw new ConfigError(`invalid configuration${file ? ` (${file})` : ''}: ${coerceError(e).message}`, e);
+  }
+  return { ...raw, redis, hosts, hooks: { ...raw.hooks, cutover } };
 }
 
 /** The effective config with every secret replaced, for `ferry config check` and logs. */
@@ -155,6 +177,11 @@ export function redactConfig(config: FerryConfig): unknown {
       password: config.redis.password ? hidden : '',
       tls: { ...config.redis.tls, key: config.redis.tls.key ? hidden : '' },
       sentinel: { ...config.redis.sentinel, password: config.redis.sentinel.password ? hidden : '' },
+    },
+    // Header values (a bearer token) and URL credentials or queries may be secrets.
+    hooks: {
+      ...config.hooks,
+      cutover: config.hooks.cutover.map((h) => (h.kind === 'http' ? { ...h, url: redactUrl(h.url), headers: Object.fromEntries(Object.keys(h.headers).map((k) => [k, hidden])) } : h)),
     },
     dashboard: {
       ...config.dashboard,

@@ -1,5 +1,6 @@
 import convict from 'convict';
 import { STEP_NAMES, STEP_TABLE, StepInfo } from '../engine/steps';
+import { HOOK_FAILURE_POLICIES } from '../hooks/config';
 
 /** One setting per step, its default taken from the step table. */
 function perStep(doc: string, field: 'attempts' | 'timeoutMs', envPrefix: string) {
@@ -105,6 +106,19 @@ export function buildSchema() {
         env: 'FERRY_ARCHIVE_PLAIN_DIR',
       },
     },
+    hooks: {
+      cutover: {
+        doc: 'hooks told where a container now runs, after verify and before the source copy is removed: {"kind":"command","host":NAME,"argv":[...]} (the details as JSON on its stdin) or {"kind":"http","url":...,"method"?,"headers"?} (the details as the JSON body); each may set timeoutMs (default 30000). Run one after the other, again on every retry: they must be idempotent',
+        format: 'cutover-hooks',
+        default: [] as unknown[],
+      },
+      onFailure: {
+        doc: 'what a failing cut-over hook does: rollback (the migration fails and the container is brought back on its source) or continue (a warning in the record)',
+        format: [...HOOK_FAILURE_POLICIES],
+        default: 'rollback',
+        env: 'FERRY_HOOKS_ON_FAILURE',
+      },
+    },
     verify: {
       timeoutMs: { doc: 'how long the health probe may keep failing before verify fails', format: 'positive-int', default: 15_000 },
       intervalMs: { doc: 'time between health probe tries', format: 'positive-int', default: 250 },
@@ -113,6 +127,11 @@ export function buildSchema() {
       concurrency: { doc: 'steps one worker runs at once', format: 'positive-int', default: 4, env: 'FERRY_WORKER_CONCURRENCY' },
       lockDurationMs: { doc: "BullMQ job lock; a killed worker's step is taken over after about this long", format: 'positive-int', default: 30_000 },
       stalledIntervalMs: { doc: 'how often BullMQ looks for stalled steps', format: 'positive-int', default: 15_000 },
+      repairIntervalMs: {
+        doc: 'how often a worker looks for migrations of its host whose step job is gone (removed by hand, lost in a Redis crash) and for containers it froze for a migration that no longer knows them',
+        format: 'positive-int',
+        default: 10_000,
+      },
     },
     fleet: {
       maxParallel: { doc: 'migrations a batch or drain runs at once (overridable per batch)', format: 'positive-int', default: 4, env: 'FERRY_FLEET_MAX_PARALLEL' },

@@ -7,6 +7,7 @@ import { restoreFrozen } from './recoverFrozen';
 import { coerceError } from '../errors/coerceError';
 import { checkpointStreaming, StreamTarget } from '../transfer/streamCheckpoint';
 import { ensurePrivateDir, fileSize, removeFile } from '../archive/localFiles';
+import { writeFrozenMarker } from '../archive/frozenMarker';
 
 const PROGRESS_EVERY_MS = 250;
 
@@ -51,6 +52,8 @@ export const checkpoint: Step = async (ctx) => {
   // Persisted before the freeze (a crash right after must not let a cancel forget a
   // frozen container); the exact moment is patched in below, once podman starts.
   await ctx.mark({ frozenAt: Date.now() });
+  // The same fact on this host's own disk: Redis may lose its last second in a crash.
+  await writeFrozenMarker(here.dir, { migrationId: rec.id, container: rec.container, containerId: info.id, from: rec.from, to: rec.to, at: Date.now() });
   let target: StreamTarget | undefined;
   try {
     target = { runner: ctx.remote(rec.to).runner, dir: there.dir, partPath: there.part, finalPath: there.archive };

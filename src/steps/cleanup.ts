@@ -1,6 +1,7 @@
 import { StepError } from '../errors';
 import type { Step } from './context';
 import { removeFile } from '../archive/localFiles';
+import { removeFrozenMarker } from '../archive/frozenMarker';
 
 /**
  * Source host, after the destination was verified: remove the frozen source container
@@ -22,6 +23,8 @@ export const cleanup: Step = async (ctx) => {
   } else if (info) {
     warnings.push(`host ${rec.from} now has a different container named "${rec.container}"; left it alone`);
   }
+  // The source copy is gone: nothing frozen here is waiting to be brought back.
+  await removeFrozenMarker(ctx.files.source.dir, rec.id);
   if (rec.archive) {
     await removeFile(ctx.files.source.archive);
     const there = ctx.files.destination;

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StepError } from '../errors';
 import { checkCriu } from './criu';
+import { readFrozenMarker } from '../archive/frozenMarker';
+import { recoverFrozen } from './frozenRecovery';
 import type { Step } from './context';
 import { copyImage } from './imageCopy';
 import type { FerryConfig } from '../config/load';
@@ -63,6 +65,29 @@ async function checkSharedMount(local: CommandRunner, dest: CommandRunner, m: Mo
  */
 export const preflight: Step = async (ctx) => {
   const { rec, local } = ctx;
+  // This host froze the container for this very migration, but the record was rewound to
+  // preflight (a Redis crash lost its last writes): bring it back first, if it is not
+  // already running on the destination.
+  const marker = await readFrozenMarker(ctx.files.source.dir, rec.id);
+  if (marker) {
+    const verdict = await recoverFrozen(marker, {
+      config: ctx.config,
+      workDir: ctx.files.source.dir,
+      local,
+      localRunner: ctx.localRunner,
+      destination: () => ctx.remote(rec.to).podman,
+      beforeRestore: () => ctx.fence(),
+    });
+    if (verdict.kind === 'unknown')
+      throw new StepError(`container "${marker.container}" was frozen by this migration before its record lost track; host ${rec.to} must be asked before it is brought back: ${verdict.why}`, { code: 'FROZEN_UNKNOWN' });
+    if (verdict.kind === 'on-destination') {
+      throw new StepError(
+        `container "${marker.container}" already runs on host ${rec.to}: this migration's record lost its progress (a Redis crash); host ${rec.from} keeps a stopped copy, remove it once the container on ${rec.to} is checked`,
+        { code: 'ALREADY_MOVED', permanent: true },
+      );
+    }
+    if (verdict.kind === 'restored') ctx.log.warn({ how: verdict.how }, 'brought back a container this migration had frozen before its record lost track');
+  }
   const info = await local.inspect(rec.container);
   if (!info) {
     throw new StepError(`container "${rec.container}" does not exist on host ${rec.from}`, { code: 'CONTAINER_NOT_FOUND', permanent: true });

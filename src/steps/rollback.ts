@@ -2,6 +2,7 @@ import { StepError } from '../errors';
 import { withImportableArchive } from '../archive/plain';
 import type { Step } from './context';
 import { fileSize, removeFile } from '../archive/localFiles';
+import { removeFrozenMarker } from '../archive/frozenMarker';
 import { restoreFrozen } from './recoverFrozen';
 import { clearDestination } from './destinationCopy';
 import { coerceError } from '../errors/coerceError';
@@ -94,5 +95,6 @@ export const rollback: Step = async (ctx) => {
   }
   // Whatever an interrupted checkpoint left here too: the partial archive and its pipe.
   for (const f of [here.archive, here.part, here.fifo, here.plain]) await removeFile(f);
+  await removeFrozenMarker(here.dir, rec.id);
   return { result: { how, removedFromDestination }, patch: warnings.length ? { warnings: [...rec.warnings, ...warnings] } : undefined };
 };

@@ -1,0 +1,79 @@
+import { open, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MIGRATION_ID } from '../engine/model';
+import { ensurePrivateDir } from './localFiles';
+
+/**
+ * A fact kept on the source host's own disk, fsync'd before the container is frozen: "this
+ * migration froze this container, to be restored on that host". Redis keeps the same fact
+ * in the record, but a Redis that crashes with an AOF fsync'd once a second can lose the
+ * last second of it, the record itself even, while the container stays frozen. The marker
+ * lets the source find such a container again and bring it back (see engine/repair.ts).
+ * It is removed once the container runs again here, or has been removed after a verified
+ * destination.
+ */
+export interface FrozenMarker {
+  migrationId: string;
+  container: string;
+  containerId: string;
+  from: string;
+  to: string;
+  at: number;
+}
+
+export const FROZEN_SUFFIX = '.frozen';
+
+export function frozenMarkerPath(dir: string, migrationId: string): string {
+  return join(dir, `${migrationId}${FROZEN_SUFFIX}`);
+}
+
+export async function writeFrozenMarker(dir: string, m: FrozenMarker): Promise<void> {
+  await ensurePrivateDir(dir);
+  const fh = await open(frozenMarkerPath(dir, m.migrationId), 'w', 0o600);
+  try {
+    await fh.writeFile(JSON.stringify(m));
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function readFrozenMarker(dir: string, migrationId: string): Promise<FrozenMarker | null> {
+  try {
+    return parseMarker(await readFile(frozenMarkerPath(dir, migrationId), 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+export async function removeFrozenMarker(dir: string, migrationId: string): Promise<void> {
+  await rm(frozenMarkerPath(dir, migrationId), { force: true });
+}
+
+/** Every marker in a work dir (unreadable or foreign files are skipped). */
+export async function listFrozenMarkers(dir: string): Promise<FrozenMarker[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const out: FrozenMarker[] = [];
+  for (const n of names) {
+    if (!n.endsWith(FROZEN_SUFFIX)) continue;
+    try {
+      const m = parseMarker(await readFile(join(dir, n), 'utf8'));
+      if (m && `${m.migrationId}${FROZEN_SUFFIX}` === n) out.push(m);
+    } catch {
+      // Being removed while we read: nothing to do.
+    }
+  }
+  return out;
+}
+
+function parseMarker(text: string): FrozenMarker | null {
+  const v = JSON.parse(text) as Partial<FrozenMarker>;
+  if (typeof v.migrationId !== 'string' || !MIGRATION_ID.test(v.migrationId)) return null;
+  if (typeof v.container !== 'string' || typeof v.containerId !== 'string' || typeof v.from !== 'string' || typeof v.to !== 'string') return null;
+  return { migrationId: v.migrationId, container: v.container, containerId: v.containerId, from: v.from, to: v.to, at: Number(v.at) };
+}

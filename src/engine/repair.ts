@@ -1,0 +1,107 @@
+import type { Logger } from 'pino';
+import type { HostConfig } from '../config/hosts';
+import type { FerryConfig } from '../config/load';
+import { findHost } from '../config/load';
+import { listFrozenMarkers } from '../archive/frozenMarker';
+import { coerceError } from '../errors';
+import { lockContainerOnHost } from '../exec/hostLock';
+import type { CommandRunner } from '../exec/runner';
+import { Podman } from '../podman/podman';
+import type { HostQueues } from '../queues';
+import type { MigrationStore } from '../store/migrationStore';
+import { recoverFrozen } from '../steps/frozenRecovery';
+import { stepJobId } from '../../jobs/stepJob';
+import { takeoverJobId } from '../../jobs/takeoverJob';
+import { TERMINAL_STATES } from './model';
+import { endsOn } from './states';
+import { hostForStep, stepOrder } from './steps';
+
+export interface RepairDeps {
+  config: FerryConfig;
+  self: HostConfig;
+  store: MigrationStore;
+  queues: HostQueues;
+  localRunner: CommandRunner;
+  remoteRunner(host: string): CommandRunner;
+  log: Logger;
+}
+
+/** How far back the loop looks for migrations that should be moving. */
+const LOOK_BACK_MS = 7 * 24 * 3600_000;
+const JOB_STATES_ALIVE = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children', 'paused']);
+
+/**
+ * What a worker checks every few seconds, for the migrations whose next move is on its host.
+ * The chain of steps is carried by jobs, and a job can vanish while the record still waits
+ * for it: removed by hand (Bull Board, a script), or lost with the last second of an AOF in
+ * a Redis crash. A migration whose current step has no live job gets it again; a frozen
+ * container whose deadline job is gone gets it again. And a container this host froze for a
+ * migration whose record is gone, or ended without it, is brought back (archive/frozenMarker.ts).
+ * Every re-queued job has its deterministic id: a job that still exists is never doubled.
+ */
+export function createRepairer(deps: RepairDeps) {
+  const { config, self, store, queues, log } = deps;
+
+  async function repairJobs(): Promise<number> {
+    let fixed = 0;
+    const recs = await store.list({ since: Date.now() - LOOK_BACK_MS, limit: 1000 });
+    for (const rec of recs) {
+      if (TERMINAL_STATES.has(rec.state)) continue;
+      if (hostForStep(rec, rec.step) === self.name) {
+        const job = await queues.get(self.name).getJob(stepJobId(rec.id, rec.step));
+        const state = job ? await job.getState() : 'missing';
+        if (!JOB_STATES_ALIVE.has(state)) {
+          // The step's job ended (or went) while the record still waits for it.
+          if (job) await job.remove().catch(() => undefined);
+          await queues.enqueue(self.name, rec.id, rec.step);
+          log.warn({ migrationId: rec.id, step: rec.step, jobState: state }, 'step job was missing; queued it again');
+          fixed++;
+        }
+      }
+      if (rec.from === self.name && rec.frozenAt && !rec.restoreStartedAt && stepOrder(rec.step) <= stepOrder('restore')) {
+        const deadline = await queues.get(self.name).getJob(takeoverJobId(rec.id, 'deadline'));
+        if (!deadline) {
+          await queues.takeOver(self.name, rec.id, 'deadline', Math.max(0, rec.frozenAt + config.timeouts.frozenMs - Date.now()));
+          log.warn({ migrationId: rec.id }, 'frozen container had no deadline job; scheduled it again');
+          fixed++;
+        }
+      }
+    }
+    return fixed;
+  }
+
+  async function repairFrozen(): Promise<number> {
+    let fixed = 0;
+    for (const marker of await listFrozenMarkers(self.workDir)) {
+      const rec = await store.get(marker.migrationId);
+      // A live migration is the engine's to finish; one that needs attention is a person's.
+      if (rec && (!TERMINAL_STATES.has(rec.state) || endsOn(rec.state) !== 'source')) continue;
+      const dest = findHost(config, marker.to);
+      if (!dest) continue;
+      const lock = await lockContainerOnHost(deps.localRunner, self.name, marker.container, 10_000);
+      try {
+        const verdict = await recoverFrozen(marker, {
+          config,
+          workDir: self.workDir,
+          local: new Podman(deps.localRunner, self.podman),
+          localRunner: deps.localRunner,
+          destination: () => new Podman(deps.remoteRunner(marker.to), dest.podman),
+        });
+        if (verdict.kind !== 'stale') log.warn({ migrationId: marker.migrationId, container: marker.container, verdict }, 'a container frozen for a migration that no longer knows it');
+        if (verdict.kind === 'restored') fixed++;
+      } finally {
+        await lock.release();
+      }
+    }
+    return fixed;
+  }
+
+  /** One pass; errors are returned to the caller's error handler, never thrown past it. */
+  return async function repairOnce(): Promise<{ jobs: number; frozen: number }> {
+    const jobs = await repairJobs().catch((e: unknown) => {
+      throw coerceError(e);
+    });
+    const frozen = await repairFrozen();
+    return { jobs, frozen };
+  };
+}

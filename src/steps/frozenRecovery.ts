@@ -1,0 +1,56 @@
+import type { FerryConfig } from '../config/load';
+import { coerceError } from '../errors';
+import type { FrozenMarker } from '../archive/frozenMarker';
+import { removeFrozenMarker } from '../archive/frozenMarker';
+import type { CommandRunner } from '../exec/runner';
+import type { Podman } from '../podman/podman';
+import { restoreFrozen } from './recoverFrozen';
+
+export type FrozenVerdict =
+  /** Running here again (or gone, or replaced): the marker is stale and was removed. */
+  | { kind: 'stale' }
+  /** Runs on the destination: the source keeps a stopped copy, which is no loss. */
+  | { kind: 'on-destination' }
+  /** The destination could not be asked: nothing was done, try again later. */
+  | { kind: 'unknown'; why: string }
+  /** Brought back here, where it was frozen. */
+  | { kind: 'restored'; how: string };
+
+export interface FrozenRecoveryDeps {
+  config: FerryConfig;
+  workDir: string;
+  local: Podman;
+  localRunner: CommandRunner;
+  /** The destination's podman, or a throw when it cannot be reached. */
+  destination(): Podman;
+  /** Called right before the container is touched: may throw to stop (fencing). */
+  beforeRestore?(): Promise<void>;
+}
+
+/**
+ * A container this host froze for a migration whose record no longer knows it (a Redis crash
+ * that lost its last writes, or the record itself). It is brought back here only when the
+ * destination, asked first, does not run it: restoring it here while it runs there would
+ * make two.
+ */
+export async function recoverFrozen(marker: FrozenMarker, deps: FrozenRecoveryDeps): Promise<FrozenVerdict> {
+  const info = await deps.local.inspect(marker.container);
+  if (info?.id !== marker.containerId || info.running) {
+    await removeFrozenMarker(deps.workDir, marker.migrationId);
+    return { kind: 'stale' };
+  }
+  let there;
+  try {
+    there = await deps.destination().inspect(marker.container);
+  } catch (e: unknown) {
+    return { kind: 'unknown', why: coerceError(e).message };
+  }
+  if (there?.id === marker.containerId && there.running) {
+    await removeFrozenMarker(deps.workDir, marker.migrationId);
+    return { kind: 'on-destination' };
+  }
+  await deps.beforeRestore?.();
+  const how = await restoreFrozen(deps.local, deps.localRunner, info, deps.config, deps.config.timeouts.step.rollback);
+  await removeFrozenMarker(deps.workDir, marker.migrationId);
+  return { kind: 'restored', how };
+}
