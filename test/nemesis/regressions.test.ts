@@ -1,0 +1,56 @@
+import { strict as assert } from 'node:assert';
+import type { Plan } from './plan';
+import { planTitle, runOne } from './run';
+
+/**
+ * Failures the randomized nemesis found, each pinned down as a fixed plan (no randomness
+ * left but timing), so it is checked on every run and not only when a seed happens to hit it.
+ */
+const REGRESSIONS: { name: string; foundBy: string; plan: Plan; settleMs: number }[] = [
+  {
+    // Found by seeds 9011 (cleanup job drained while the source worker was down: `running`
+    // forever, locks held, source copy and archives kept) and 7005 (a preflight job removed:
+    // `queued` forever with its locks).
+    name: 'a step job removed from the queue (as Bull Board can) still lets the migration end',
+    foundBy: 'seeds 9011, 7005',
+    plan: {
+      seed: 0,
+      mb: 0,
+      src: 'a',
+      dst: 'b',
+      third: 'c',
+      // While verify runs on b, cleanup will be queued on a: the paused queue holds it for removal.
+      moment: { event: 'step-started', step: 'verify', delayMs: 0 },
+      faults: [{ fault: { kind: 'queue-admin', role: 'src', action: 'remove-waiting', holdMs: 8000 }, afterMs: 0 }],
+    },
+    settleMs: 60_000,
+  },
+  {
+    // Found by seed 7020 (run with the AOF-losing crash): the crash rewound the record to
+    // preflight and lost the checkpoint job, its frozenAt mark and the deadline job, while
+    // podman had already frozen the container; preflight ran again, found it "not running"
+    // and ended the migration `failed`, leaving the container exited on the source: lost.
+    name: 'a Redis crash that loses the last second during checkpoint never leaves the container frozen',
+    foundBy: 'seed 7020',
+    plan: {
+      seed: 0,
+      mb: 16,
+      src: 'c',
+      dst: 'b',
+      third: 'a',
+      moment: { event: 'progress', step: 'checkpoint', delayMs: 100 },
+      faults: [{ fault: { kind: 'redis-crash', downMs: 400 }, afterMs: 0 }],
+    },
+    settleMs: 60_000,
+  },
+];
+
+describe('nemesis regressions: what randomized runs found, as fixed plans', function () {
+  this.timeout(300_000);
+  for (const r of REGRESSIONS) {
+    it(`${r.name} (${r.foundBy}; ${planTitle(r.plan)})`, async () => {
+      const rec = await runOne(r.plan, { settleMs: r.settleMs });
+      assert.equal(rec.verdict, 'ok', `${rec.verdict} (${rec.outcome})\n  ${rec.problems.join('\n  ')}\n  notes: ${rec.notes.join('; ')}\n  evidence: ${rec.evidence}`);
+    });
+  }
+});
