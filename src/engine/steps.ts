@@ -11,9 +11,11 @@
  * - checkpoint freezes the container on the source and streams its archive to the destination;
  * - transfer sends the archive if the stream did not complete;
  * - restore and verify run on the destination;
+ * - cutover runs the configured hooks (a load balancer, DNS) on the source, which reaches
+ *   every host; a failing hook rolls the migration back or leaves a warning (hooks.onFailure);
  * - cleanup removes the source copy only after the destination was verified;
  * - rollback is not in the forward chain: it is entered when a step from checkpoint to
- *   verify fails for good, and it brings the container back on the source.
+ *   cutover fails for good, and it brings the container back on the source.
  */
 
 /** What to do when a step has failed for good (its attempts are used up or the error is permanent). */
@@ -47,7 +49,8 @@ export const STEP_TABLE = {
   checkpoint: { runsOn: 'source', weight: 20, priority: 6, onExhausted: 'rollback', attempts: 3, timeoutMs: 600_000 },
   transfer: { runsOn: 'source', weight: 35, priority: 5, onExhausted: 'rollback', attempts: 5, timeoutMs: 3_600_000 },
   restore: { runsOn: 'destination', weight: 25, priority: 4, onExhausted: 'rollback', attempts: 3, timeoutMs: 600_000 },
-  verify: { runsOn: 'destination', weight: 10, priority: 3, onExhausted: 'rollback', attempts: 3, timeoutMs: 120_000 },
+  verify: { runsOn: 'destination', weight: 8, priority: 3, onExhausted: 'rollback', attempts: 3, timeoutMs: 120_000 },
+  cutover: { runsOn: 'source', weight: 2, priority: 2, onExhausted: 'rollback', attempts: 3, timeoutMs: 120_000 },
   cleanup: { runsOn: 'source', weight: 5, priority: 2, onExhausted: 'needs-attention', attempts: 8, timeoutMs: 120_000 },
   rollback: { runsOn: 'source', weight: 0, priority: 1, onExhausted: 'needs-attention', attempts: 8, timeoutMs: 600_000 },
 } as const satisfies Record<string, StepInfo>;

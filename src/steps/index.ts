@@ -2,6 +2,7 @@ import type { StepName } from '../engine/steps';
 import { checkpoint } from './checkpoint';
 import { cleanup } from './cleanup';
 import type { Step } from './context';
+import { cutover } from './cutover';
 import { preflight } from './preflight';
 import { restore } from './restore';
 import { rollback } from './rollback';
@@ -10,4 +11,4 @@ import { verify } from './verify';
 
 export type { Step, StepContext, StepOutcome, RemoteHost, Progress } from './context';
 
-export const STEPS: Readonly<Record<StepName, Step>> = { preflight, checkpoint, transfer, restore, verify, cleanup, rollback };
+export const STEPS: Readonly<Record<StepName, Step>> = { preflight, checkpoint, transfer, restore, verify, cutover, cleanup, rollback };

@@ -8,9 +8,11 @@ import { Queue } from 'bullmq';
 import IORedis from 'ioredis';
 import { BrowserContext, chromium, Page } from 'playwright-core';
 import { bed, ferry, hostInfo, makeConfig, OUTPUT, removeContainers, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { FORWARD_STEPS } from '../../src/engine/steps';
 
 const CHROMIUM = '/usr/bin/chromium';
-const FORWARD = ['preflight', 'checkpoint', 'transfer', 'restore', 'verify', 'cleanup'];
+// The forward chain as the step table defines it (src/engine/steps.ts).
+const FORWARD: readonly string[] = FORWARD_STEPS;
 
 interface Dashboard {
   url: string;

@@ -5,6 +5,7 @@ import { Job, Queue } from 'bullmq';
 import fc from 'fast-check';
 import { main } from '../../src/cli/main';
 import { loadConfig } from '../../src/config/load';
+import { STEP_NAMES } from '../../src/engine/steps';
 import { createRedis } from '../../src/redis';
 import { keys } from '../../src/store/keys';
 import { newMigrationId } from '../../src/store/migrationStore';
@@ -275,9 +276,7 @@ describe('fuzz: 200+ generated bad inputs each end with a clear error and change
         fc.record({ migrationId: ids, step: fc.constantFrom('preflight', 'rollback', 'cleanup') }),
         fc.record({ migrationId: fc.constant('m-lq2x3y4z-0123abcd'), step: fc.constant('cleanup'), extra: fc.jsonValue({ maxDepth: 1 }) }, { requiredKeys: ['migrationId', 'step', 'extra'] }),
         // Well-formed ids of migrations that do not exist.
-        fc
-          .tuple(fc.stringMatching(/^[a-z0-9]{1,16}$/), fc.stringMatching(/^[a-f0-9]{8}$/), fc.constantFrom('preflight', 'checkpoint', 'transfer', 'restore', 'verify', 'cleanup', 'rollback'))
-          .map(([t, r, step]) => ({ migrationId: `m-${t}-${r}`, step })),
+        fc.tuple(fc.stringMatching(/^[a-z0-9]{1,16}$/), fc.stringMatching(/^[a-f0-9]{8}$/), fc.constantFrom(...STEP_NAMES)).map(([t, r, step]) => ({ migrationId: `m-${t}-${r}`, step })),
         fc.integer({ min: 1000, max: 200_000 }).map((k) => ({ migrationId: 'm'.repeat(k), step: 'preflight' })),
       );
       const payloads = sample(arb, 70, 6);

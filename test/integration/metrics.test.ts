@@ -3,8 +3,10 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { MigrationRecord } from '../../src/engine/model';
 import { ferry, makeConfig, REPO, removeContainers, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { FORWARD_STEPS } from '../../src/engine/steps';
 
-const FORWARD = ['preflight', 'checkpoint', 'transfer', 'restore', 'verify', 'cleanup'];
+// The forward chain as the step table defines it (src/engine/steps.ts).
+const FORWARD: readonly string[] = FORWARD_STEPS;
 
 /** Prometheus text format, as a map from `name{labels}` (labels as printed) to value. */
 function parseMetrics(text: string): Map<string, number> {

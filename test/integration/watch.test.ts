@@ -2,8 +2,10 @@ import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { CliResult, ferry, makeConfig, REPO, removeContainers, runHttpd, startWorker, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { FORWARD_STEPS } from '../../src/engine/steps';
 
-const FORWARD = ['preflight', 'checkpoint', 'transfer', 'restore', 'verify', 'cleanup'];
+// The forward chain as the step table defines it (src/engine/steps.ts).
+const FORWARD: readonly string[] = FORWARD_STEPS;
 
 /** `ferry` in the background (stdout is a pipe, so not a terminal); resolves once stdout shows `ready`. */
 function ferryUntil(cfg: TestConfig, args: string[], ready: RegExp): { started: Promise<void>; done: Promise<CliResult> } {

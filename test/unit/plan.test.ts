@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { FORWARD_STEPS, hostForStep, nextStep, onStepExhausted, overallPercent } from '../../src/engine/steps';
+import { FORWARD_STEPS, hostForStep, nextStep, onStepExhausted, overallPercent, STEP_TABLE } from '../../src/engine/steps';
 
 describe('migration plan', () => {
   const rec = { from: 'a', to: 'b' };
@@ -7,21 +7,22 @@ describe('migration plan', () => {
   it('runs restore and verify on the destination, everything else on the source', () => {
     assert.deepEqual(
       FORWARD_STEPS.map((s) => hostForStep(rec, s)),
-      ['a', 'a', 'a', 'b', 'b', 'a'],
+      ['a', 'a', 'a', 'b', 'b', 'a', 'a'],
     );
     assert.equal(hostForStep(rec, 'rollback'), 'a');
   });
 
   it('chains the steps and ends after cleanup', () => {
     assert.equal(nextStep('preflight'), 'checkpoint');
-    assert.equal(nextStep('verify'), 'cleanup');
+    assert.equal(nextStep('verify'), 'cutover');
+    assert.equal(nextStep('cutover'), 'cleanup');
     assert.equal(nextStep('cleanup'), undefined);
     assert.equal(nextStep('rollback'), undefined);
   });
 
   it('rolls back whatever fails once the container may be frozen, and only then', () => {
     assert.equal(onStepExhausted('preflight'), 'fail');
-    for (const s of ['checkpoint', 'transfer', 'restore', 'verify'] as const) assert.equal(onStepExhausted(s), 'rollback');
+    for (const s of ['checkpoint', 'transfer', 'restore', 'verify', 'cutover'] as const) assert.equal(onStepExhausted(s), 'rollback');
     assert.equal(onStepExhausted('cleanup'), 'needs-attention');
     assert.equal(onStepExhausted('rollback'), 'needs-attention');
   });
@@ -36,5 +37,12 @@ describe('migration plan', () => {
       }
     }
     assert.equal(overallPercent('cleanup', 100), 100);
+  });
+
+  it('gives the forward steps weights that add up to 100', () => {
+    assert.equal(
+      FORWARD_STEPS.reduce((sum, s) => sum + STEP_TABLE[s].weight, 0),
+      100,
+    );
   });
 });
