@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 import type { HostConfig } from '../config/hosts';
 import type { FerryConfig } from '../config/load';
 import { findHost } from '../config/load';
-import { listFrozenMarkers } from '../archive/frozenMarker';
+import { FrozenMarker, listFrozenMarkers } from '../archive/frozenMarker';
+import { removeFile } from '../archive/localFiles';
 import { coerceError } from '../errors';
 import { lockContainerOnHost } from '../exec/hostLock';
 import type { CommandRunner } from '../exec/runner';
@@ -12,7 +13,8 @@ import type { MigrationStore } from '../store/migrationStore';
 import { recoverFrozen } from '../steps/frozenRecovery';
 import { stepJobId } from '../../jobs/stepJob';
 import { takeoverJobId } from '../../jobs/takeoverJob';
-import { TERMINAL_STATES } from './model';
+import { migrationFiles } from './files';
+import { MigrationRecord, RECORD_VERSION, TERMINAL_STATES } from './model';
 import { endsOn } from './states';
 import { hostForStep, stepOrder } from './steps';
 
@@ -89,11 +91,56 @@ export function createRepairer(deps: RepairDeps) {
         });
         if (verdict.kind !== 'stale') log.warn({ migrationId: marker.migrationId, container: marker.container, verdict }, 'a container frozen for a migration that no longer knows it');
         if (verdict.kind === 'restored') fixed++;
+        if (!rec && verdict.kind !== 'unknown') await settleLostRecord(marker, verdict.kind);
       } finally {
         await lock.release();
       }
     }
     return fixed;
+  }
+
+  /**
+   * The migration's record itself was lost (it was only seconds old when Redis crashed):
+   * its files go, and a final record says what happened, so that the id the user was given
+   * answers instead of "not found" and the migration has ended.
+   */
+  async function settleLostRecord(marker: FrozenMarker, where: 'stale' | 'restored' | 'on-destination'): Promise<void> {
+    const files = migrationFiles({ id: marker.migrationId, from: marker.from, to: marker.to }, config);
+    for (const f of [files.source.archive, files.source.part, files.source.fifo, files.source.plain]) await removeFile(f);
+    await deps
+      .remoteRunner(marker.to)
+      .run(['rm', '-f', '--', files.destination.archive, files.destination.part, files.destination.plain])
+      .catch(() => undefined);
+    const now = Date.now();
+    const onDestination = where === 'on-destination';
+    const state = onDestination ? 'needs-attention' : 'failed-rolled-back';
+    const error = onDestination
+      ? `the migration's record was lost (a Redis crash); the container runs on ${marker.to} and ${marker.from} keeps a stopped copy: remove it once the container on ${marker.to} is checked`
+      : `the migration's record was lost (a Redis crash) after the container was frozen; host ${marker.from} found it and brought it back`;
+    const rec: MigrationRecord = {
+      v: RECORD_VERSION,
+      id: marker.migrationId,
+      container: marker.container,
+      from: marker.from,
+      to: marker.to,
+      state,
+      step: 'rollback',
+      createdAt: marker.at,
+      updatedAt: now,
+      finishedAt: now,
+      probe: { kind: 'none' },
+      source: undefined,
+      history: [],
+      warnings: [],
+      error,
+    };
+    try {
+      await store.create(rec);
+      await store.ended(rec, state, now, error);
+    } catch (e: unknown) {
+      // Written meanwhile by someone else: theirs stands.
+      log.debug({ migrationId: marker.migrationId, err: coerceError(e).message }, 'lost record not re-created');
+    }
   }
 
   /** One pass; errors are returned to the caller's error handler, never thrown past it. */

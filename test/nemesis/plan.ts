@@ -1,3 +1,4 @@
+import { FORWARD_STEPS, StepName } from '../../src/engine/steps';
 /**
  * The nemesis's choices for one run, drawn from its seed only: the same seed always gives the
  * same container, hosts, moment and faults, so a failing run is re-run with
@@ -44,8 +45,8 @@ export type Role = 'src' | 'dst';
 export const LOCK_MS = 3000;
 export const STALLED_MS = 1500;
 
-export const MOMENT_STEPS = ['preflight', 'checkpoint', 'transfer', 'restore', 'verify', 'cleanup'] as const;
-export type MomentStep = (typeof MOMENT_STEPS)[number];
+export const MOMENT_STEPS = FORWARD_STEPS;
+export type MomentStep = StepName;
 
 export interface Moment {
   event: 'step-started' | 'progress';
