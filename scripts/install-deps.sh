@@ -10,7 +10,9 @@ log() { printf '[install-deps] %s\n' "$*" >&2; }
 
 [ "$(id -u)" = 0 ] || { echo "install-deps.sh must run as root" >&2; exit 1; }
 
-PKGS=(podman runc openssh-server openssh-client redis-server busybox-static iproute2 curl ca-certificates util-linux procps zstd chromium)
+# iptables and faketime: the nemesis suite cuts links and skews clocks; catatonit: podman pods;
+# debootstrap: the real service images (scripts/images.sh).
+PKGS=(podman runc openssh-server openssh-client redis-server busybox-static iproute2 curl ca-certificates util-linux procps zstd chromium iptables faketime catatonit debootstrap)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
