@@ -29,6 +29,21 @@ export const rollback: Step = async (ctx) => {
   let removedFromDestination = false;
   let stuck: string | undefined;
   const warnings: string[] = [];
+  // Only what can come back here justifies taking the destination's copy away. A record
+  // that lost its progress (a Redis crash after cleanup) can send a migration that in fact
+  // ended well into rollback: the source has nothing left, and the copy on the destination
+  // is the container. It stays, running, and a person is told.
+  const before = await local.inspect(name);
+  const restorable = !!before && (before.running || before.checkpointed || !!rec.frozenAt);
+  if (!restorable && !(archivePath && (await fileSize(archivePath)) !== null)) {
+    const there = await ctx
+      .remote(rec.to)
+      .podman.inspect(name)
+      .catch(() => null);
+    if (there?.running && (!sourceId || there.id === sourceId)) {
+      throw new StepError(`container "${name}" is no longer on host ${rec.from} and runs on host ${rec.to}: left there, running; nothing to roll back to`, { code: 'RUNS_ON_DESTINATION', permanent: true });
+    }
+  }
   // The destination may hold a copy: it must not run before the source runs again. It is
   // always asked, not only when the record says restore started: that marker can be lost
   // (a Redis failover, an AOF fsync'd once a second).

@@ -43,6 +43,23 @@ const REGRESSIONS: { name: string; foundBy: string; plan: Plan; settleMs: number
     },
     settleMs: 60_000,
   },
+  {
+    // Found by seed 200000: the migration had ended well (cleanup removed the source copy)
+    // when a Redis crash lost the last second, rewinding the record to checkpoint; the
+    // checkpoint found no container and rollback took the running destination copy away.
+    name: 'a Redis crash that rewinds a finished migration never takes the destination copy away',
+    foundBy: 'seed 200000',
+    plan: {
+      seed: 0,
+      mb: 0,
+      src: 'b',
+      dst: 'a',
+      third: 'c',
+      moment: { event: 'step-started', step: 'cleanup', delayMs: 150 },
+      faults: [{ fault: { kind: 'redis-crash', downMs: 600 }, afterMs: 0 }],
+    },
+    settleMs: 60_000,
+  },
 ];
 
 describe('nemesis regressions: what randomized runs found, as fixed plans', function () {
