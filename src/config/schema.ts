@@ -72,6 +72,12 @@ export function buildSchema() {
       compression: { doc: 'archive compression', format: ['none', 'gzip', 'zstd'], default: 'zstd', env: 'FERRY_CHECKPOINT_COMPRESSION' },
       tcpEstablished: { doc: 'checkpoint established TCP connections (--tcp-established)', format: 'strict-boolean', default: false },
       fileLocks: { doc: 'checkpoint file locks (--file-locks)', format: 'strict-boolean', default: false },
+      skipInFlight: {
+        doc: 'checkpoint a service while clients connect: CRIU skips connections not yet accepted (their clients see a reset and connect again) and, unless tcpEstablished keeps them, closes established ones cleanly (their clients see the close at the freeze) instead of failing the checkpoint. Given to CRIU per command through a script in /var/lib/ferry/criu; off: CRIU refuses both',
+        format: 'strict-boolean',
+        default: true,
+        env: 'FERRY_CHECKPOINT_SKIP_IN_FLIGHT',
+      },
       keepAddress: {
         doc: 'restore with the original IP and MAC address (always on with tcpEstablished); off: the destination assigns new ones, since the old IP may be taken there',
         format: 'strict-boolean',

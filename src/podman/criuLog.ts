@@ -31,12 +31,12 @@ const KNOWN: KnownCause[] = [
   {
     pattern: /Connected TCP socket|--tcp-established/,
     permanent: true,
-    hint: 'the container holds established TCP connections; a retry meets them again. Close them first, or set checkpoint.tcpEstablished with checkpoint.keepAddress where the container keeps its address on the destination',
+    hint: 'the container holds established TCP connections; a retry meets them again. Turn checkpoint.skipInFlight on (CRIU then closes them cleanly and clients reconnect), or set checkpoint.tcpEstablished with checkpoint.keepAddress where the container keeps its address on the destination',
   },
   {
     pattern: /In-flight connection/,
     permanent: false,
-    hint: 'a client was connecting at the moment of the freeze; a retry may pass, but a service whose clients connect all the time needs CRIU to skip in-flight connections (see docs/what-moves.md)',
+    hint: 'a client was connecting at the moment of the freeze; turn checkpoint.skipInFlight on so CRIU skips connections not yet accepted (see docs/what-moves.md)',
   },
   {
     pattern: /Can't get rlimit/,

@@ -1,6 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { CommandError } from '../errors';
 import type { CommandResult, CommandRunner } from '../exec/runner';
+import { criuConfigLines, criuWrapper } from './criuConfig';
 import { criuLogPath, CriuOperation, describeCriuFailure, diagnoseCriuLog } from './criuLog';
 import { ContainerInfo, CriuStats, parseCheckpointStats, parseInspect } from './parse';
 
@@ -8,6 +9,8 @@ export interface CheckpointOptions {
   compression: 'none' | 'gzip' | 'zstd';
   tcpEstablished: boolean;
   fileLocks: boolean;
+  /** Skip in-flight connections, and close established ones cleanly unless tcpEstablished keeps them (see criuConfig.ts). */
+  skipInFlight?: boolean;
   timeoutMs?: number;
 }
 
@@ -132,8 +135,20 @@ export class Podman {
     throw new CommandError(this.runner.where, argv, res.code, res.stderr);
   }
 
+  /**
+   * podman's global flags that give CRIU the options of `criuConfigLines` for this one command,
+   * after making sure the wrapper they name is on this host. None when CRIU's defaults apply.
+   */
+  private async criuFlags(op: CriuOperation, opts: { skipInFlight?: boolean; tcpEstablished: boolean }): Promise<string[]> {
+    const wrapper = criuWrapper(criuConfigLines(op, opts));
+    if (!wrapper) return [];
+    const res = await this.runner.run(wrapper.install, { timeoutMs: 10_000 });
+    if (res.code !== 0) throw new CommandError(this.runner.where, wrapper.install.slice(0, 2), res.code, res.stderr);
+    return wrapper.podmanFlags;
+  }
+
   async checkpoint(name: string, archive: string, opts: CheckpointOptions): Promise<CriuStats> {
-    const args = ['container', 'checkpoint', '--export', archive, '--compress', opts.compression, '--print-stats'];
+    const args = [...(await this.criuFlags('checkpoint', opts)), 'container', 'checkpoint', '--export', archive, '--compress', opts.compression, '--print-stats'];
     if (opts.tcpEstablished) args.push('--tcp-established');
     if (opts.fileLocks) args.push('--file-locks');
     args.push(name);
@@ -141,8 +156,8 @@ export class Podman {
     return parseCheckpointStats(res.stdout);
   }
 
-  async restoreImport(archive: string, opts: { tcpEstablished: boolean; fileLocks: boolean; keepAddress: boolean; timeoutMs?: number }): Promise<CriuStats> {
-    const args = ['container', 'restore', '--import', archive, '--print-stats'];
+  async restoreImport(archive: string, opts: { tcpEstablished: boolean; fileLocks: boolean; keepAddress: boolean; skipInFlight?: boolean; timeoutMs?: number }): Promise<CriuStats> {
+    const args = [...(await this.criuFlags('restore', opts)), 'container', 'restore', '--import', archive, '--print-stats'];
     if (opts.tcpEstablished) args.push('--tcp-established');
     // Open TCP connections only survive on the same address; otherwise let the new host choose.
     else if (!opts.keepAddress) args.push('--ignore-static-ip', '--ignore-static-mac');
@@ -152,8 +167,9 @@ export class Podman {
   }
 
   /** Restores a checkpointed container where it stands (the rollback path; no archive). */
-  async restoreInPlace(name: string, opts: { tcpEstablished: boolean; fileLocks: boolean; timeoutMs?: number }): Promise<void> {
-    const args = ['container', 'restore'];
+  async restoreInPlace(name: string, opts: { tcpEstablished: boolean; fileLocks: boolean; skipInFlight?: boolean; timeoutMs?: number }): Promise<void> {
+    // An image dumped with tcp-close restores only with it: the rollback needs the same options as a restore elsewhere.
+    const args = [...(await this.criuFlags('restore', opts)), 'container', 'restore'];
     if (opts.tcpEstablished) args.push('--tcp-established');
     if (opts.fileLocks) args.push('--file-locks');
     args.push(name);
