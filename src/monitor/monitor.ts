@@ -2,7 +2,7 @@ import type { RedisConnection as IORedis } from '../redis';
 import type { FerryConfig } from '../config/load';
 import type { MigrationRecord } from '../engine/model';
 import { HostQueues } from '../queues';
-import { keys } from '../store/keys';
+import { MigrationStore } from '../store/migrationStore';
 import { Category, STATE_VOCABULARY, StateVocabulary } from '../engine/states';
 import type { BatchSummary } from '../fleet/model';
 import type { ScheduleView } from '../fleet/schedules';
@@ -35,12 +35,14 @@ export interface Overview {
 export class Monitor {
   readonly records: RecordCache;
   readonly queues: HostQueues;
+  private readonly store: MigrationStore;
 
   constructor(
     readonly config: FerryConfig,
     readonly redis: IORedis,
   ) {
-    this.records = new RecordCache(redis, config.redis.prefix);
+    this.store = new MigrationStore(redis, config.redis.prefix);
+    this.records = new RecordCache(this.store);
     this.queues = new HostQueues(config, redis);
   }
 
@@ -71,8 +73,7 @@ export class Monitor {
   }
 
   async migration(id: string): Promise<MigrationRecord | null> {
-    const text = await this.redis.get(keys(this.config.redis.prefix).migration(id));
-    return text ? (JSON.parse(text) as MigrationRecord) : null;
+    return this.store.get(id);
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,5 @@
-import type { RedisConnection as IORedis } from '../redis';
 import { MigrationRecord, TERMINAL_STATES } from '../engine/model';
-import { keys } from '../store/keys';
+import type { MigrationStore } from '../store/migrationStore';
 
 const MGET_CHUNK = 500;
 
@@ -11,30 +10,21 @@ const MGET_CHUNK = 500;
  * (30 days) drop out, and so do they from the metrics derived from them.
  */
 export class RecordCache {
-  private readonly k: ReturnType<typeof keys>;
   private readonly done = new Map<string, MigrationRecord>();
 
-  constructor(
-    private readonly redis: IORedis,
-    prefix: string,
-  ) {
-    this.k = keys(prefix);
-  }
+  constructor(private readonly store: MigrationStore) {}
 
   /** All records, newest first. */
   async all(): Promise<MigrationRecord[]> {
-    const ids = await this.redis.zrevrange(this.k.migrations, 0, -1);
+    const ids = await this.store.allIds();
     const want = ids.filter((id) => !this.done.has(id));
     const fresh = new Map<string, MigrationRecord>();
     for (let i = 0; i < want.length; i += MGET_CHUNK) {
       const chunk = want.slice(i, i + MGET_CHUNK);
-      const texts = await this.redis.mget(chunk.map((id) => this.k.migration(id)));
-      texts.forEach((t, j) => {
-        if (t === null) return;
-        const rec = JSON.parse(t) as MigrationRecord;
-        if (TERMINAL_STATES.has(rec.state)) this.done.set(chunk[j], rec);
-        else fresh.set(chunk[j], rec);
-      });
+      for (const rec of await this.store.getMany(chunk)) {
+        if (TERMINAL_STATES.has(rec.state)) this.done.set(rec.id, rec);
+        else fresh.set(rec.id, rec);
+      }
     }
     const live = new Set(ids);
     for (const id of this.done.keys()) if (!live.has(id)) this.done.delete(id);

@@ -129,6 +129,11 @@ export class MigrationStore {
     throw new FerryError(`migration ${id}: too much contention updating the record`);
   }
 
+  /** Every migration id the index holds, newest first. */
+  allIds(): Promise<string[]> {
+    return this.redis.zrevrange(this.k.migrations, 0, -1);
+  }
+
   /** Several records at once, in the order asked; missing ones are left out. */
   async getMany(ids: readonly string[]): Promise<MigrationRecord[]> {
     if (ids.length === 0) return [];

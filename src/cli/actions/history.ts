@@ -7,7 +7,7 @@ import { formatHistoryRow } from '../render';
 export async function history(ctx: CliContext, opts: { since?: number; all?: boolean; limit: number; json?: boolean }, cmd: Command): Promise<void> {
   const client = ctx.clientFor(ctx.configFrom(cmd));
   try {
-    const all = await new RecordCache(client.redis, client.config.redis.prefix).all();
+    const all = await new RecordCache(client.store).all();
     const list = all.filter((r) => (opts.since === undefined || r.createdAt >= opts.since) && (opts.all || TERMINAL_STATES.has(r.state))).slice(0, opts.limit);
     if (opts.json) {
       ctx.io.out(JSON.stringify(list, null, 2));
