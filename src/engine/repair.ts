@@ -6,6 +6,7 @@ import { FrozenMarker, listFrozenMarkers } from '../archive/frozenMarker';
 import { removeFile } from '../archive/localFiles';
 import { coerceError } from '../errors';
 import { lockContainerOnHost } from '../exec/hostLock';
+import { stopStrayExport } from '../transfer/fifo';
 import type { CommandRunner } from '../exec/runner';
 import { Podman } from '../podman/podman';
 import type { HostQueues } from '../queues';
@@ -82,6 +83,7 @@ export function createRepairer(deps: RepairDeps) {
       if (!dest) continue;
       const lock = await lockContainerOnHost(deps.localRunner, self.name, marker.container, 10_000);
       try {
+        await stopStrayExport(deps.localRunner, migrationFiles({ id: marker.migrationId, from: marker.from, to: marker.to }, config).source.fifo);
         const verdict = await recoverFrozen(marker, {
           config,
           workDir: self.workDir,

@@ -6,6 +6,7 @@ import type { Step } from './context';
 import { restoreFrozen } from './recoverFrozen';
 import { coerceError } from '../errors/coerceError';
 import { checkpointStreaming, StreamTarget } from '../transfer/streamCheckpoint';
+import { stopStrayExport } from '../transfer/fifo';
 import { ensurePrivateDir, fileSize, removeFile } from '../archive/localFiles';
 import { writeFrozenMarker } from '../archive/frozenMarker';
 
@@ -26,6 +27,8 @@ export const checkpoint: Step = async (ctx) => {
   if (recordedBytes !== undefined && (await fileSize(here.archive)) === recordedBytes) {
     return { result: { alreadyDone: true } };
   }
+  // A podman export orphaned by a worker that died here would hold the container's lock.
+  if (await stopStrayExport(ctx.localRunner, here.fifo)) ctx.log.warn('stopped a checkpoint export left behind by an earlier attempt');
   const info = await local.inspect(rec.container);
   if (!info) {
     throw new StepError(`container "${rec.container}" disappeared from host ${rec.from} before it was checkpointed`, { code: 'CONTAINER_GONE', permanent: true });

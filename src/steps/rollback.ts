@@ -1,5 +1,6 @@
 import { StepError } from '../errors';
 import { withImportableArchive } from '../archive/plain';
+import { stopStrayExport } from '../transfer/fifo';
 import type { Step } from './context';
 import { fileSize, removeFile } from '../archive/localFiles';
 import { removeFrozenMarker } from '../archive/frozenMarker';
@@ -33,6 +34,9 @@ export const rollback: Step = async (ctx) => {
   // that lost its progress (a Redis crash after cleanup) can send a migration that in fact
   // ended well into rollback: the source has nothing left, and the copy on the destination
   // is the container. It stays, running, and a person is told.
+  // A podman export orphaned by a worker that died during the checkpoint holds the
+  // container's lock: nothing below could act on it.
+  if (await stopStrayExport(ctx.localRunner, here.fifo)) ctx.log.warn('stopped a checkpoint export left behind by a dead worker');
   const before = await local.inspect(name);
   const restorable = !!before && (before.running || before.checkpointed || !!rec.frozenAt);
   if (!restorable && !(archivePath && (await fileSize(archivePath)) !== null)) {

@@ -23,3 +23,19 @@ export async function releaseFifoReader(path: string): Promise<void> {
     // No reader left, or the FIFO is already gone: nothing is blocked.
   }
 }
+
+/**
+ * An export left behind by a worker that died during a checkpoint: podman opens the pipe
+ * only once CRIU has dumped, and with its reader gone it waits in open() for ever, holding
+ * the container's lock, so every later podman command on that container hangs behind it
+ * (found by the nemesis: a worker killed without its children). Its command line names this
+ * migration's pipe, which nothing else does: it is killed, and the container is then in the
+ * state a worker killed with its children leaves, which restoreFrozen knows how to bring back.
+ */
+export async function stopStrayExport(runner: CommandRunner, fifo: string): Promise<boolean> {
+  const res = await runner.run(['pkill', '-KILL', '-f', '--', `--export ${fifo}`]);
+  if (res.code !== 0) return false;
+  // Give podman's own clean-up a moment to release the container's lock.
+  await new Promise((r) => setTimeout(r, 1000));
+  return true;
+}

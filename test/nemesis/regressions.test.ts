@@ -60,6 +60,27 @@ const REGRESSIONS: { name: string; foundBy: string; plan: Plan; settleMs: number
     },
     settleMs: 60_000,
   },
+  {
+    // Found by seed 302031: the source's worker was killed without its children while
+    // podman was dumping; podman then waited for ever to open the export pipe that nobody
+    // read, holding the container's lock, and the rollback hung behind it: frozen for good.
+    name: 'a worker killed without its children during checkpoint leaves no podman export holding the container',
+    foundBy: 'seed 302031',
+    plan: {
+      seed: 0,
+      mb: 16,
+      src: 'c',
+      dst: 'a',
+      third: 'b',
+      frozenMs: 4000,
+      moment: { event: 'progress', step: 'checkpoint', delayMs: 42 },
+      faults: [
+        { fault: { kind: 'kill', role: 'src', tree: false, downMs: 2668 }, afterMs: 0 },
+        { fault: { kind: 'cancel' }, afterMs: 2072 },
+      ],
+    },
+    settleMs: 90_000,
+  },
 ];
 
 describe('nemesis regressions: what randomized runs found, as fixed plans', function () {
