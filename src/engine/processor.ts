@@ -3,7 +3,8 @@ import { Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import { FerryConfig, findHost } from '../config/load';
 import type { HostConfig } from '../config/hosts';
-import { AttemptAbortedError, coerceError, isPermanent, StepError, SupersededError, ValidationError } from '../errors';
+import { AttemptAbortedError, coerceError, FerryError, isPermanent, StepError, SupersededError, ValidationError } from '../errors';
+import { readFrozenMarker } from '../archive/frozenMarker';
 import { checkContainerName, checkHostName } from '../names';
 import { abortable, CommandRunner, KILL_GRACE_MS } from '../exec/runner';
 import { HostLock, lockContainerOnHost } from '../exec/hostLock';
@@ -78,6 +79,9 @@ export function createStepProcessor(deps: ProcessorDeps) {
   async function exhausted(rec: MigrationRecord, step: StepName, err: Error, token: string): Promise<void> {
     const what = onStepExhausted(step);
     const message = `${step} failed on host ${self.name}: ${err.message}`;
+    // The container turned out to run on the destination already: neither "failed" nor a
+    // rollback (which would take the running copy away) is true; a person checks.
+    if (err instanceof FerryError && err.code === 'ALREADY_MOVED') return finish(rec, 'needs-attention', message, token);
     if (what === 'fail') return finish(rec, 'failed', message, token);
     if (what === 'rollback') {
       const r = await store.fencedUpdate(rec.id, token, (x) => {
@@ -117,6 +121,19 @@ export function createStepProcessor(deps: ProcessorDeps) {
   /** How long an attempt waits for another one holding the container on a host. */
   function hostLockWaitMs(step: StepName): number {
     return Math.min(60_000, config.timeouts.step[step]);
+  }
+
+  /**
+   * Whether this host froze the container for this migration, whatever the record says: a
+   * record rewound by a Redis crash can lose frozenAt, but not the marker on this disk.
+   */
+  async function frozenHere(rec: MigrationRecord): Promise<boolean> {
+    if (rec.from !== self.name) return false;
+    try {
+      return (await readFrozenMarker(migrationFiles(rec, config).source.dir, rec.id)) !== null;
+    } catch {
+      return false;
+    }
   }
 
   /** What the attempt's step gets: every command it runs stops when the attempt is aborted. */
@@ -293,7 +310,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
       }
       throw new UnrecoverableError(`step ${step} of ${migrationId} arrived before ${found.step} finished`);
     }
-    if (found.cancelRequested && (step === 'preflight' || (step === 'checkpoint' && !found.frozenAt))) {
+    if (found.cancelRequested && (step === 'preflight' || (step === 'checkpoint' && !found.frozenAt)) && !(await frozenHere(found))) {
       await finish(found, 'cancelled', 'cancelled before the container was touched');
       return { cancelled: true };
     }

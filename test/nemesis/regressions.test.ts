@@ -81,6 +81,27 @@ const REGRESSIONS: { name: string; foundBy: string; plan: Plan; settleMs: number
     },
     settleMs: 90_000,
   },
+  {
+    // Found by seed 102036: a Redis crash during cleanup rewound the record to before the
+    // freeze, and a cancel then ended it "cancelled before the container was touched" while
+    // the container ran on the destination. A checkpoint retry would even have restored it
+    // on the source. The source's marker now counts, and the destination is asked first.
+    name: 'a Redis crash that rewinds a moved container to before the freeze neither doubles it nor calls it untouched',
+    foundBy: 'seed 102036',
+    plan: {
+      seed: 0,
+      mb: 0,
+      src: 'b',
+      dst: 'a',
+      third: 'c',
+      moment: { event: 'step-started', step: 'cleanup', delayMs: 0 },
+      faults: [
+        { fault: { kind: 'redis-crash', downMs: 1482 }, afterMs: 0 },
+        { fault: { kind: 'cancel' }, afterMs: 1509 },
+      ],
+    },
+    settleMs: 90_000,
+  },
 ];
 
 describe('nemesis regressions: what randomized runs found, as fixed plans', function () {
