@@ -3,6 +3,7 @@ import { findHost } from '../config/load';
 import { coerceError } from '../errors';
 import type { CommandRunner } from '../exec/runner';
 import { Podman } from '../podman/podman';
+import { criuConfigLines, criuWrapper } from '../podman/criuConfig';
 import { migrationFiles } from './files';
 import type { MigrationRecord } from './model';
 
@@ -57,11 +58,14 @@ export async function needsAttentionAfterRollback(rec: MigrationRecord, err: Err
   } catch {
     // A record this worker refuses (unknown host) names no file it may point people to.
   }
+  // The archive was made with Ferry's CRIU options (checkpoint.skipInFlight): a restore
+  // without the same ones fails, so the command a person is given carries them.
+  const podman = ['podman', ...(criuWrapper(criuConfigLines('restore', config.checkpoint))?.podmanFlags ?? [])].join(' ');
   const destKnown = onDest === 'unknown' ? `First make sure it does not run on ${rec.to} (that host did not answer); then` : `It runs on neither host (${rec.to} was asked).`;
   const todo = archive
     ? encrypted
-      ? `its encrypted checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`ferry archive decrypt ${archive} ${archive.replace(/\.enc$/, '')}\` then \`podman container restore --import ${archive.replace(/\.enc$/, '')}\`, and delete the plain copy`
-      : `its checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`podman container restore --import ${archive}\``
-    : `no complete archive exists; on ${rec.from}, \`podman container restore ${rec.container}\` brings it back if the checkpoint finished (inspect its state first)`;
+      ? `its encrypted checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`ferry archive decrypt ${archive} ${archive.replace(/\.enc$/, '')}\` then \`${podman} container restore --import ${archive.replace(/\.enc$/, '')}\`, and delete the plain copy`
+      : `its checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`${podman} container restore --import ${archive}\``
+    : `no complete archive exists; on ${rec.from}, \`${podman} container restore ${rec.container}\` brings it back if the checkpoint finished (inspect its state first)`;
   return `${failed} ${destKnown} ${todo}`;
 }

@@ -28,11 +28,11 @@ export const ROLLBACKS: Scenario[] = [
       return undefined;
     },
     expect: ['needs-attention'],
-    message: /checkpoint archive is kept on a at \/\S+: restore it there with `podman container restore --import \/\S+`/,
+    message: /checkpoint archive is kept on a at \/\S+: restore it there with `podman (--runtime-flag \S+ )?container restore --import \/\S+`/,
     keptArchive: 'src',
     // What the message tells a person to do, done here as they would: the container must come back whole.
     async operator(ctx, rec) {
-      const m = /`(podman container restore --import (\/\S+))`/.exec(rec.error ?? '');
+      const m = /`(podman (?:--runtime-flag \S+ )?container restore --import (\/\S+))`/.exec(rec.error ?? '');
       assert.ok(m, `no command in: ${rec.error}`);
       const mode = (statSync(hostFile(ctx.host.src, m[2])).mode & 0o777).toString(8);
       const r = onHost(ctx.host.src, m[1].split(' '));
@@ -57,12 +57,12 @@ export const ROLLBACKS: Scenario[] = [
       return undefined;
     },
     expect: ['needs-attention'],
-    message: /encrypted checkpoint archive is kept on a at \/\S+\.enc: restore it there with `ferry archive decrypt \/\S+ \/\S+` then `podman container restore --import \/\S+`, and delete the plain copy/,
+    message: /encrypted checkpoint archive is kept on a at \/\S+\.enc: restore it there with `ferry archive decrypt \/\S+ \/\S+` then `podman (--runtime-flag \S+ )?container restore --import \/\S+`, and delete the plain copy/,
     keptArchive: 'src',
     // The by-hand recovery the message describes, with the CLI as installed on the host.
     async operator(ctx, rec) {
       const d = /`ferry archive decrypt (\/\S+) (\/\S+)`/.exec(rec.error ?? '');
-      const r = /`(podman container restore --import (\/\S+))`/.exec(rec.error ?? '');
+      const r = /`(podman (?:--runtime-flag \S+ )?container restore --import (\/\S+))`/.exec(rec.error ?? '');
       assert.ok(d && r, `no commands in: ${rec.error}`);
       const head = readFileSync(hostFile(ctx.host.src, d[1])).subarray(0, 8).toString('latin1');
       const dec = onHost(ctx.host.src, [process.execPath, FERRY_BIN, '--config', ctx.cfg.file, 'archive', 'decrypt', d[1], d[2]]);
