@@ -6,7 +6,7 @@ import { planTitle, runOne } from './run';
  * Failures the randomized nemesis found, each pinned down as a fixed plan (no randomness
  * left but timing), so it is checked on every run and not only when a seed happens to hit it.
  */
-const REGRESSIONS: { name: string; foundBy: string; plan: Plan; settleMs: number }[] = [
+const REGRESSIONS: { name: string; foundBy: string; plan: Plan; settleMs: number; open?: string }[] = [
   {
     // Found by seeds 9011 (cleanup job drained while the source worker was down: `running`
     // forever, locks held, source copy and archives kept) and 7005 (a preflight job removed:
@@ -102,12 +102,39 @@ const REGRESSIONS: { name: string; foundBy: string; plan: Plan; settleMs: number
     },
     settleMs: 90_000,
   },
+  {
+    // Found by seed 305002: the source's queue was paused and drained, and a Redis crash
+    // lost the checkpoint's completion (and with it, maybe, the resume): the container
+    // stayed frozen with nothing left to run. A missing or half-lost step job is queued
+    // again (under a repair id when its own cannot be removed), and a pause that keeps a
+    // container frozen past its deadline is lifted.
+    name: 'a drained source queue and a Redis crash during checkpoint never leave the container frozen',
+    foundBy: 'seed 305002',
+    // Still fails: the container stays frozen on the source with the record at checkpoint and
+    // no repair logged; the cause is not found yet (see docs/reliability.md). Kept, skipped,
+    // so it is the first thing the next session runs.
+    open: 'not fixed yet',
+    plan: {
+      seed: 0,
+      mb: 0,
+      src: 'c',
+      dst: 'b',
+      third: 'a',
+      frozenMs: 8000,
+      moment: { event: 'step-started', step: 'checkpoint', delayMs: 0 },
+      faults: [
+        { fault: { kind: 'queue-admin', role: 'src', action: 'drain', holdMs: 1500 }, afterMs: 0 },
+        { fault: { kind: 'redis-crash', downMs: 1702 }, afterMs: 1066 },
+      ],
+    },
+    settleMs: 90_000,
+  },
 ];
 
 describe('nemesis regressions: what randomized runs found, as fixed plans', function () {
   this.timeout(300_000);
   for (const r of REGRESSIONS) {
-    it(`${r.name} (${r.foundBy}; ${planTitle(r.plan)})`, async () => {
+    (r.open ? it.skip : it)(`${r.name} (${r.foundBy}; ${planTitle(r.plan)})`, async () => {
       const rec = await runOne(r.plan, { settleMs: r.settleMs });
       assert.equal(rec.verdict, 'ok', `${rec.verdict} (${rec.outcome})\n  ${rec.problems.join('\n  ')}\n  notes: ${rec.notes.join('; ')}\n  evidence: ${rec.evidence}`);
     });
