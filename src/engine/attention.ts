@@ -7,6 +7,14 @@ import { criuConfigLines, criuWrapper } from '../podman/criuConfig';
 import { migrationFiles } from './files';
 import type { MigrationRecord } from './model';
 
+/**
+ * The podman command a person restores with. The archive was made with Ferry's CRIU options
+ * (checkpoint.skipInFlight): a restore without the same ones fails, so it carries them.
+ */
+export function podmanForRestoreByHand(config: FerryConfig): string {
+  return ['podman', ...(criuWrapper(criuConfigLines('restore', config.checkpoint))?.podmanFlags ?? [])].join(' ');
+}
+
 export interface AttentionDeps {
   config: FerryConfig;
   /** This host's runner (the source: rollback runs there) and another host's. */
@@ -58,9 +66,7 @@ export async function needsAttentionAfterRollback(rec: MigrationRecord, err: Err
   } catch {
     // A record this worker refuses (unknown host) names no file it may point people to.
   }
-  // The archive was made with Ferry's CRIU options (checkpoint.skipInFlight): a restore
-  // without the same ones fails, so the command a person is given carries them.
-  const podman = ['podman', ...(criuWrapper(criuConfigLines('restore', config.checkpoint))?.podmanFlags ?? [])].join(' ');
+  const podman = podmanForRestoreByHand(config);
   const destKnown = onDest === 'unknown' ? `First make sure it does not run on ${rec.to} (that host did not answer); then` : `It runs on neither host (${rec.to} was asked).`;
   const todo = archive
     ? encrypted

@@ -20,8 +20,7 @@ import { hostForStep, nextStep, onStepExhausted, overallPercent, StepName, stepO
 import { withState, withStepFinished, withStepStarted } from './transitions';
 import { recordMigrationSpan, withStepSpan } from '../tracing';
 import { probeProblem } from '../steps/probes';
-import { needsAttentionAfterRollback } from './attention';
-import { criuConfigLines, criuWrapper } from '../podman/criuConfig';
+import { needsAttentionAfterRollback, podmanForRestoreByHand } from './attention';
 
 export interface ProcessorDeps {
   config: FerryConfig;
@@ -266,7 +265,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
           .run(['true'], { timeoutMs: 15_000 })
           .catch((e: unknown) => ({ code: null, stdout: '', stderr: coerceError(e).message }));
         if (res.code !== 0) {
-          const text = `restore started on ${rec.to} but it cannot be reached ${config.timeouts.frozenMs} ms after the freeze (${res.stderr.trim().slice(0, 200)}). The container may run there: do NOT restore it on ${rec.from} until ${rec.to} is checked. If it runs on ${rec.to}, remove the stopped copy on ${rec.from} (\`podman rm ${rec.container}\`); if it does not, \`${['podman', ...(criuWrapper(criuConfigLines('restore', config.checkpoint))?.podmanFlags ?? [])].join(' ')} container restore ${rec.container}\` on ${rec.from} brings it back`;
+          const text = `restore started on ${rec.to} but it cannot be reached ${config.timeouts.frozenMs} ms after the freeze (${res.stderr.trim().slice(0, 200)}). The container may run there: do NOT restore it on ${rec.from} until ${rec.to} is checked. If it runs on ${rec.to}, remove the stopped copy on ${rec.from} (\`podman rm ${rec.container}\`); if it does not, \`${podmanForRestoreByHand(config)} container restore ${rec.container}\` on ${rec.from} brings it back`;
           await finish(rec, 'needs-attention', text);
           return { needsAttention: true };
         }

@@ -3,7 +3,7 @@ import { StepError } from '../errors';
 import { ARCHIVE_CIPHER } from '../archive/cipher';
 import { loadArchiveKey } from '../archive/key';
 import type { Step } from './context';
-import { recoverFrozen } from './frozenRecovery';
+import { recoverFrozenInStep } from './frozenRecovery';
 import { coerceError } from '../errors/coerceError';
 import { checkpointStreaming, StreamTarget } from '../transfer/streamCheckpoint';
 import { stopStrayExport } from '../transfer/fifo';
@@ -46,17 +46,7 @@ export const checkpoint: Step = async (ctx) => {
     // but a record rewound by a Redis crash may not know a restore that happened: the
     // destination is asked first.
     await ctx.fence();
-    const verdict = await recoverFrozen(
-      { migrationId: rec.id, container: rec.container, containerId: info.id, from: rec.from, to: rec.to, at: Date.now() },
-      { config, workDir: here.dir, local, localRunner: ctx.localRunner, destination: () => ctx.remote(rec.to).podman, beforeRestore: () => ctx.fence() },
-    );
-    if (verdict.kind === 'unknown') throw new StepError(`container "${rec.container}" is frozen on host ${rec.from}; host ${rec.to} must be asked before it is brought back: ${verdict.why}`, { code: 'FROZEN_UNKNOWN' });
-    if (verdict.kind === 'on-destination') {
-      throw new StepError(
-        `container "${rec.container}" already runs on host ${rec.to}: this migration's record lost its progress (a Redis crash); host ${rec.from} keeps a stopped copy, remove it once the container on ${rec.to} is checked`,
-        { code: 'ALREADY_MOVED', permanent: true },
-      );
-    }
+    await recoverFrozenInStep(ctx, { migrationId: rec.id, container: rec.container, containerId: info.id, from: rec.from, to: rec.to, at: Date.now() });
     reRestored = true;
   }
   // Before the freeze: a missing or unsafe key must not cost the container a restart.

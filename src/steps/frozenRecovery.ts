@@ -1,5 +1,6 @@
 import type { FerryConfig } from '../config/load';
-import { coerceError } from '../errors';
+import { coerceError, StepError } from '../errors';
+import type { StepContext } from './context';
 import type { FrozenMarker } from '../archive/frozenMarker';
 import { removeFrozenMarker } from '../archive/frozenMarker';
 import type { CommandRunner } from '../exec/runner';
@@ -53,4 +54,31 @@ export async function recoverFrozen(marker: FrozenMarker, deps: FrozenRecoveryDe
   const how = await restoreFrozen(deps.local, deps.localRunner, info, deps.config, deps.config.timeouts.step.rollback);
   await removeFrozenMarker(deps.workDir, marker.migrationId);
   return { kind: 'restored', how };
+}
+
+/**
+ * recoverFrozen for a step attempt, on its source host: fenced before the restore, and the
+ * answers that must stop the step thrown as its errors (ask again later; or the container
+ * already moved, which a person checks).
+ */
+export async function recoverFrozenInStep(ctx: StepContext, marker: FrozenMarker): Promise<FrozenVerdict> {
+  const { rec } = ctx;
+  const verdict = await recoverFrozen(marker, {
+    config: ctx.config,
+    workDir: ctx.files.source.dir,
+    local: ctx.local,
+    localRunner: ctx.localRunner,
+    destination: () => ctx.remote(rec.to).podman,
+    beforeRestore: () => ctx.fence(),
+  });
+  if (verdict.kind === 'unknown') {
+    throw new StepError(`container "${marker.container}" is frozen on host ${rec.from}; host ${rec.to} must be asked before it is brought back: ${verdict.why}`, { code: 'FROZEN_UNKNOWN' });
+  }
+  if (verdict.kind === 'on-destination') {
+    throw new StepError(
+      `container "${marker.container}" already runs on host ${rec.to}: this migration's record lost its progress (a Redis crash); host ${rec.from} keeps a stopped copy, remove it once the container on ${rec.to} is checked`,
+      { code: 'ALREADY_MOVED', permanent: true },
+    );
+  }
+  return verdict;
 }

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { StepError } from '../errors';
 import { checkCriu } from './criu';
 import { readFrozenMarker } from '../archive/frozenMarker';
-import { recoverFrozen } from './frozenRecovery';
+import { recoverFrozenInStep } from './frozenRecovery';
 import type { Step } from './context';
 import { copyImage } from './imageCopy';
 import type { FerryConfig } from '../config/load';
@@ -70,22 +70,7 @@ export const preflight: Step = async (ctx) => {
   // already running on the destination.
   const marker = await readFrozenMarker(ctx.files.source.dir, rec.id);
   if (marker) {
-    const verdict = await recoverFrozen(marker, {
-      config: ctx.config,
-      workDir: ctx.files.source.dir,
-      local,
-      localRunner: ctx.localRunner,
-      destination: () => ctx.remote(rec.to).podman,
-      beforeRestore: () => ctx.fence(),
-    });
-    if (verdict.kind === 'unknown')
-      throw new StepError(`container "${marker.container}" was frozen by this migration before its record lost track; host ${rec.to} must be asked before it is brought back: ${verdict.why}`, { code: 'FROZEN_UNKNOWN' });
-    if (verdict.kind === 'on-destination') {
-      throw new StepError(
-        `container "${marker.container}" already runs on host ${rec.to}: this migration's record lost its progress (a Redis crash); host ${rec.from} keeps a stopped copy, remove it once the container on ${rec.to} is checked`,
-        { code: 'ALREADY_MOVED', permanent: true },
-      );
-    }
+    const verdict = await recoverFrozenInStep(ctx, marker);
     if (verdict.kind === 'restored') ctx.log.warn({ how: verdict.how }, 'brought back a container this migration had frozen before its record lost track');
   }
   const info = await local.inspect(rec.container);
