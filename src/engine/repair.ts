@@ -145,12 +145,36 @@ export function createRepairer(deps: RepairDeps) {
     }
   }
 
+  /**
+   * A paused queue (Bull Board, `ferry` has no such command) holds every job of this host,
+   * the deadline job of a frozen container among them: the container would wait for as long
+   * as the pause lasts, which nobody chose. Once a container this host froze for a live
+   * migration is past its deadline, the queue is resumed so the migration can end either
+   * way. Seed 305002 found it: a pause whose resume was lost in a Redis crash.
+   */
+  async function repairPaused(): Promise<number> {
+    const queue = queues.get(self.name);
+    if (!(await queue.isPaused())) return 0;
+    const now = Date.now();
+    const overdue: string[] = [];
+    for (const marker of await listFrozenMarkers(self.workDir)) {
+      if (now - marker.at < config.timeouts.frozenMs) continue;
+      const rec = await store.get(marker.migrationId);
+      if (rec && !TERMINAL_STATES.has(rec.state)) overdue.push(marker.migrationId);
+    }
+    if (overdue.length === 0) return 0;
+    await queue.resume();
+    log.warn({ queue: queue.name, migrationIds: overdue }, 'queue was paused while containers stayed frozen past their deadline; resumed it so they can be brought back');
+    return 1;
+  }
+
   /** One pass; errors are returned to the caller's error handler, never thrown past it. */
-  return async function repairOnce(): Promise<{ jobs: number; frozen: number }> {
+  return async function repairOnce(): Promise<{ jobs: number; frozen: number; paused: number }> {
     const jobs = await repairJobs().catch((e: unknown) => {
       throw coerceError(e);
     });
     const frozen = await repairFrozen();
-    return { jobs, frozen };
+    const paused = await repairPaused();
+    return { jobs, frozen, paused };
   };
 }
