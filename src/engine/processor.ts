@@ -3,7 +3,7 @@ import { Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import { FerryConfig, findHost } from '../config/load';
 import type { HostConfig } from '../config/hosts';
-import { AttemptAbortedError, coerceError, FerryError, isPermanent, StepError, SupersededError, ValidationError } from '../errors';
+import { AlreadyMovedError, AttemptAbortedError, coerceError, isPermanent, StepError, SupersededError, ValidationError } from '../errors';
 import { readFrozenMarker } from '../archive/frozenMarker';
 import { checkContainerName, checkHostName } from '../names';
 import { abortable, CommandRunner, KILL_GRACE_MS } from '../exec/runner';
@@ -75,13 +75,33 @@ export function createStepProcessor(deps: ProcessorDeps) {
     await queues.enqueue(hostForStep(rec, to), rec.id, to);
   }
 
+  /**
+   * The container runs on the destination already (same podman ID) while a rewound record
+   * was about to freeze it again: neither "failed" nor a rollback (which would take the
+   * running copy, and what it did since, away) is true. The move happened, so the migration
+   * goes on where it stands: verify there, cut over, and clean up the source's stopped copy.
+   * A cancel is too late by then, as it is once restore has started.
+   */
+  async function goOnAtDestination(rec: MigrationRecord, err: AlreadyMovedError, token: string): Promise<void> {
+    const now = Date.now();
+    const r = await store.fencedUpdate(rec.id, token, (x) => {
+      if (TERMINAL_STATES.has(x.state)) return null;
+      x.state = 'running';
+      x.step = 'verify';
+      x.restoreStartedAt ??= now;
+      x.source ??= { id: err.containerId, image: '', imageId: '', ports: [] };
+      x.warnings = [...x.warnings, err.message];
+      return x;
+    });
+    await store.event({ migrationId: rec.id, type: 'state', at: now, state: r.state, message: err.message });
+    return advance(r, 'verify');
+  }
+
   /** The step failed for good: fail, roll back, or hand over to a person. Only the current attempt may decide it. */
   async function exhausted(rec: MigrationRecord, step: StepName, err: Error, token: string): Promise<void> {
     const what = onStepExhausted(step);
     const message = `${step} failed on host ${self.name}: ${err.message}`;
-    // The container turned out to run on the destination already: neither "failed" nor a
-    // rollback (which would take the running copy away) is true; a person checks.
-    if (err instanceof FerryError && err.code === 'ALREADY_MOVED') return finish(rec, 'needs-attention', message, token);
+    if (err instanceof AlreadyMovedError) return goOnAtDestination(rec, err, token);
     if (what === 'fail') return finish(rec, 'failed', message, token);
     if (what === 'rollback') {
       const r = await store.fencedUpdate(rec.id, token, (x) => {

@@ -8,4 +8,5 @@ export { StepError } from './StepError';
 export { ArchiveCryptoError } from './ArchiveCryptoError';
 export { AttemptAbortedError } from './AttemptAbortedError';
 export { SupersededError } from './SupersededError';
+export { AlreadyMovedError } from './AlreadyMovedError';
 export { coerceError, isPermanent } from './coerceError';

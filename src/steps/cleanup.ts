@@ -25,12 +25,12 @@ export const cleanup: Step = async (ctx) => {
   }
   // The source copy is gone: nothing frozen here is waiting to be brought back.
   await removeFrozenMarker(ctx.files.source.dir, rec.id);
-  if (rec.archive) {
-    await removeFile(ctx.files.source.archive);
-    const there = ctx.files.destination;
-    // verify already removed it; this catches a verify that crashed right after probing.
-    const rm = await ctx.remote(rec.to).runner.run(['rm', '-f', '--', there.archive, there.plain]);
-    if (rm.code !== 0) warnings.push(`could not remove the archive on ${rec.to}: ${rm.stderr.trim()}`);
-  }
+  // Whether or not the record still knows of an archive (a Redis crash can rewind it): the
+  // paths are derived from the migration id, and removing what is not there costs nothing.
+  await removeFile(ctx.files.source.archive);
+  const there = ctx.files.destination;
+  // verify already removed it; this catches a verify that crashed right after probing.
+  const rm = await ctx.remote(rec.to).runner.run(['rm', '-f', '--', there.archive, there.plain]);
+  if (rm.code !== 0) warnings.push(`could not remove the archive on ${rec.to}: ${rm.stderr.trim()}`);
   return { result: { removedSource }, patch: warnings.length ? { warnings: [...rec.warnings, ...warnings] } : undefined };
 };

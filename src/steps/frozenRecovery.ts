@@ -1,5 +1,5 @@
 import type { FerryConfig } from '../config/load';
-import { coerceError, StepError } from '../errors';
+import { AlreadyMovedError, coerceError, StepError } from '../errors';
 import type { StepContext } from './context';
 import type { FrozenMarker } from '../archive/frozenMarker';
 import { removeFrozenMarker } from '../archive/frozenMarker';
@@ -59,7 +59,7 @@ export async function recoverFrozen(marker: FrozenMarker, deps: FrozenRecoveryDe
 /**
  * recoverFrozen for a step attempt, on its source host: fenced before the restore, and the
  * answers that must stop the step thrown as its errors (ask again later; or the container
- * already moved, which a person checks).
+ * already moved, and the migration goes on from verify).
  */
 export async function recoverFrozenInStep(ctx: StepContext, marker: FrozenMarker): Promise<FrozenVerdict> {
   const { rec } = ctx;
@@ -75,10 +75,7 @@ export async function recoverFrozenInStep(ctx: StepContext, marker: FrozenMarker
     throw new StepError(`container "${marker.container}" is frozen on host ${rec.from}; host ${rec.to} must be asked before it is brought back: ${verdict.why}`, { code: 'FROZEN_UNKNOWN' });
   }
   if (verdict.kind === 'on-destination') {
-    throw new StepError(
-      `container "${marker.container}" already runs on host ${rec.to}: this migration's record lost its progress (a Redis crash); host ${rec.from} keeps a stopped copy, remove it once the container on ${rec.to} is checked`,
-      { code: 'ALREADY_MOVED', permanent: true },
-    );
+    throw new AlreadyMovedError(`container "${marker.container}" already runs on host ${rec.to}, though this migration's record lost that progress (a Redis crash); going on from verify there`, marker.containerId);
   }
   return verdict;
 }
