@@ -88,10 +88,9 @@ const REGRESSIONS: { name: string; foundBy: string; plan: Plan; settleMs: number
     // on the source. The source's marker now counts, and the destination is asked first.
     name: 'a Redis crash that rewinds a moved container to before the freeze neither doubles it nor calls it untouched',
     foundBy: 'seed 102036',
-    // Intermittent: depending on where the crash lands, the migration ends needing attention
-    // with the stopped copy kept on the source (no doubling, no loss), which the checker counts
-    // as leftover. Skipped until that ending cleans up after itself or is judged as intended.
-    open: 'intermittent leftover',
+    // It used to end needing attention, with the stopped copy kept on the source, when the
+    // crash rewound the record to before the freeze: the container runs on the destination
+    // with its own podman ID, so the migration now goes on from verify (AlreadyMovedError).
     plan: {
       seed: 0,
       mb: 0,
@@ -114,10 +113,9 @@ const REGRESSIONS: { name: string; foundBy: string; plan: Plan; settleMs: number
     // container frozen past its deadline is lifted.
     name: 'a drained source queue and a Redis crash during checkpoint never leave the container frozen',
     foundBy: 'seed 305002',
-    // Still fails: the container stays frozen on the source with the record at checkpoint and
-    // no repair logged; the cause is not found yet (see docs/reliability.md). Kept, skipped,
-    // so it is the first thing the next session runs.
-    open: 'not fixed yet',
+    // The crash kept the pause and lost the resume: queue c stayed paused, with the deadline
+    // job in it. The repair loop now resumes its own queue once a container frozen there is
+    // past its deadline (engine/repair.ts, repairPaused).
     plan: {
       seed: 0,
       mb: 0,

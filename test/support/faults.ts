@@ -263,6 +263,10 @@ export function recordRun(r: { fault: string; where: string; ok: boolean; outcom
 
 /** Cleans a test's traces: containers by name on every host and the work dirs. */
 export function cleanHosts(names: string[], workDir: string): void {
+  // A worker killed at the end of a test can leave a child behind (a podman export writing
+  // into its fifo, holding the container's lock, so podman ps stalls for later tests): every
+  // process still naming this test's own work dir goes first. Hosts share one pid namespace.
+  spawnSync('pkill', ['-KILL', '-f', '--', workDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')]);
   for (const h of HOSTS) {
     for (const n of names) podmanOn(h, 'rm', '-f', '-t', '0', n);
     onHost(h, ['rm', '-rf', '--', workDir]);
