@@ -245,6 +245,8 @@ ensure_host_dirs() {
   done
   chmod 700 "$d/fs/var-lib-containers"
   mkdir -p "$d/fs/var-lib-ferry/archives"
+  # The work dir the bed's config names: Ferry refuses one others can enter (archives hold memory).
+  chmod 700 "$d/fs/var-lib-ferry/archives"
   # /etc/containers and /etc/cni/net.d start as copies of the machine's own, then the
   # host owns them (podman may write networks there).
   if [ ! -e "$d/fs/etc-containers/.ferry-copied" ]; then
