@@ -12,7 +12,7 @@ log() { printf '[install-deps] %s\n' "$*" >&2; }
 
 # iptables and faketime: the nemesis suite cuts links and skews clocks; catatonit: podman pods;
 # debootstrap: the real service images (scripts/images.sh).
-PKGS=(podman runc openssh-server openssh-client redis-server busybox-static iproute2 curl ca-certificates util-linux procps zstd chromium iptables faketime catatonit debootstrap)
+PKGS=(podman runc openssh-server openssh-client redis-server busybox-static iproute2 curl ca-certificates util-linux procps zstd chromium iptables faketime catatonit debootstrap rsync)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

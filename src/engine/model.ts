@@ -35,6 +35,8 @@ export interface ArchiveInfo {
   streamed: boolean;
   /** Set when the file is encrypted (see archive/cipher.ts); the hash and size are the encrypted file's. */
   encryption?: { cipher: 'aes-256-gcm'; keyId: string };
+  /** Volumes left out of the archive: Ferry copied them to the destination itself (steps/volumes.ts). */
+  volumes?: string[];
 }
 
 /**

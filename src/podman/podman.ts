@@ -4,6 +4,7 @@ import type { CommandResult, CommandRunner } from '../exec/runner';
 import { criuConfigLines, criuWrapper } from './criuConfig';
 import { criuLogPath, CriuOperation, describeCriuFailure, diagnoseCriuLog } from './criuLog';
 import { ContainerInfo, CriuStats, parseCheckpointStats, parseInspect } from './parse';
+import { PodmanVolumes } from './volumes';
 
 export interface CheckpointOptions {
   compression: 'none' | 'gzip' | 'zstd';
@@ -11,6 +12,8 @@ export interface CheckpointOptions {
   fileLocks: boolean;
   /** Skip in-flight connections, and close established ones cleanly unless tcpEstablished keeps them (see criuConfig.ts). */
   skipInFlight?: boolean;
+  /** Leave volume contents out of the archive: Ferry moves them itself (steps/volumes.ts). */
+  ignoreVolumes?: boolean;
   timeoutMs?: number;
 }
 
@@ -43,6 +46,10 @@ export class Podman {
 
   get where(): string {
     return this.runner.where;
+  }
+
+  get volumes(): PodmanVolumes {
+    return new PodmanVolumes(this.runner, this.command);
   }
 
   private argv(args: readonly string[]): string[] {
@@ -151,17 +158,19 @@ export class Podman {
     const args = [...(await this.criuFlags('checkpoint', opts)), 'container', 'checkpoint', '--export', archive, '--compress', opts.compression, '--print-stats'];
     if (opts.tcpEstablished) args.push('--tcp-established');
     if (opts.fileLocks) args.push('--file-locks');
+    if (opts.ignoreVolumes) args.push('--ignore-volumes');
     args.push(name);
     const res = await this.ok(args, { timeoutMs: opts.timeoutMs, criu: 'checkpoint' });
     return parseCheckpointStats(res.stdout);
   }
 
-  async restoreImport(archive: string, opts: { tcpEstablished: boolean; fileLocks: boolean; keepAddress: boolean; skipInFlight?: boolean; timeoutMs?: number }): Promise<CriuStats> {
+  async restoreImport(archive: string, opts: { tcpEstablished: boolean; fileLocks: boolean; keepAddress: boolean; skipInFlight?: boolean; ignoreVolumes?: boolean; timeoutMs?: number }): Promise<CriuStats> {
     const args = [...(await this.criuFlags('restore', opts)), 'container', 'restore', '--import', archive, '--print-stats'];
     if (opts.tcpEstablished) args.push('--tcp-established');
     // Open TCP connections only survive on the same address; otherwise let the new host choose.
     else if (!opts.keepAddress) args.push('--ignore-static-ip', '--ignore-static-mac');
     if (opts.fileLocks) args.push('--file-locks');
+    if (opts.ignoreVolumes) args.push('--ignore-volumes');
     const res = await this.ok(args, { timeoutMs: opts.timeoutMs, criu: 'restore' });
     return parseCheckpointStats(res.stdout);
   }

@@ -9,6 +9,7 @@ import { checkpointStreaming, StreamTarget } from '../transfer/streamCheckpoint'
 import { stopStrayExport } from '../transfer/fifo';
 import { ensurePrivateDir, fileSize, removeFile } from '../archive/localFiles';
 import { writeFrozenMarker } from '../archive/frozenMarker';
+import { mountedVolumes, syncVolumes, VolumeSync } from './volumes';
 
 const PROGRESS_EVERY_MS = 250;
 
@@ -51,6 +52,14 @@ export const checkpoint: Step = async (ctx) => {
   }
   // Before the freeze: a missing or unsafe key must not cost the container a restart.
   const key = encrypted ? await loadArchiveKey(config.archive.keyFile) : undefined;
+  // Volumes: the bulk is copied now, while the container runs; only what changes from here
+  // to the freeze is copied again inside it (steps/volumes.ts).
+  const volumes = mountedVolumes(info);
+  let presync: VolumeSync[] = [];
+  if (volumes.length > 0) {
+    await ctx.progress({ percent: 5, message: `copying ${volumes.length === 1 ? `volume ${volumes[0]}` : `${volumes.length} volumes`} to ${rec.to} while the container runs` });
+    presync = await syncVolumes(ctx, volumes);
+  }
   await ensurePrivateDir(here.dir);
   const part = here.part;
   await removeFile(part);
@@ -75,9 +84,11 @@ export const checkpoint: Step = async (ctx) => {
     lastReport = now;
     void ctx.progress({ percent: 50, bytes, message: 'checkpointing' }).catch(() => undefined);
   };
-  const opts = { ...config.checkpoint, timeoutMs: config.timeouts.step.checkpoint };
+  const opts = { ...config.checkpoint, ignoreVolumes: volumes.length > 0, timeoutMs: config.timeouts.step.checkpoint };
   const out = await checkpointStreaming(local, ctx.localRunner, rec.container, { part, fifo: here.fifo }, opts, target, { onBytes, encryptWith: key });
   await started;
+  // The container's processes are gone now: its volumes no longer change.
+  const delta = volumes.length > 0 ? await syncVolumes(ctx, volumes) : [];
   if (out.streamError) ctx.log.warn({ err: out.streamError }, 'streaming the archive to the destination failed; the transfer step will send it');
   try {
     await chmod(part, 0o600);
@@ -99,9 +110,18 @@ export const checkpoint: Step = async (ctx) => {
       streamed: out.streamed,
       streamError: out.streamError,
       ms: Date.now() - frozenAt,
+      ...(volumes.length > 0 ? { volumes: presync.map((p, i) => ({ name: p.name, presyncBytes: p.sentBytes, presyncMs: p.ms, frozenBytes: delta[i]?.sentBytes, frozenMs: delta[i]?.ms })) } : {}),
     },
     patch: {
-      archive: { file, sha256, bytes, compression: config.checkpoint.compression, streamed: out.streamed, ...(key ? { encryption: { cipher: ARCHIVE_CIPHER, keyId: key.id } } : {}) },
+      archive: {
+        file,
+        sha256,
+        bytes,
+        compression: config.checkpoint.compression,
+        streamed: out.streamed,
+        ...(key ? { encryption: { cipher: ARCHIVE_CIPHER, keyId: key.id } } : {}),
+        ...(volumes.length > 0 ? { volumes } : {}),
+      },
       checkpointStats: stats,
       frozenAt,
       ...(out.streamed ? { bytesTransferred: bytes } : {}),

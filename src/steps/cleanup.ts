@@ -2,6 +2,7 @@ import { StepError } from '../errors';
 import type { Step } from './context';
 import { removeFile } from '../archive/localFiles';
 import { removeFrozenMarker } from '../archive/frozenMarker';
+import { removeMovedSourceVolumes } from './volumes';
 
 /**
  * Source host, after the destination was verified: remove the frozen source container
@@ -25,6 +26,15 @@ export const cleanup: Step = async (ctx) => {
   }
   // The source copy is gone: nothing frozen here is waiting to be brought back.
   await removeFrozenMarker(ctx.files.source.dir, rec.id);
+  // Volumes the destination holds for this migration: the copy here is stale from now on.
+  // Asked there unless the record knows the archive and that it moved none (a record rewound
+  // by a Redis crash may not know).
+  let removedVolumes: string[] = [];
+  if ((!info || removedSource) && (!rec.archive || rec.archive.volumes?.length)) {
+    const vols = await removeMovedSourceVolumes(local.volumes, ctx.remote(rec.to).podman.volumes, rec.id);
+    removedVolumes = vols.removed;
+    for (const k of vols.kept) warnings.push(`host ${rec.from} keeps ${k}: it moved to ${rec.to}, this copy is stale`);
+  }
   // Whether or not the record still knows of an archive (a Redis crash can rewind it): the
   // paths are derived from the migration id, and removing what is not there costs nothing.
   await removeFile(ctx.files.source.archive);
@@ -32,5 +42,5 @@ export const cleanup: Step = async (ctx) => {
   // verify already removed it; this catches a verify that crashed right after probing.
   const rm = await ctx.remote(rec.to).runner.run(['rm', '-f', '--', there.archive, there.plain]);
   if (rm.code !== 0) warnings.push(`could not remove the archive on ${rec.to}: ${rm.stderr.trim()}`);
-  return { result: { removedSource }, patch: warnings.length ? { warnings: [...rec.warnings, ...warnings] } : undefined };
+  return { result: { removedSource, ...(removedVolumes.length ? { removedVolumes } : {}) }, patch: warnings.length ? { warnings: [...rec.warnings, ...warnings] } : undefined };
 };

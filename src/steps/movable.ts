@@ -11,7 +11,7 @@ export const WHAT_MOVES_DOC = 'docs/what-moves.md';
 /** Something about a container that a checkpoint and restore on another host cannot carry safely. */
 export interface MovabilityProblem {
   /** Stable, for scripts and the StepError's code. */
-  code: 'BIND_MOUNT_NOT_SHARED' | 'NAMED_VOLUME' | 'MOUNT_UNSUPPORTED' | 'POD_MEMBER' | 'POD_INFRA' | 'SHARED_NAMESPACE' | 'TCP_WITHOUT_ADDRESS';
+  code: 'BIND_MOUNT_NOT_SHARED' | 'MOUNT_UNSUPPORTED' | 'POD_MEMBER' | 'POD_INFRA' | 'SHARED_NAMESPACE' | 'TCP_WITHOUT_ADDRESS';
   /** What is wrong and why, then what the user can do instead. */
   message: string;
 }
@@ -49,9 +49,6 @@ export function declaredSharedMounts(info: ContainerInfo, config: { checkpoint: 
   const byLabel = labelledShared(labels);
   return info.mounts.filter((m) => m.type === 'bind' && (byLabel.has(clean(m.destination)) || underSharedFolder(m.source, config.checkpoint.sharedMounts)));
 }
-
-// A volume podman created without a name (`-v /data`) is named by 64 hex digits.
-const ANONYMOUS_VOLUME = /^[0-9a-f]{64}$/;
 
 /**
  * Everything about the container that would be lost, split or refused after the freeze,
@@ -100,13 +97,9 @@ export function movabilityProblems(info: ContainerInfo, config: { checkpoint: Ch
           `If both hosts see the same storage at ${m.source} (e.g. NFS), declare it: label ${LABEL_SHARED_MOUNTS}=${m.destination} on the container, or ${clean(m.source)} in checkpoint.sharedMounts; Ferry then checks the destination sees the same folder. Ferry cannot copy bind-mounted data yet`,
       });
     } else if (m.type === 'volume') {
-      const what = ANONYMOUS_VOLUME.test(m.volumeName) ? `anonymous volume ${m.volumeName.slice(0, 12)}` : `named volume ${m.volumeName}`;
-      problems.push({
-        code: 'NAMED_VOLUME',
-        message:
-          `${what} (at ${m.destination}): Ferry cannot move volumes yet (podman's archive would copy it one way, leave a stale copy here and fail on the way back); ` +
-          `use a bind mount on shared storage declared with ${LABEL_SHARED_MOUNTS} or checkpoint.sharedMounts, or copy the data yourself and recreate the container on the other host`,
-      });
+      // Ferry copies volumes itself, beside the checkpoint; what stops one (driver, sharing,
+      // a namesake on the destination) needs podman on both hosts: steps/volumes.ts.
+      continue;
     } else {
       problems.push({
         code: 'MOUNT_UNSUPPORTED',

@@ -38,7 +38,8 @@ export const restore: Step = async (ctx) => {
   }
   await ctx.mark({ restoreStartedAt: Date.now() });
   await ctx.progress({ percent: 20, message: 'restoring' });
-  const restoreOnce = () => withImportableArchive(here, archive, config.archive.keyFile, (importable) => local.restoreImport(importable, { ...config.checkpoint, timeoutMs: config.timeouts.step.restore }));
+  const restoreOnce = () =>
+    withImportableArchive(here, archive, config.archive.keyFile, (importable) => local.restoreImport(importable, { ...config.checkpoint, ignoreVolumes: !!archive.volumes?.length, timeoutMs: config.timeouts.step.restore }));
   let stats: CriuStats;
   try {
     stats = await restoreOnce();

@@ -84,15 +84,6 @@ describe('what moves: refusals before the freeze, and CRIU causes', function () 
     assert.match(rec.error ?? '', /ferry\.shared-mounts=\/data/);
   });
 
-  it('refuses a named volume', async () => {
-    const name = `mv-vol-${uid()}`;
-    const volume = `mv-vol-${uid()}`;
-    names.push(name);
-    volumes.push(volume);
-    runCounterWith('a', name, ['-v', `${volume}:/data`]);
-    await expectRefused(name, new RegExp(`named volume ${volume} \\(at /data\\): Ferry cannot move volumes yet`));
-  });
-
   it('refuses a bind mount declared shared that the destination does not see', async () => {
     const name = `mv-div-${uid()}`;
     // Each bed host has its own /var/lib/containers: the same path, other content.

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load';
 import { ContainerInfo, parseInspect, parsePodList } from '../../src/podman/parse';
 import { declaredSharedMounts, movabilityProblems } from '../../src/steps/movable';
+import { mountedVolumes } from '../../src/steps/volumes';
+import { parseVolumeInspect } from '../../src/podman/volumes';
 
 // Recorded on the bed with podman 4.3.1 (test/fixtures/inspect-*.json, pod-ps.json).
 const FIXTURES = join(__dirname, '..', '..', '..', 'test', 'fixtures');
@@ -82,11 +84,11 @@ describe('what can move (movabilityProblems)', () => {
     assert.deepEqual(declaredSharedMounts(info, cfg()), []);
   });
 
-  it('refuses a named volume, even one whose folder is declared shared', () => {
-    const [p] = movabilityProblems(inspect('volume'), cfg({ sharedMounts: ['/var/lib/containers'] }), { 'ferry.shared-mounts': '/data' });
-    assert.equal(p.code, 'NAMED_VOLUME');
-    assert.match(p.message, /^named volume h12a5411-data \(at \/data\): Ferry cannot move volumes yet/);
-    assert.match(p.message, /ferry\.shared-mounts/);
+  it('leaves a named volume to the volume checks (Ferry moves volumes), even one whose folder is declared shared', () => {
+    assert.deepEqual(codes(inspect('volume')), []);
+    assert.deepEqual(movabilityProblems(inspect('volume'), cfg({ sharedMounts: ['/var/lib/containers'] }), { 'ferry.shared-mounts': '/data' }), []);
+    assert.deepEqual(mountedVolumes(inspect('volume')), ['h12a5411-data']);
+    assert.deepEqual(mountedVolumes(inspect('bind')), []);
   });
 
   it('refuses a pod member and a pod infra container, naming the pod', () => {
@@ -112,7 +114,7 @@ describe('what can move (movabilityProblems)', () => {
 
   it('lists every problem, and refuses mount kinds it does not know', () => {
     const info = { ...inspect('volume'), mounts: [...inspect('volume').mounts, ...inspect('bind').mounts, { type: 'image', source: '', destination: '/img', volumeName: '', readOnly: true }] };
-    assert.deepEqual(codes(info, { tcpEstablished: true }), ['NAMED_VOLUME', 'BIND_MOUNT_NOT_SHARED', 'MOUNT_UNSUPPORTED', 'TCP_WITHOUT_ADDRESS']);
+    assert.deepEqual(codes(info, { tcpEstablished: true }), ['BIND_MOUNT_NOT_SHARED', 'MOUNT_UNSUPPORTED', 'TCP_WITHOUT_ADDRESS']);
   });
 });
 
@@ -123,5 +125,17 @@ describe('checkpoint.sharedMounts', () => {
     assert.deepEqual(loadConfig({ overrides: { hosts, checkpoint: { sharedMounts: ['/srv/nfs'] } }, env: {} }).checkpoint.sharedMounts, ['/srv/nfs']);
     assert.throws(() => loadConfig({ overrides: { hosts, checkpoint: { sharedMounts: ['srv'] } }, env: {} }), /checkpoint\.sharedMounts: "srv" is not an absolute path/);
     assert.throws(() => loadConfig({ overrides: { hosts, checkpoint: { sharedMounts: 5 } }, env: {} }), /checkpoint\.sharedMounts: must be an array/);
+  });
+});
+
+describe('podman volume inspect', () => {
+  it('reads a plain local volume and one with driver options (recorded output of podman 4.3)', () => {
+    const plain = parseVolumeInspect(
+      '[{"Name":"vt","Driver":"local","Mountpoint":"/var/lib/containers/storage/volumes/vt/_data","CreatedAt":"2026-12-01T10:56:53.930518206Z","Labels":{},"Scope":"local","Options":{},"MountCount":0,"NeedsCopyUp":true,"NeedsChown":true}]',
+    );
+    assert.deepEqual(plain, { name: 'vt', driver: 'local', mountpoint: '/var/lib/containers/storage/volumes/vt/_data', labels: {}, options: {} });
+    const withOpts = parseVolumeInspect('[{"Name":"vo","Driver":"local","Mountpoint":"/var/lib/containers/storage/volumes/vo/_data","Labels":{"ferry.migration":"m-1"},"Scope":"local","Options":{"device":"tmpfs","type":"tmpfs"}}]');
+    assert.deepEqual(withOpts.options, { device: 'tmpfs', type: 'tmpfs' });
+    assert.equal(withOpts.labels['ferry.migration'], 'm-1');
   });
 });
