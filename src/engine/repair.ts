@@ -45,11 +45,9 @@ const JOB_STATES_ALIVE = new Set(['waiting', 'delayed', 'active', 'prioritized',
 export function createRepairer(deps: RepairDeps) {
   const { config, self, store, queues, log } = deps;
 
-  async function repairJobs(): Promise<number> {
+  async function repairJobs(live: MigrationRecord[]): Promise<number> {
     let fixed = 0;
-    const recs = await store.list({ since: Date.now() - LOOK_BACK_MS, limit: 1000 });
-    for (const rec of recs) {
-      if (TERMINAL_STATES.has(rec.state)) continue;
+    for (const rec of live) {
       if (hostForStep(rec, rec.step) === self.name) {
         const job = await queues.get(self.name).getJob(stepJobId(rec.id, rec.step));
         const state = job ? await job.getState() : 'missing';
@@ -146,35 +144,37 @@ export function createRepairer(deps: RepairDeps) {
   }
 
   /**
-   * A paused queue (Bull Board, `ferry` has no such command) holds every job of this host,
-   * the deadline job of a frozen container among them: the container would wait for as long
-   * as the pause lasts, which nobody chose. Once a container this host froze for a live
-   * migration is past its deadline, the queue is resumed so the migration can end either
-   * way. Seed 305002 found it: a pause whose resume was lost in a Redis crash.
+   * A paused queue (Bull Board; `ferry drain` cordons instead) holds every job of this host.
+   * For a migration that has not frozen anything yet that is a pause; for one that has, it
+   * strands a frozen container (its deadline job waits in the same queue), or a moved one
+   * whose source copy and locks are never released. So while such a migration's next move
+   * is on this host, the queue is resumed, with a warning: a pause holds only migrations
+   * that have not started to move. Seeds 305002 and 410022 found it: a pause whose resume
+   * was lost in a Redis crash.
    */
-  async function repairPaused(): Promise<number> {
+  async function repairPaused(live: MigrationRecord[]): Promise<number> {
     const queue = queues.get(self.name);
     if (!(await queue.isPaused())) return 0;
-    const now = Date.now();
-    const overdue: string[] = [];
+    const moving = new Set(live.filter((r) => r.frozenAt && hostForStep(r, r.step) === self.name).map((r) => r.id));
+    // A record may have lost frozenAt in a crash; this disk's marker has not.
     for (const marker of await listFrozenMarkers(self.workDir)) {
-      if (now - marker.at < config.timeouts.frozenMs) continue;
       const rec = await store.get(marker.migrationId);
-      if (rec && !TERMINAL_STATES.has(rec.state)) overdue.push(marker.migrationId);
+      if (rec && !TERMINAL_STATES.has(rec.state)) moving.add(rec.id);
     }
-    if (overdue.length === 0) return 0;
+    if (moving.size === 0) return 0;
     await queue.resume();
-    log.warn({ queue: queue.name, migrationIds: overdue }, 'queue was paused while containers stayed frozen past their deadline; resumed it so they can be brought back');
+    log.warn({ queue: queue.name, migrationIds: [...moving] }, 'queue was paused while migrations that froze their container wait on it; resumed it (to keep new work off a host, drain it: ferry drain)');
     return 1;
   }
 
   /** One pass; errors are returned to the caller's error handler, never thrown past it. */
   return async function repairOnce(): Promise<{ jobs: number; frozen: number; paused: number }> {
-    const jobs = await repairJobs().catch((e: unknown) => {
+    const live = (await store.list({ since: Date.now() - LOOK_BACK_MS, limit: 1000 })).filter((r) => !TERMINAL_STATES.has(r.state));
+    const jobs = await repairJobs(live).catch((e: unknown) => {
       throw coerceError(e);
     });
     const frozen = await repairFrozen();
-    const paused = await repairPaused();
+    const paused = await repairPaused(live);
     return { jobs, frozen, paused };
   };
 }
