@@ -5,9 +5,18 @@
 # bed host, so every host has the same image ID (a checkpoint refers to its image by ID).
 # Idempotent: does nothing when every host already has the image. Needs a running bed.
 #
-#   images.sh            ensure localhost/ferry-redis:latest on every bed host
+#   images.sh                 ensure every image below on every bed host
+#   images.sh redis mariadb   only those
 #
-# Environment: FERRY_BED_DIR (default /var/lib/ferry-bed), FERRY_IMAGE_SUITE (default bookworm).
+#   localhost/ferry-redis:latest    redis-server (AOF on, data in /data)
+#   localhost/ferry-mariadb:latest  mariadbd as root (CRIU on the bed cannot dump a non-root
+#                                   process), datadir /var/lib/mysql (meant for a named volume,
+#                                   initialised on first start when empty), port 3306, root's
+#                                   password over TCP "ferry-test", socket auth inside
+#
+# Environment: FERRY_BED_DIR (default /var/lib/ferry-bed), FERRY_IMAGE_SUITE (default bookworm),
+# FERRY_IMAGE_HOSTS (comma-separated bed host names; default all: to leave hosts that another
+# run is using alone).
 set -euo pipefail
 
 BED=${FERRY_BED_DIR:-/var/lib/ferry-bed}
@@ -15,14 +24,66 @@ BED=${FERRY_BED_DIR:-/var/lib/ferry-bed}
 # minutes, a load from this archive seconds.
 CACHE=$BED/service-images
 SUITE=${FERRY_IMAGE_SUITE:-bookworm}
-REDIS_IMAGE=localhost/ferry-redis:latest
-REDIS_ARCHIVE=$CACHE/ferry-redis.docker.tar
-# No VOLUME: podman would give every container an anonymous volume, which Ferry refuses.
-REDIS_CHANGES=(
-  --change 'CMD ["redis-server","--protected-mode","no","--appendonly","yes","--dir","/data"]'
-  --change 'WORKDIR /data'
-  --change 'EXPOSE 6379'
-)
+ALL_IMAGES=(redis mariadb)
+
+# Per image: its packages, what `podman import` is told, and what is added to the rootfs.
+# No VOLUME in any of them: podman would give every container an anonymous volume of its
+# own, which Ferry would copy at every move; tests mount the volumes they want.
+image_packages() {
+  case $1 in
+    redis) echo redis-server ;;
+    # The -core packages: the server and the client without perl, galera and the admin tools.
+    mariadb) echo mariadb-server-core mariadb-client-core ;;
+  esac
+}
+
+image_changes() { # image -> fills CHANGES
+  case $1 in
+    redis)
+      CHANGES=(
+        --change 'CMD ["redis-server","--protected-mode","no","--appendonly","yes","--dir","/data"]'
+        --change 'WORKDIR /data'
+        --change 'EXPOSE 6379'
+      ) ;;
+    mariadb)
+      CHANGES=(
+        --change 'ENTRYPOINT ["/usr/local/bin/ferry-mariadb"]'
+        --change 'WORKDIR /var/lib/mysql'
+        --change 'EXPOSE 3306'
+      ) ;;
+  esac
+}
+
+image_finish() { # image rootfs: the image's own files
+  case $1 in
+    redis) mkdir -p "$2/data" ;;
+    mariadb)
+      mkdir -p "$2/var/lib/mysql" "$2/run/mysqld" "$2/etc/mysql"
+      # Debian's package leaves a datadir behind; the image's must start empty, so that the
+      # first start on a fresh volume initialises it and a volume that has data keeps it.
+      rm -rf "$2"/var/lib/mysql/*
+      # Run at every start (idempotent): root may log in over TCP with the test password.
+      cat > "$2/etc/mysql/ferry-init.sql" <<'SQL'
+CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY 'ferry-test';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;
+SQL
+      cat > "$2/usr/local/bin/ferry-mariadb" <<'SH'
+#!/bin/sh
+# Ferry's test MariaDB. It runs as root because CRIU on the test bed cannot dump a process of
+# another user (see docs/testbed.md); arguments are added to mariadbd's.
+set -eu
+datadir=/var/lib/mysql
+mkdir -p /run/mysqld "$datadir"
+if [ ! -d "$datadir/mysql" ]; then
+  mariadb-install-db --user=root --datadir="$datadir" --skip-name-resolve > /tmp/install-db.log 2>&1 \
+    || { cat /tmp/install-db.log >&2; exit 1; }
+fi
+exec mariadbd --user=root --datadir="$datadir" --bind-address=0.0.0.0 --skip-name-resolve \
+  --init-file=/etc/mysql/ferry-init.sql "$@"
+SH
+      chmod 755 "$2/usr/local/bin/ferry-mariadb" ;;
+  esac
+}
 
 log() { printf '[images] %s\n' "$*" >&2; }
 die() { printf '[images] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -38,6 +99,11 @@ mapfile -t HOST_LINES < <(node -e '
   for (const h of b.hosts) console.log(`${h.name} ${h.mountns} ${h.netns}`);
 ' "$BED/bed.json")
 [ ${#HOST_LINES[@]} -gt 0 ] || die "$BED/bed.json lists no hosts"
+if [ -n "${FERRY_IMAGE_HOSTS:-}" ]; then
+  mapfile -t HOST_LINES < <(printf '%s\n' "${HOST_LINES[@]}" \
+    | awk -v want="$FERRY_IMAGE_HOSTS" 'BEGIN { n = split(want, w, ","); for (i = 1; i <= n; i++) keep[w[i]] = 1 } keep[$1]')
+  [ ${#HOST_LINES[@]} -gt 0 ] || die "FERRY_IMAGE_HOSTS=$FERRY_IMAGE_HOSTS names no host of $BED/bed.json"
+fi
 
 hexec() { # host-line command...: run inside that bed host, as bed.sh does
   local name mnt net
@@ -101,36 +167,43 @@ cleanup() {
 }
 trap cleanup EXIT
 
-build_redis_archive() {
-  local mirror t0=$SECONDS root first
+build_archive() { # image: debootstrap, apt-get install, import on the first host, save
+  local image=$1 ref archive mirror t0=$SECONDS root first
+  ref=localhost/ferry-$image:latest
+  archive=$CACHE/ferry-$image.docker.tar
   ensure_debootstrap
   mirror=$(debian_mirror)
   BUILD_DIR=$(mktemp -d "$CACHE/build.XXXXXX")
   root=$BUILD_DIR/rootfs
-  log "debootstrap --variant=minbase $SUITE (mirror from the machine's apt sources)"
+  log "$image: debootstrap --variant=minbase $SUITE (mirror from the machine's apt sources)"
   debootstrap --variant=minbase "$SUITE" "$root" "$mirror" > "$BUILD_DIR/debootstrap.log" 2>&1 \
     || { tail -20 "$BUILD_DIR/debootstrap.log" >&2; die "debootstrap failed"; }
   # Package scripts must not start services inside the chroot.
   printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
   chmod 755 "$root/usr/sbin/policy-rc.d"
-  log "apt-get install redis-server in the rootfs"
+  # No documentation: test images only need to run.
+  printf 'path-exclude=/usr/share/%s/*\n' doc man info lintian locale > "$root/etc/dpkg/dpkg.cfg.d/ferry-nodoc"
+  log "$image: apt-get install $(image_packages "$image") in the rootfs"
+  # shellcheck disable=SC2046 # the package list is meant to split
   chroot "$root" env DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-    apt-get install -y -qq --no-install-recommends redis-server > "$BUILD_DIR/apt.log" 2>&1 \
-    || { tail -20 "$BUILD_DIR/apt.log" >&2; die "apt-get install redis-server failed"; }
+    apt-get install -y -qq --no-install-recommends $(image_packages "$image") > "$BUILD_DIR/apt.log" 2>&1 \
+    || { tail -20 "$BUILD_DIR/apt.log" >&2; die "apt-get install $(image_packages "$image") failed"; }
   chroot "$root" apt-get clean
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/log/apt/* \
+    "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/* \
     "$root/usr/sbin/policy-rc.d" "$root"/tmp/* "$root"/var/tmp/*
   # The mirror was only needed to build; the image should not name it.
   : > "$root/etc/apt/sources.list"
-  mkdir -p "$root/data"
+  image_finish "$image" "$root"
   unmount_under "$BUILD_DIR"
   first=${HOST_LINES[0]}
-  log "podman import on host ${first%% *}"
+  image_changes "$image"
+  log "$image: podman import on host ${first%% *}"
   tar --numeric-owner -C "$root" -c . \
-    | hexec "$first" podman import --quiet "${REDIS_CHANGES[@]}" - "$REDIS_IMAGE" >/dev/null
+    | hexec "$first" podman import --quiet "${CHANGES[@]}" - "$ref" >/dev/null
   cleanup
-  save_archive "$first" "$REDIS_IMAGE" "$REDIS_ARCHIVE"
-  log "built $REDIS_IMAGE in $((SECONDS - t0)) s: $(du -h "$REDIS_ARCHIVE" | cut -f1) in $REDIS_ARCHIVE"
+  save_archive "$first" "$ref" "$archive"
+  log "built $ref in $((SECONDS - t0)) s: $(du -h "$archive" | cut -f1) in $archive"
 }
 
 save_archive() { # host-line image archive
@@ -139,36 +212,43 @@ save_archive() { # host-line image archive
   mv -f "$3.tmp" "$3"
 }
 
-ensure_redis_image() {
-  local line lacking
-  if [ -s "$REDIS_ARCHIVE" ] && [ -z "$(hosts_lacking "$REDIS_IMAGE" "$REDIS_ARCHIVE")" ]; then
-    log "$REDIS_IMAGE present on every host"
+ensure_image() { # image
+  local image=$1 ref archive line lacking
+  ref=localhost/ferry-$image:latest
+  archive=$CACHE/ferry-$image.docker.tar
+  if [ -s "$archive" ] && [ -z "$(hosts_lacking "$ref" "$archive")" ]; then
+    log "$ref present on every host${FERRY_IMAGE_HOSTS:+ of $FERRY_IMAGE_HOSTS}"
     return 0
   fi
   mkdir -p "$CACHE"
   exec 8>"$CACHE/.lock"
   flock -w 900 8 || die "another images.sh holds $CACHE/.lock"
   # Another run may have built or loaded while this one waited for the lock.
-  if [ ! -s "$REDIS_ARCHIVE" ]; then
+  if [ ! -s "$archive" ]; then
     # A host that still has the image (the archive was deleted) keeps its ID: save that one,
     # never replace an image that containers may be using.
     for line in "${HOST_LINES[@]}"; do
-      if hexec "$line" podman image exists "$REDIS_IMAGE" 2>/dev/null; then
-        save_archive "$line" "$REDIS_IMAGE" "$REDIS_ARCHIVE"
-        log "saved $REDIS_IMAGE from host ${line%% *} to $REDIS_ARCHIVE"
+      if hexec "$line" podman image exists "$ref" 2>/dev/null; then
+        save_archive "$line" "$ref" "$archive"
+        log "saved $ref from host ${line%% *} to $archive"
         break
       fi
     done
   fi
-  [ -s "$REDIS_ARCHIVE" ] || build_redis_archive
-  mapfile -t lacking < <(hosts_lacking "$REDIS_IMAGE" "$REDIS_ARCHIVE")
+  [ -s "$archive" ] || build_archive "$image"
+  mapfile -t lacking < <(hosts_lacking "$ref" "$archive")
   for line in "${lacking[@]}"; do
-    hexec "$line" podman load --quiet -i "$REDIS_ARCHIVE" >/dev/null
-    log "loaded $REDIS_IMAGE on host ${line%% *}"
+    hexec "$line" podman load --quiet -i "$archive" >/dev/null
+    log "loaded $ref on host ${line%% *}"
   done
   exec 8>&-
 }
 
 t0=$SECONDS
-ensure_redis_image
+images=("$@")
+[ ${#images[@]} -gt 0 ] || images=("${ALL_IMAGES[@]}")
+for image in "${images[@]}"; do
+  [ -n "$(image_packages "$image")" ] || die "unknown image $image (known: ${ALL_IMAGES[*]})"
+  ensure_image "$image"
+done
 log "done in $((SECONDS - t0)) s"
