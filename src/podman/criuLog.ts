@@ -49,6 +49,16 @@ const KNOWN: KnownCause[] = [
     hint: 'the destination host already uses an address and port the container listens on, through its host network or a published port; free the port there or choose another host',
   },
   {
+    pattern: /file locks are hold by dumping tasks|--file-locks/,
+    permanent: true,
+    hint: 'the container holds file locks (databases do: InnoDB, Aria, SQLite); turn checkpoint.fileLocks on so CRIU dumps and restores them',
+  },
+  {
+    pattern: /anon_inode:\[io_uring\]/,
+    permanent: true,
+    hint: 'a process in the container uses io_uring, which CRIU cannot dump; turn it off in the service (MariaDB: --innodb-use-native-aio=0) or keep podman\'s default seccomp profile, which blocks it',
+  },
+  {
     pattern: /No space left on device|Disk quota exceeded/i,
     permanent: true,
     hint: 'the disk is full; free space and migrate again',

@@ -35,6 +35,18 @@ describe('CRIU failures: the cause from its log', () => {
     assert.match(d.hint ?? '', /what-moves/);
   });
 
+  // Built from the messages in CRIU 4.2's source (file-lock.c; files-ext for io_uring), as the
+  // MariaDB checks on the bed printed them; not whole recorded logs.
+  it('file locks held (a database) and io_uring: permanent, with the way out', () => {
+    const locks = diagnoseCriuLog('(00.061822) Error (criu/file-lock.c:166): Some file locks are hold by dumping tasks! You can try --file-locks to dump them.\n');
+    assert.deepEqual(locks.causes, ['Some file locks are hold by dumping tasks! You can try --file-locks to dump them.']);
+    assert.equal(locks.permanent, true);
+    assert.match(locks.hint ?? '', /checkpoint\.fileLocks/);
+    const uring = diagnoseCriuLog('(00.070000) Error (criu/files-ext.c:96): Can\'t dump file 600 of that type [3] (unknown anon_inode:[io_uring])\n');
+    assert.equal(uring.permanent, true);
+    assert.match(uring.hint ?? '', /io_uring/);
+  });
+
   it('a restore whose port is taken on the destination: permanent, without the aftermath lines', () => {
     const d = diagnoseCriuLog(fixture('restore-address-in-use.log'));
     assert.deepEqual(d.causes, ["inet: Can't bind inet socket (id 5): Address already in use"]);
