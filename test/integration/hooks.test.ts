@@ -2,22 +2,9 @@ import { strict as assert } from 'node:assert';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { MigrationRecord } from '../../src/engine/model';
-import { bed, containerState, ferry, hostInfo, makeConfig, readCounter, removeContainers, runCounter, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { bed, containerState, ferry, hostInfo, makeConfig, migrationId, record, readCounter, removeContainers, runCounter, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function migrationId(stdout: string): string {
-  const id = /migration (m-\S+):/.exec(stdout)?.[1];
-  assert.ok(id, `no migration id in:\n${stdout}`);
-  return id;
-}
-
-async function record(cfg: TestConfig, id: string): Promise<MigrationRecord> {
-  const s = await ferry(cfg, ['status', id, '--json']);
-  assert.equal(s.code, 0, s.stderr);
-  return JSON.parse(s.stdout) as MigrationRecord;
-}
 
 /** An HTTP endpoint on the bed's bridge, where workers in every host's namespace reach it; it answers `status`. */
 async function hookServer(status: number): Promise<{ server: Server; url: string; bodies: unknown[] }> {

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { bed, containerState, COUNTER_SCRIPT, ferry, makeConfig, mustPodman, onHost, readCounter, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { bed, containerState, COUNTER_SCRIPT, ferry, makeConfig, migrationId, record, mustPodman, onHost, readCounter, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 import type { MigrationRecord } from '../../src/engine/model';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -7,18 +7,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The counter of test/support/bed.ts, with extra `podman run` options (mounts, labels, user). */
 function runCounterWith(host: string, name: string, options: string[]): void {
   mustPodman(host, 'run', '-d', '--name', name, ...options, bed().image, 'sh', '-c', COUNTER_SCRIPT);
-}
-
-function migrationId(stdout: string): string {
-  const id = /migration (m-\S+):/.exec(stdout)?.[1];
-  assert.ok(id, `no migration id in:\n${stdout}`);
-  return id;
-}
-
-async function record(cfg: TestConfig, id: string): Promise<MigrationRecord> {
-  const s = await ferry(cfg, ['status', id, '--json']);
-  assert.equal(s.code, 0, s.stderr);
-  return JSON.parse(s.stdout) as MigrationRecord;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { bed, containerState, ferry, makeConfig, mustPodman, onHost, readCounter, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { bed, containerState, ferry, makeConfig, migrationId, record, mustPodman, onHost, readCounter, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 import type { MigrationRecord } from '../../src/engine/model';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -19,18 +19,6 @@ function checkLog(host: string, name: string, token: string): number {
   const lines = mustPodman(host, 'exec', name, 'cat', '/data/log').trim().split('\n');
   lines.forEach((l, i) => assert.equal(l, `${token} ${i + 1}`, `line ${i + 1} of /data/log on ${host}`));
   return lines.length;
-}
-
-async function record(cfg: TestConfig, id: string): Promise<MigrationRecord> {
-  const s = await ferry(cfg, ['status', id, '--json']);
-  assert.equal(s.code, 0, s.stderr);
-  return JSON.parse(s.stdout) as MigrationRecord;
-}
-
-function migrationId(stdout: string): string {
-  const id = /migration (m-\S+):/.exec(stdout)?.[1];
-  assert.ok(id, `no migration id in:\n${stdout}`);
-  return id;
 }
 
 /**

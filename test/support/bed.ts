@@ -2,6 +2,7 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { MigrationRecord } from '../../src/engine/model';
 
 /** Facts the bed (scripts/bed.sh) wrote about itself. */
 export interface BedInfo {
@@ -192,6 +193,20 @@ export interface CliResult {
   code: number | null;
   stdout: string;
   stderr: string;
+}
+
+/** The id `ferry migrate` printed ("migration m-…: …"). */
+export function migrationId(stdout: string): string {
+  const id = /migration (m-\S+):/.exec(stdout)?.[1];
+  if (!id) throw new Error(`no migration id in:\n${stdout}`);
+  return id;
+}
+
+/** A migration's record, as `ferry status --json` shows it to a user. */
+export async function record(cfg: TestConfig, id: string): Promise<MigrationRecord> {
+  const s = await ferry(cfg, ['status', id, '--json']);
+  if (s.code !== 0) throw new Error(`ferry status ${id} exited ${s.code}: ${s.stderr}`);
+  return JSON.parse(s.stdout) as MigrationRecord;
 }
 
 /** Runs the real `ferry` command, from the root namespace, as an operator would. */
