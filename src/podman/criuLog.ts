@@ -56,7 +56,7 @@ const KNOWN: KnownCause[] = [
   {
     pattern: /anon_inode:\[io_uring\]/,
     permanent: true,
-    hint: 'a process in the container uses io_uring, which CRIU cannot dump; turn it off in the service (MariaDB: --innodb-use-native-aio=0) or keep podman\'s default seccomp profile, which blocks it',
+    hint: "a process in the container uses io_uring, which CRIU cannot dump; turn it off in the service (MariaDB: --innodb-use-native-aio=0) or keep podman's default seccomp profile, which blocks it",
   },
   {
     pattern: /No space left on device|Disk quota exceeded/i,

@@ -42,7 +42,7 @@ describe('CRIU failures: the cause from its log', () => {
     assert.deepEqual(locks.causes, ['Some file locks are hold by dumping tasks! You can try --file-locks to dump them.']);
     assert.equal(locks.permanent, true);
     assert.match(locks.hint ?? '', /checkpoint\.fileLocks/);
-    const uring = diagnoseCriuLog('(00.070000) Error (criu/files-ext.c:96): Can\'t dump file 600 of that type [3] (unknown anon_inode:[io_uring])\n');
+    const uring = diagnoseCriuLog("(00.070000) Error (criu/files-ext.c:96): Can't dump file 600 of that type [3] (unknown anon_inode:[io_uring])\n");
     assert.equal(uring.permanent, true);
     assert.match(uring.hint ?? '', /io_uring/);
   });
