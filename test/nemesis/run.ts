@@ -26,9 +26,9 @@ const BUILD = (() => {
   return `${git('rev-parse', '--short', 'HEAD')}${dirty} built ${statSync(__filename).mtime.toISOString()}`;
 })();
 
-export type Verdict = 'ok' | 'lost' | 'doubled' | 'state-lost' | 'stuck' | 'mismatch' | 'leftover' | 'harness-error';
+export type Verdict = 'ok' | 'lost' | 'doubled' | 'state-lost' | 'stuck' | 'mismatch' | 'leftover' | 'submission-lost' | 'harness-error';
 /** Worst first: a run's verdict is the worst problem it has. */
-const SEVERITY: Verdict[] = ['lost', 'doubled', 'state-lost', 'stuck', 'mismatch', 'leftover', 'harness-error'];
+const SEVERITY: Verdict[] = ['lost', 'doubled', 'state-lost', 'stuck', 'mismatch', 'leftover', 'submission-lost', 'harness-error'];
 
 export interface RunRecord {
   seed: number;
@@ -161,6 +161,9 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
   const notes: string[] = [];
   const problems: { verdict: Verdict; text: string }[] = [];
   const ids: string[] = [];
+  /** When each id was acknowledged, and when Redis was crashed: a record lost with the AOF's tail is told apart. */
+  const submittedAt = new Map<string, number>();
+  const crashedAt: number[] = [];
   const recs = new Map<string, MigrationRecord | null>();
   const host: Record<Role, BedHost> = { src: plan.src, dst: plan.dst };
   const kinds = plan.faults.map((f) => f.fault.kind);
@@ -220,6 +223,7 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
     const probe = { kind: 'exec' as const, argv: ['cat', '/tmp/count'] };
     const rec0 = await c.migrate({ container: name, from: plan.src, to: plan.dst, probe });
     ids.push(rec0.id);
+    submittedAt.set(rec0.id, Date.now());
     const watch = new Watch(c, rec0.id, 600_000);
 
     const allEnded = async (): Promise<boolean> => {
@@ -309,6 +313,7 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
           // SIGKILL alone loses nothing Redis already wrote (the page cache keeps it); a host
           // crash loses what was not yet fsync'd, up to a second with everysec: cut that off.
           await r.stop('SIGKILL');
+          crashedAt.push(Date.now());
           const lost = aof.rewind(AOF_LOSS_MS);
           await sleep(f.downMs);
           await r.start();
@@ -319,6 +324,7 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
           try {
             const rec = await c.migrate({ container: prefix, from: plan.src, to: plan.third, probe });
             ids.push(rec.id);
+            submittedAt.set(rec.id, Date.now());
             return `second submission ${prefix} -> ${plan.third} accepted (${rec.id})`;
           } catch (e: unknown) {
             return `second submission ${prefix} -> ${plan.third} refused: ${(e instanceof Error ? e.message : String(e)).slice(0, 160)}`;
@@ -397,7 +403,17 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
     // The checker: podman on every host, and the counter; Ferry's records are not asked.
     for (const id of ids) {
       const rec = recs.get(id);
-      if (!rec) problems.push({ verdict: 'stuck', text: `${id}: no record` });
+      // Acknowledged within the AOF tail a crash then dropped: Redis lost the submission
+      // itself (appendfsync everysec; see README). Its container was never touched, which
+      // the checks below still verify; anything else without a record is stuck.
+      const at = submittedAt.get(id) ?? 0;
+      const inLostTail = crashedAt.some((c) => at <= c && at >= c - AOF_LOSS_MS - 200);
+      if (!rec)
+        problems.push(
+          inLostTail
+            ? { verdict: 'submission-lost', text: `${id}: no record: acknowledged ${Math.max(...crashedAt.map((c) => c - at))}ms before a Redis crash that dropped the AOF's last ${AOF_LOSS_MS}ms` }
+            : { verdict: 'stuck', text: `${id}: no record` },
+        );
       else if (!TERMINAL_STATES.has(rec.state)) problems.push({ verdict: 'stuck', text: `${id}: still ${rec.state} (step ${rec.step ?? '?'}) after ${opts.settleMs}ms` });
     }
     const found = look(name, fullId);
@@ -485,7 +501,7 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
 
 /** The table for docs/reliability.md: per fault kind (a run counts for each kind it had), and all runs. */
 export function summaryTable(runs: RunRecord[]): string {
-  const cols: Verdict[] = ['lost', 'doubled', 'stuck', 'state-lost', 'mismatch', 'leftover', 'harness-error'];
+  const cols: Verdict[] = ['lost', 'doubled', 'stuck', 'state-lost', 'mismatch', 'leftover', 'submission-lost', 'harness-error'];
   const kinds = [...new Set(runs.flatMap((r) => r.faultKinds))].sort();
   const row = (label: string, rs: RunRecord[]) => `| ${label} | ${rs.length} | ${rs.filter((r) => r.verdict === 'ok').length} | ${cols.map((c) => rs.filter((r) => r.problems.some((p) => p.startsWith(`${c}:`))).length).join(' | ')} |`;
   return [
