@@ -23,7 +23,7 @@ export interface FerryConfig {
   hosts: HostConfig[];
   retry: { attempts: Record<StepName, number>; backoffMs: number };
   timeouts: { step: Record<StepName, number>; sshConnectMs: number; frozenMs: number };
-  checkpoint: { compression: 'none' | 'gzip' | 'zstd'; tcpEstablished: boolean; fileLocks: boolean; skipInFlight: boolean; keepAddress: boolean; sharedMounts: string[] };
+  checkpoint: { compression: 'none' | 'gzip' | 'zstd'; tcpEstablished: boolean; fileLocks: boolean; skipInFlight: boolean; keepAddress: boolean; sharedMounts: string[]; copyMounts: string[] };
   archive: { encryption: 'none' | 'aes-256-gcm'; keyFile: string; plainDir: string };
   verify: { timeoutMs: number; intervalMs: number };
   hooks: HooksConfig;

@@ -12,6 +12,12 @@ function perStep(doc: string, field: 'attempts' | 'timeoutMs', envPrefix: string
   return out;
 }
 
+/** A config value that lists host folders. */
+function absolutePaths(value: unknown): void {
+  if (!Array.isArray(value)) throw new Error('must be an array of absolute paths');
+  for (const v of value) if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0')) throw new Error(`${JSON.stringify(v)} is not an absolute path, e.g. "/srv/shared"`);
+}
+
 /**
  * The one configuration schema. Built by a function so that nothing happens at import time;
  * the custom formats it uses are registered by `registerFormats()` in load.ts.
@@ -85,10 +91,12 @@ export function buildSchema() {
       },
       sharedMounts: {
         doc: 'host folders that are shared storage, the same content at the same path on every host (e.g. an NFS mount): a bind mount from one of them, or from below one, moves with its container; any other bind mount is refused unless its container has the label ferry.shared-mounts. Preflight checks the destination sees the same folder',
-        format: (value: unknown) => {
-          if (!Array.isArray(value)) throw new Error('must be an array of absolute paths');
-          for (const v of value) if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0')) throw new Error(`${JSON.stringify(v)} is not an absolute path, e.g. "/srv/shared"`);
-        },
+        format: absolutePaths,
+        default: [] as string[],
+      },
+      copyMounts: {
+        doc: 'host folders whose bind mounts Ferry copies to the destination (rsync over SSH while the container runs, the difference while it is frozen), as the label ferry.copy-mounts does for one container; the destination must not have the folder, or have it empty; the source keeps its copy renamed <folder>.ferry-moved-<migration id>',
+        format: absolutePaths,
         default: [] as string[],
       },
     },

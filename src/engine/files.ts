@@ -28,6 +28,8 @@ export interface HostFiles {
   fifo: string;
   /** The decrypted copy podman imports an encrypted archive from, for the seconds it restores. */
   plain: string;
+  /** Destination: the host folders Ferry created there for copied bind mounts, one per line (steps/copiedMounts.ts). */
+  copiedFolders: string;
 }
 
 export interface MigrationFiles {
@@ -37,11 +39,12 @@ export interface MigrationFiles {
   destination: HostFiles;
 }
 
-function hostFiles(dir: string, name: string, config: FerryConfig): HostFiles {
+function hostFiles(dir: string, name: string, id: string, config: FerryConfig): HostFiles {
   const archive = join(dir, name);
   return {
     dir,
     archive,
+    copiedFolders: join(dir, `${id}.copied`),
     part: `${archive}.part`,
     fifo: `${archive}.part.fifo`,
     // plainDir is typically a shared tmpfs (/dev/shm): Ferry keeps to a folder of its own there.
@@ -65,5 +68,5 @@ export function migrationFiles(rec: Pick<MigrationRecord, 'id' | 'from' | 'to'> 
     if (!h) throw new ValidationError(`host "${host}" is not in this inventory`);
     return h.workDir;
   };
-  return { name, source: hostFiles(dirOf(rec.from), name, config), destination: hostFiles(dirOf(rec.to), name, config) };
+  return { name, source: hostFiles(dirOf(rec.from), name, rec.id, config), destination: hostFiles(dirOf(rec.to), name, rec.id, config) };
 }

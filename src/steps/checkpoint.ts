@@ -10,6 +10,8 @@ import { stopStrayExport } from '../transfer/fifo';
 import { ensurePrivateDir, fileSize, removeFile } from '../archive/localFiles';
 import { writeFrozenMarker } from '../archive/frozenMarker';
 import { mountedVolumes, syncVolumes, VolumeSync } from './volumes';
+import { declaredCopiedMounts } from './movable';
+import { FolderSync, syncCopiedMounts } from './copiedMounts';
 
 const PROGRESS_EVERY_MS = 250;
 
@@ -55,10 +57,13 @@ export const checkpoint: Step = async (ctx) => {
   // Volumes: the bulk is copied now, while the container runs; only what changes from here
   // to the freeze is copied again inside it (steps/volumes.ts).
   const volumes = mountedVolumes(info);
+  const folders = declaredCopiedMounts(info, config).map((m) => m.source);
   let presync: VolumeSync[] = [];
-  if (volumes.length > 0) {
-    await ctx.progress({ percent: 5, message: `copying ${volumes.length === 1 ? `volume ${volumes[0]}` : `${volumes.length} volumes`} to ${rec.to} while the container runs` });
+  let presyncFolders: FolderSync[] = [];
+  if (volumes.length + folders.length > 0) {
+    await ctx.progress({ percent: 5, message: `copying ${[...volumes.map((v) => `volume ${v}`), ...folders].join(', ')} to ${rec.to} while the container runs` });
     presync = await syncVolumes(ctx, volumes);
+    presyncFolders = await syncCopiedMounts(ctx, folders);
   }
   await ensurePrivateDir(here.dir);
   const part = here.part;
@@ -87,8 +92,9 @@ export const checkpoint: Step = async (ctx) => {
   const opts = { ...config.checkpoint, ignoreVolumes: volumes.length > 0, timeoutMs: config.timeouts.step.checkpoint };
   const out = await checkpointStreaming(local, ctx.localRunner, rec.container, { part, fifo: here.fifo }, opts, target, { onBytes, encryptWith: key });
   await started;
-  // The container's processes are gone now: its volumes no longer change.
+  // The container's processes are gone now: its volumes and folders no longer change.
   const delta = volumes.length > 0 ? await syncVolumes(ctx, volumes) : [];
+  const deltaFolders = folders.length > 0 ? await syncCopiedMounts(ctx, folders) : [];
   if (out.streamError) ctx.log.warn({ err: out.streamError }, 'streaming the archive to the destination failed; the transfer step will send it');
   try {
     await chmod(part, 0o600);
@@ -111,6 +117,7 @@ export const checkpoint: Step = async (ctx) => {
       streamError: out.streamError,
       ms: Date.now() - frozenAt,
       ...(volumes.length > 0 ? { volumes: presync.map((p, i) => ({ name: p.name, presyncBytes: p.sentBytes, presyncMs: p.ms, frozenBytes: delta[i]?.sentBytes, frozenMs: delta[i]?.ms })) } : {}),
+      ...(folders.length > 0 ? { copiedMounts: presyncFolders.map((p, i) => ({ folder: p.folder, presyncBytes: p.sentBytes, presyncMs: p.ms, frozenBytes: deltaFolders[i]?.sentBytes, frozenMs: deltaFolders[i]?.ms })) } : {}),
     },
     patch: {
       archive: {

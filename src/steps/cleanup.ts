@@ -3,6 +3,7 @@ import type { Step } from './context';
 import { removeFile } from '../archive/localFiles';
 import { removeFrozenMarker } from '../archive/frozenMarker';
 import { removeMovedSourceVolumes } from './volumes';
+import { retireSourceFolders } from './copiedMounts';
 
 /**
  * Source host, after the destination was verified: remove the frozen source container
@@ -35,6 +36,13 @@ export const cleanup: Step = async (ctx) => {
     removedVolumes = vols.removed;
     for (const k of vols.kept) warnings.push(`host ${rec.from} keeps ${k}: it moved to ${rec.to}, this copy is stale`);
   }
+  let renamedFolders: string[] = [];
+  if (!info || removedSource) {
+    const folders = await retireSourceFolders(ctx.localRunner, ctx.remote(rec.to).runner, ctx.files.destination.copiedFolders, rec.id);
+    renamedFolders = folders.renamed;
+    for (const f of folders.renamed) warnings.push(`host ${rec.from} keeps the folder's stale copy as ${f}: remove it once the container on ${rec.to} is checked`);
+    for (const k of folders.kept) warnings.push(`host ${rec.from} keeps ${k}: it was copied to ${rec.to}, this copy is stale`);
+  }
   // Whether or not the record still knows of an archive (a Redis crash can rewind it): the
   // paths are derived from the migration id, and removing what is not there costs nothing.
   await removeFile(ctx.files.source.archive);
@@ -42,5 +50,5 @@ export const cleanup: Step = async (ctx) => {
   // verify already removed it; this catches a verify that crashed right after probing.
   const rm = await ctx.remote(rec.to).runner.run(['rm', '-f', '--', there.archive, there.plain]);
   if (rm.code !== 0) warnings.push(`could not remove the archive on ${rec.to}: ${rm.stderr.trim()}`);
-  return { result: { removedSource, ...(removedVolumes.length ? { removedVolumes } : {}) }, patch: warnings.length ? { warnings: [...rec.warnings, ...warnings] } : undefined };
+  return { result: { removedSource, ...(removedVolumes.length ? { removedVolumes } : {}), ...(renamedFolders.length ? { renamedFolders } : {}) }, patch: warnings.length ? { warnings: [...rec.warnings, ...warnings] } : undefined };
 };

@@ -4,6 +4,8 @@ import type { ContainerInfo, MountInfo } from '../podman/parse';
 
 /** Container label: mount destinations (inside the container) whose host folders are shared storage. */
 export const LABEL_SHARED_MOUNTS = 'ferry.shared-mounts';
+/** Container label: mount destinations whose host folders Ferry copies to the destination (steps/copiedMounts.ts). */
+export const LABEL_COPY_MOUNTS = 'ferry.copy-mounts';
 
 /** The page that lists every refusal and its way out. */
 export const WHAT_MOVES_DOC = 'docs/what-moves.md';
@@ -16,16 +18,16 @@ export interface MovabilityProblem {
   message: string;
 }
 
-type CheckpointSettings = Pick<FerryConfig['checkpoint'], 'tcpEstablished' | 'keepAddress' | 'sharedMounts'>;
+type CheckpointSettings = Pick<FerryConfig['checkpoint'], 'tcpEstablished' | 'keepAddress' | 'sharedMounts' | 'copyMounts'>;
 
 function clean(path: string): string {
   const p = posix.normalize(path);
   return p.length > 1 ? p.replace(/\/+$/, '') : p;
 }
 
-/** The mount destinations the container's label declares shared. */
-function labelledShared(labels: Record<string, string>): Set<string> {
-  const raw = labels[LABEL_SHARED_MOUNTS] ?? '';
+/** The mount destinations a label of the container lists. */
+function labelled(labels: Record<string, string>, label: string): Set<string> {
+  const raw = labels[label] ?? '';
   return new Set(
     raw
       .split(',')
@@ -35,7 +37,7 @@ function labelledShared(labels: Record<string, string>): Set<string> {
   );
 }
 
-function underSharedFolder(source: string, folders: readonly string[]): boolean {
+function underFolder(source: string, folders: readonly string[]): boolean {
   const s = clean(source);
   return folders.map(clean).some((f) => s === f || s.startsWith(f === '/' ? '/' : `${f}/`));
 }
@@ -46,8 +48,18 @@ function underSharedFolder(source: string, folders: readonly string[]): boolean 
  * content in each before anything is frozen.
  */
 export function declaredSharedMounts(info: ContainerInfo, config: { checkpoint: CheckpointSettings }, labels: Record<string, string> = info.labels): MountInfo[] {
-  const byLabel = labelledShared(labels);
-  return info.mounts.filter((m) => m.type === 'bind' && (byLabel.has(clean(m.destination)) || underSharedFolder(m.source, config.checkpoint.sharedMounts)));
+  const byLabel = labelled(labels, LABEL_SHARED_MOUNTS);
+  return info.mounts.filter((m) => m.type === 'bind' && (byLabel.has(clean(m.destination)) || underFolder(m.source, config.checkpoint.sharedMounts)));
+}
+
+/**
+ * The bind mounts Ferry copies (by label, or by config folder), shared ones excepted: a
+ * folder both hosts see needs no copy, and copying into it would copy it onto itself.
+ */
+export function declaredCopiedMounts(info: ContainerInfo, config: { checkpoint: CheckpointSettings }, labels: Record<string, string> = info.labels): MountInfo[] {
+  const shared = new Set(declaredSharedMounts(info, config, labels));
+  const byLabel = labelled(labels, LABEL_COPY_MOUNTS);
+  return info.mounts.filter((m) => m.type === 'bind' && !shared.has(m) && (byLabel.has(clean(m.destination)) || underFolder(m.source, config.checkpoint.copyMounts)));
 }
 
 /**
@@ -58,6 +70,7 @@ export function declaredSharedMounts(info: ContainerInfo, config: { checkpoint: 
 export function movabilityProblems(info: ContainerInfo, config: { checkpoint: CheckpointSettings }, labels: Record<string, string> = info.labels): MovabilityProblem[] {
   const problems: MovabilityProblem[] = [];
   const shared = new Set(declaredSharedMounts(info, config, labels));
+  const copied = new Set(declaredCopiedMounts(info, config, labels));
   const podLabel = info.podName ? `pod ${info.podName} (${info.pod.slice(0, 12)})` : `pod ${info.pod.slice(0, 12)}`;
 
   // podman restores a pod's container only into its pod ("cannot restore pod container
@@ -89,12 +102,12 @@ export function movabilityProblems(info: ContainerInfo, config: { checkpoint: Ch
   for (const m of info.mounts) {
     if (m.type === 'tmpfs') continue; // CRIU dumps a tmpfs's content with the process: it moves.
     if (m.type === 'bind') {
-      if (shared.has(m)) continue;
+      if (shared.has(m) || copied.has(m)) continue;
       problems.push({
         code: 'BIND_MOUNT_NOT_SHARED',
         message:
           `bind mount ${m.source} (at ${m.destination} in the container${m.readOnly ? ', read-only' : ''}) is a folder of this host: after the move the container would use the destination's ${m.source} (other content, or missing) while its data stays here. ` +
-          `If both hosts see the same storage at ${m.source} (e.g. NFS), declare it: label ${LABEL_SHARED_MOUNTS}=${m.destination} on the container, or ${clean(m.source)} in checkpoint.sharedMounts; Ferry then checks the destination sees the same folder. Ferry cannot copy bind-mounted data yet`,
+          `If both hosts see the same storage at ${m.source} (e.g. NFS), declare it: label ${LABEL_SHARED_MOUNTS}=${m.destination} on the container, or ${clean(m.source)} in checkpoint.sharedMounts; Ferry then checks the destination sees the same folder. Otherwise let Ferry copy it: label ${LABEL_COPY_MOUNTS}=${m.destination}, or ${clean(m.source)} in checkpoint.copyMounts`,
       });
     } else if (m.type === 'volume') {
       // Ferry copies volumes itself, beside the checkpoint; what stops one (driver, sharing,

@@ -7,6 +7,7 @@ import { recoverFrozenInStep } from './frozenRecovery';
 import type { Step } from './context';
 import { copyImage } from './imageCopy';
 import { checkVolumes } from './volumes';
+import { checkCopiedMounts } from './copiedMounts';
 import type { FerryConfig } from '../config/load';
 import type { CommandRunner } from '../exec/runner';
 import { loadArchiveKey } from '../archive/key';
@@ -98,12 +99,13 @@ export const preflight: Step = async (ctx) => {
   const dest = ctx.remote(rec.to);
   // Independent checks at once: each is a command (most over SSH), and they add up.
   const shared = declaredSharedMounts(info, ctx.config);
-  const [clash, criuSource, criuDest, hasImage, volumes] = await Promise.all([
+  const [clash, criuSource, criuDest, hasImage, volumes, copiedMounts] = await Promise.all([
     dest.podman.find(name),
     checkCriu(ctx.localRunner),
     checkCriu(dest.runner),
     dest.podman.imageExists(info.imageId),
     checkVolumes(ctx, info),
+    checkCopiedMounts(ctx, info),
     checkArchiveKeys(ctx.config, dest.runner, rec.to),
     ...shared.map((m) => checkSharedMount(ctx.localRunner, dest.runner, m, rec.from, rec.to)),
   ]);
@@ -128,6 +130,7 @@ export const preflight: Step = async (ctx) => {
       imageCopiedBytes,
       ...(shared.length > 0 ? { sharedMounts: shared.map((m) => m.source) } : {}),
       ...(volumes.length > 0 ? { volumes } : {}),
+      ...(copiedMounts.length > 0 ? { copiedMounts } : {}),
       ...(name !== rec.container ? { resolvedFrom: rec.container } : {}),
     },
     patch: {

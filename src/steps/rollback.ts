@@ -9,6 +9,7 @@ import { clearDestination } from './destinationCopy';
 import { coerceError } from '../errors/coerceError';
 import { SshError } from '../errors';
 import { removeCopiedVolumes } from './volumes';
+import { removeCopiedFolders } from './copiedMounts';
 
 /** The destination could not be reached at all (as opposed to answering with a failure). */
 function isUnreachable(e: unknown): boolean {
@@ -77,6 +78,7 @@ export const rollback: Step = async (ctx) => {
     await ctx.remote(rec.to).runner.run(['rm', '-f', '--', there.archive, there.part, there.plain]);
     // The volumes copied there for this migration: no container of ours uses them any more.
     for (const left of await removeCopiedVolumes(ctx.remote(rec.to).podman.volumes, rec.id)) warnings.push(`host ${rec.to} keeps ${left}, copied there for this migration; remove it by hand`);
+    await removeCopiedFolders(ctx.remote(rec.to).runner, there.copiedFolders);
   } catch {
     // An unreachable destination keeps a stray archive, never a running copy
     // (restore had not started, or the branch above would have thrown).

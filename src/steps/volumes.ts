@@ -1,7 +1,7 @@
-import type { HostConfig } from '../config/hosts';
-import { coerceError, StepError } from '../errors';
+import { CommandError, coerceError, StepError, ValidationError } from '../errors';
 import type { ContainerInfo } from '../podman/parse';
 import type { PodmanVolumes } from '../podman/volumes';
+import { RsyncResult, rsyncTo } from '../transfer/rsync';
 import type { StepContext } from './context';
 import { WHAT_MOVES_DOC } from './movable';
 
@@ -61,25 +61,8 @@ export async function checkVolumes(ctx: StepContext, info: ContainerInfo): Promi
   return names;
 }
 
-export interface VolumeSync {
+export interface VolumeSync extends RsyncResult {
   name: string;
-  /** Bytes rsync sent (its own count, deltas and metadata included). */
-  sentBytes: number;
-  ms: number;
-}
-
-function rsyncShell(dest: HostConfig): string {
-  const { ssh } = dest;
-  for (const p of [ssh.privateKey, ssh.knownHosts]) {
-    // rsync splits its -e string on spaces and quotes; a path needing either is not worth the risk.
-    if (!/^[\w./+-]+$/.test(p)) throw new StepError(`ssh path ${p} of host ${dest.name} cannot be given to rsync (use a path of letters, digits and ./+-_)`, { code: 'VOLUME_COPY_FAILED', permanent: true });
-  }
-  return ['ssh', '-i', ssh.privateKey, '-p', String(ssh.port), '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${ssh.knownHosts}`, '-o', 'ConnectTimeout=10'].join(' ');
-}
-
-function parseSent(stdout: string): number {
-  const m = /Total bytes sent:\s*([\d,]+)/.exec(stdout);
-  return m ? Number(m[1].replace(/,/g, '')) : 0;
 }
 
 /**
@@ -101,31 +84,14 @@ async function syncVolume(ctx: StepContext, name: string, here: PodmanVolumes, t
     await ctx.fence();
     target = await there.create(name, { [VOLUME_MIGRATION_LABEL]: rec.id });
   }
-  const address = dest.address.includes(':') ? `[${dest.address}]` : dest.address;
-  const argv = [
-    'rsync',
-    '--archive',
-    '--hard-links',
-    '--acls',
-    '--xattrs',
-    '--sparse',
-    '--numeric-ids',
-    '--delete',
-    '--protect-args',
-    '--stats',
-    '--rsh',
-    rsyncShell(dest),
-    '--',
-    `${src.mountpoint}/`,
-    `${dest.ssh.user}@${address}:${target.mountpoint}/`,
-  ];
-  const started = Date.now();
   await ctx.fence();
-  const res = await ctx.localRunner.run(argv, { timeoutMs: ctx.config.timeouts.step.checkpoint });
-  if (res.code !== 0) {
-    throw new StepError(`copying volume ${name} to host ${rec.to} failed (rsync exited ${res.code ?? 'on a signal'}): ${res.stderr.trim().slice(-400)}`, { code: 'VOLUME_COPY_FAILED' });
+  try {
+    return { name, ...(await rsyncTo(ctx.localRunner, dest, src.mountpoint, target.mountpoint, ctx.config.timeouts.step.checkpoint)) };
+  } catch (e: unknown) {
+    // rsync's own failure is told as the step's; an abort (time limit, takeover) stays what it is.
+    if (!(e instanceof CommandError || e instanceof ValidationError)) throw e;
+    throw new StepError(`copying volume ${name} to host ${rec.to} failed: ${e.message.slice(-400)}`, { code: 'VOLUME_COPY_FAILED', permanent: e instanceof ValidationError, cause: e });
   }
-  return { name, sentBytes: parseSent(res.stdout), ms: Date.now() - started };
 }
 
 /** Every volume, one after the other (they share the link; in parallel they only compete). */

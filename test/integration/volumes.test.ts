@@ -22,15 +22,17 @@ function checkLog(host: string, name: string, token: string): number {
 }
 
 /**
- * Issue 12: a named volume moves with its container, copied while it runs and once more,
- * only what changed, in the freeze; the source's copy goes at cleanup, so it can move back.
+ * Issue 12: a named volume, or a bind-mounted folder declared copied, moves with its
+ * container, copied while it runs and once more, only what changed, in the freeze; the
+ * source's copy goes (a folder's is renamed aside) at cleanup, so it can move back.
  */
-describe('volumes move with their container', function () {
+describe('volumes and copied folders move with their container', function () {
   this.timeout(300_000);
   let cfg: TestConfig;
   let workers: WorkerProc[] = [];
   const names: string[] = [];
   const volumes: string[] = [];
+  const folders: string[] = [];
 
   before(async () => {
     cfg = makeConfig({ top: { retry: { backoffMs: 200, attempts: { verify: 1 } }, verify: { timeoutMs: 2000 } } });
@@ -41,6 +43,7 @@ describe('volumes move with their container', function () {
     await stopWorkers(workers);
     removeContainers(names);
     for (const v of volumes) for (const h of [SRC, DST]) onHost(h, ['podman', 'volume', 'rm', '-f', v]);
+    for (const f of folders) for (const h of [SRC, DST]) onHost(h, ['rm', '-rf', '--', f]);
   });
 
   function startWithVolume(host: string, prefix: string): { name: string; volume: string } {
@@ -107,6 +110,45 @@ describe('volumes move with their container', function () {
     const after = readCounter(SRC, name);
     assert.equal(after.token, before.token);
     await sleep(400);
+    checkLog(SRC, name, before.token);
+  });
+
+  it('copies a bind-mounted folder declared ferry.copy-mounts there and back; each stale source copy is renamed aside; a rollback removes the copy', async () => {
+    // /var/lib/containers is each bed host's own (other folders are one file system for all).
+    const folder = `/var/lib/containers/ferry-copy-${uid()}`;
+    const name = `copy-${uid()}`;
+    names.push(name);
+    folders.push(folder);
+    onHost(SRC, ['mkdir', '-p', folder]);
+    mustPodman(SRC, 'run', '-d', '--name', name, '--label', 'ferry.copy-mounts=/data', '-v', `${folder}:/data`, bed().image, 'sh', '-c', LOGGING_COUNTER);
+    mustPodman(SRC, 'exec', name, 'dd', 'if=/dev/urandom', 'of=/data/blob', 'bs=1M', 'count=16');
+    const blob = mustPodman(SRC, 'exec', name, 'md5sum', '/data/blob').split(' ')[0];
+    await sleep(500);
+    const before = readCounter(SRC, name);
+    let hop = [SRC, DST];
+    for (const round of [1, 2]) {
+      const [from, to] = hop;
+      const { code, rec, out } = await migrate(name, from, to);
+      assert.equal(code, 0, `round ${round} ${from} -> ${to}:\n${out}`);
+      assert.equal(containerState(from, name), null);
+      assert.equal(readCounter(to, name).token, before.token);
+      await sleep(400);
+      checkLog(to, name, before.token);
+      assert.equal(mustPodman(to, 'exec', name, 'md5sum', '/data/blob').split(' ')[0], blob);
+      assert.equal(onHost(from, ['test', '-e', folder]).code, 1, `${folder} is no longer on ${from} under its name`);
+      assert.equal(onHost(from, ['test', '-f', `${folder}.ferry-moved-${rec.id}/blob`]).code, 0, `its stale copy is kept aside on ${from}`);
+      assert.ok(
+        rec.warnings.some((w) => w.includes(`${folder}.ferry-moved-${rec.id}`)),
+        'and the record says so',
+      );
+      folders.push(`${folder}.ferry-moved-${rec.id}`);
+      hop = [to, from];
+    }
+    // Back on SRC: a migration that rolls back leaves no copy on DST.
+    const { rec } = await migrate(name, SRC, DST, ['--probe', 'exec:false']);
+    assert.equal(rec.state, 'failed-rolled-back');
+    assert.equal(containerState(SRC, name), 'running');
+    assert.equal(onHost(DST, ['test', '-e', folder]).code, 1, `the copy on ${DST} was removed`);
     checkLog(SRC, name, before.token);
   });
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load';
 import { ContainerInfo, parseInspect, parsePodList } from '../../src/podman/parse';
-import { declaredSharedMounts, movabilityProblems } from '../../src/steps/movable';
+import { declaredCopiedMounts, declaredSharedMounts, movabilityProblems } from '../../src/steps/movable';
 import { mountedVolumes } from '../../src/steps/volumes';
 import { parseVolumeInspect } from '../../src/podman/volumes';
 
@@ -15,8 +15,9 @@ interface Settings {
   tcpEstablished: boolean;
   keepAddress: boolean;
   sharedMounts: string[];
+  copyMounts: string[];
 }
-const cfg = (over: Partial<Settings> = {}) => ({ checkpoint: { tcpEstablished: false, keepAddress: false, sharedMounts: [], ...over } });
+const cfg = (over: Partial<Settings> = {}) => ({ checkpoint: { tcpEstablished: false, keepAddress: false, sharedMounts: [], copyMounts: [], ...over } });
 const codes = (info: ContainerInfo, over: Partial<Settings> = {}, labels?: Record<string, string>) => movabilityProblems(info, cfg(over), labels).map((p) => p.code);
 
 describe('podman inspect: mounts, pod, network', () => {
@@ -82,6 +83,17 @@ describe('what can move (movabilityProblems)', () => {
       ['/srv/h12a-bind'],
     );
     assert.deepEqual(declaredSharedMounts(info, cfg()), []);
+  });
+
+  it('a bind mount declared copied (label or config folder) is not refused; shared wins over copied', () => {
+    const info = inspect('bind');
+    const [m] = info.mounts;
+    assert.deepEqual(codes(info), ['BIND_MOUNT_NOT_SHARED']);
+    assert.match(movabilityProblems(info, cfg())[0].message, /ferry\.copy-mounts=\/data/);
+    assert.deepEqual(codes(info, {}, { 'ferry.copy-mounts': m.destination }), []);
+    assert.deepEqual(declaredCopiedMounts(info, cfg(), { 'ferry.copy-mounts': m.destination }), [m]);
+    assert.deepEqual(codes(info, { copyMounts: [m.source] }), []);
+    assert.deepEqual(declaredCopiedMounts(info, cfg({ copyMounts: [m.source], sharedMounts: [m.source] })), [], 'a folder both hosts see is not copied');
   });
 
   it('leaves a named volume to the volume checks (Ferry moves volumes), even one whose folder is declared shared', () => {

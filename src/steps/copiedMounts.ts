@@ -1,0 +1,103 @@
+import { CommandError, StepError, ValidationError } from '../errors';
+import type { CommandRunner } from '../exec/runner';
+import type { ContainerInfo } from '../podman/parse';
+import { RsyncResult, rsyncTo } from '../transfer/rsync';
+import type { StepContext } from './context';
+import { declaredCopiedMounts, WHAT_MOVES_DOC } from './movable';
+
+/**
+ * Bind mounts declared copied (label ferry.copy-mounts, or checkpoint.copyMounts) move like
+ * volumes: rsync while the container runs, the difference once it is frozen, so the
+ * destination's folder holds exactly what the source's held at the freeze. Only a folder the
+ * destination lacks (or has empty) is written there, and the destination keeps a ledger of
+ * the folders Ferry made for the migration (engine/files.ts `copiedFolders`): rollback
+ * removes exactly those, cleanup knows from it which source folders moved. The source's
+ * folder is not deleted: it is renamed `<folder>.ferry-moved-<migration id>`, so nothing
+ * uses it by mistake, the way back is free, and its data stays until a person removes it.
+ */
+export interface FolderSync extends RsyncResult {
+  folder: string;
+}
+
+/** The suffix a moved folder's stale source copy gets. */
+export function movedAside(folder: string, migrationId: string): string {
+  return `${folder.replace(/\/+$/, '')}.ferry-moved-${migrationId}`;
+}
+
+// Exit 3: the folder is there with content that is not ours. Runs on the destination.
+const DESTINATION_FREE = 'if [ -e "$1" ]; then { [ -d "$1" ] && [ -z "$(ls -A -- "$1")" ]; } && exit 0; grep -qxF -- "$1" "$2" 2>/dev/null && exit 0; exit 3; fi';
+// Records the folder in the ledger before creating it: a crash in between leaves it listed, never unlisted.
+const CLAIM_FOLDER = 'mkdir -p -m 700 -- "$(dirname -- "$2")" && { grep -qxF -- "$1" "$2" 2>/dev/null || printf "%s\\n" "$1" >> "$2"; } && mkdir -p -- "$1"';
+// Only absolute paths other than / are ever removed; the ledger lives in Ferry's 0700 work dir.
+const REMOVE_LISTED = '[ -f "$1" ] || exit 0; while IFS= read -r p; do case "$p" in /|"") ;; /*) rm -rf -- "$p" ;; esac; done < "$1"; rm -f -- "$1"';
+
+/** Preflight: every folder to copy is a folder here and free there. Returns the host folders. */
+export async function checkCopiedMounts(ctx: StepContext, info: ContainerInfo): Promise<string[]> {
+  const { rec } = ctx;
+  const mounts = declaredCopiedMounts(info, ctx.config);
+  const there = ctx.remote(rec.to).runner;
+  await Promise.all(
+    mounts.map(async (m) => {
+      const [here, free] = await Promise.all([ctx.localRunner.run(['test', '-d', m.source]), there.run(['sh', '-c', DESTINATION_FREE, 'sh', m.source, ctx.files.destination.copiedFolders])]);
+      if (here.code !== 0) {
+        throw new StepError(`bind mount ${m.source} (at ${m.destination}) is declared copied but is not a folder on host ${rec.from}; Ferry copies folders only: mount its folder instead (see ${WHAT_MOVES_DOC})`, {
+          code: 'COPIED_MOUNT_NOT_FOLDER',
+          permanent: true,
+        });
+      }
+      if (free.code === 3) {
+        throw new StepError(
+          `host ${rec.to} already has ${m.source} with content: Ferry never copies over a folder it did not make; check what it holds and remove it there, or declare the mount shared storage if both hosts see the same folder (see ${WHAT_MOVES_DOC})`,
+          { code: 'COPIED_MOUNT_EXISTS_ON_DESTINATION', permanent: true },
+        );
+      }
+      if (free.code !== 0) throw new CommandError(there.where, ['sh', '-c', 'DESTINATION_FREE', m.source], free.code, free.stderr);
+    }),
+  );
+  return mounts.map((m) => m.source);
+}
+
+/** Copies every folder to the destination (one after the other: they share the link). */
+export async function syncCopiedMounts(ctx: StepContext, folders: readonly string[]): Promise<FolderSync[]> {
+  const { rec } = ctx;
+  const dest = ctx.remote(rec.to);
+  const out: FolderSync[] = [];
+  for (const folder of folders) {
+    await ctx.fence();
+    const claim = await dest.runner.run(['sh', '-c', CLAIM_FOLDER, 'sh', folder, ctx.files.destination.copiedFolders]);
+    if (claim.code !== 0) throw new StepError(`cannot create ${folder} on host ${rec.to}: ${claim.stderr.trim()}`, { code: 'COPIED_MOUNT_FAILED' });
+    try {
+      out.push({ folder, ...(await rsyncTo(ctx.localRunner, dest.host, folder, folder, ctx.config.timeouts.step.checkpoint)) });
+    } catch (e: unknown) {
+      if (!(e instanceof CommandError || e instanceof ValidationError)) throw e;
+      throw new StepError(`copying ${folder} to host ${rec.to} failed: ${e.message.slice(-400)}`, { code: 'COPIED_MOUNT_FAILED', permanent: e instanceof ValidationError, cause: e });
+    }
+  }
+  return out;
+}
+
+/** Rollback: the folders this migration made on the destination, and their ledger. */
+export async function removeCopiedFolders(there: CommandRunner, ledger: string): Promise<void> {
+  const res = await there.run(['sh', '-c', REMOVE_LISTED, 'sh', ledger]);
+  if (res.code !== 0) throw new CommandError(there.where, ['sh', '-c', 'REMOVE_LISTED', ledger], res.code, res.stderr);
+}
+
+/**
+ * Cleanup: each folder the destination's ledger lists moved, so the source's copy is stale:
+ * renamed aside (see above). Returns what was renamed and what could not be (a mount point,
+ * say), then drops the ledger: the folders are the destination's own from now on.
+ */
+export async function retireSourceFolders(here: CommandRunner, there: CommandRunner, ledger: string, migrationId: string): Promise<{ renamed: string[]; kept: string[] }> {
+  const listed = await there.run(['cat', '--', ledger]);
+  const folders = listed.code === 0 ? listed.stdout.split('\n').filter((p) => p.startsWith('/') && p !== '/') : [];
+  const renamed: string[] = [];
+  const kept: string[] = [];
+  for (const folder of folders) {
+    const aside = movedAside(folder, migrationId);
+    const mv = await here.run(['sh', '-c', '[ -e "$1" ] || exit 0; [ -e "$2" ] && exit 0; mv -T -- "$1" "$2"', 'sh', folder, aside]);
+    if (mv.code === 0) renamed.push(aside);
+    else kept.push(`${folder} (${mv.stderr.trim() || `mv exited ${mv.code}`})`);
+  }
+  await there.run(['rm', '-f', '--', ledger]);
+  return { renamed, kept };
+}
