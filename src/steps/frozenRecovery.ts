@@ -6,6 +6,7 @@ import { removeFrozenMarker } from '../archive/frozenMarker';
 import type { CommandRunner } from '../exec/runner';
 import type { Podman } from '../podman/podman';
 import { restoreFrozen } from './recoverFrozen';
+import { removeFile } from '../archive/localFiles';
 
 export type FrozenVerdict =
   /** Running here again (or gone, or replaced): the marker is stale and was removed. */
@@ -76,6 +77,16 @@ export async function recoverFrozenInStep(ctx: StepContext, marker: FrozenMarker
   }
   if (verdict.kind === 'on-destination') {
     throw new AlreadyMovedError(`container "${marker.container}" already runs on host ${rec.to}, though this migration's record lost that progress (a Redis crash); going on from verify there`, marker.containerId);
+  }
+  if (verdict.kind === 'restored') {
+    // The archives the superseded checkpoint wrote (and streamed) belong to no one now: a
+    // checkpoint that runs again writes its own, and a cancel would otherwise leave them.
+    const { source: here, destination: there } = ctx.files;
+    for (const f of [here.archive, here.part, here.plain]) await removeFile(f);
+    await ctx
+      .remote(rec.to)
+      .runner.run(['rm', '-f', '--', there.archive, there.part, there.plain])
+      .catch(() => undefined);
   }
   return verdict;
 }
