@@ -156,7 +156,9 @@ describe('a real database (MariaDB) moves while a client writes, judged by what 
 
   // The datadir in the container's own file system: podman's archive carries it, written after
   // CRIU's dump, so it holds exactly what the server had committed at the freeze.
-  it(`moves MariaDB with its datadir in the container ${SRC} -> ${DST}: every acknowledged insert there exactly once, served on ${DST} only`, async () => {
+  // Beside the volume case below it adds the freeze podman's archive makes with the whole
+  // datadir in it (3.8-7.1 s against 3.1-3.7 s here): run with FERRY_TEST_EXTENDED=1.
+  (process.env.FERRY_TEST_EXTENDED ? it : it.skip)(`moves MariaDB with its datadir in the container ${SRC} -> ${DST}: every acknowledged insert there exactly once, served on ${DST} only`, async () => {
     await moveUnderWrites({});
   });
 
