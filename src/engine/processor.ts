@@ -186,12 +186,19 @@ export function createStepProcessor(deps: ProcessorDeps) {
       },
       mark: async (patch) => {
         if (signal.aborted) throw new AttemptAbortedError(`the ${step} attempt was stopped`, { cause: signal.reason });
-        return store.fencedUpdate(rec.id, token, (r) => {
+        const first = patch.frozenAt !== undefined && !rec.frozenAt;
+        const marked = await store.fencedUpdate(rec.id, token, (r) => {
           // Checked in the same atomic update that records the freeze: a cancel that came
           // in while the checkpoint got ready must not be followed by a freeze.
           if (patch.frozenAt && r.cancelRequested && !r.frozenAt) throw new StepError('cancelled before the container was frozen', { code: 'CANCELLED', permanent: true });
           return Object.assign(r, patch);
         });
+        // The frozen container's deadline, counted from the freeze (not from the step's start:
+        // volumes are copied before it) and kept on this (the source) host's own queue, so it
+        // fires even if every other host is gone. A crash before it is queued leaves the
+        // record's frozenAt, from which the repair loop queues it.
+        if (first && step === 'checkpoint') await queues.takeOver(self.name, rec.id, 'deadline', config.timeouts.frozenMs);
+        return marked;
       },
       claim: async (pairs) => {
         await fence();
@@ -330,7 +337,10 @@ export function createStepProcessor(deps: ProcessorDeps) {
       }
       throw new UnrecoverableError(`step ${step} of ${migrationId} arrived before ${found.step} finished`);
     }
-    if (found.cancelRequested && (step === 'preflight' || (step === 'checkpoint' && !found.frozenAt)) && !(await frozenHere(found))) {
+    // A checkpoint attempt that ran may have copied volumes and folders to the destination:
+    // then the cancel goes through the checkpoint (which refuses to freeze) and rollback.
+    const checkpointRan = found.history.some((h) => h.step === 'checkpoint');
+    if (found.cancelRequested && (step === 'preflight' || (step === 'checkpoint' && !found.frozenAt && !checkpointRan)) && !(await frozenHere(found))) {
       await finish(found, 'cancelled', 'cancelled before the container was touched');
       return { cancelled: true };
     }
@@ -350,9 +360,6 @@ export function createStepProcessor(deps: ProcessorDeps) {
       if (e instanceof SupersededError) return { skipped: e.message };
       throw e;
     }
-    // The frozen container's deadline, counted from the first checkpoint attempt and kept on
-    // this (the source) host's own queue: it fires even if every other host is gone.
-    if (step === 'checkpoint') await queues.takeOver(self.name, migrationId, 'deadline', config.timeouts.frozenMs);
     const controller = new AbortController();
     if (jobSignal) {
       const onJobAbort = (): void => controller.abort(new AttemptAbortedError(`the ${step} attempt lost its job lock (${String(jobSignal.reason ?? 'cancelled')}); it is stopped so a new attempt can take over`, { code: 'LOCK_LOST' }));

@@ -61,7 +61,11 @@ export function createRepairer(deps: RepairDeps) {
       }
       if (rec.from === self.name && rec.frozenAt && !rec.restoreStartedAt && stepOrder(rec.step) <= stepOrder('restore')) {
         const deadline = await queues.get(self.name).getJob(takeoverJobId(rec.id, 'deadline'));
-        if (!deadline) {
+        // Gone, or ended without taking over (it ran before the freeze a rewound record forgot,
+        // or failed): the frozen container would have no deadline left.
+        const ended = deadline ? ['completed', 'failed'].includes(await deadline.getState()) : true;
+        if (ended) {
+          if (deadline) await deadline.remove().catch(() => undefined);
           await queues.takeOver(self.name, rec.id, 'deadline', Math.max(0, rec.frozenAt + config.timeouts.frozenMs - Date.now()));
           log.warn({ migrationId: rec.id }, 'frozen container had no deadline job; scheduled it again');
           fixed++;
@@ -82,13 +86,23 @@ export function createRepairer(deps: RepairDeps) {
       const lock = await lockContainerOnHost(deps.localRunner, self.name, marker.container, 10_000);
       try {
         await stopStrayExport(deps.localRunner, migrationFiles({ id: marker.migrationId, from: marker.from, to: marker.to }, config).source.fifo);
-        const verdict = await recoverFrozen(marker, {
-          config,
-          workDir: self.workDir,
-          local: new Podman(deps.localRunner, self.podman),
-          localRunner: deps.localRunner,
-          destination: () => new Podman(deps.remoteRunner(marker.to), dest.podman),
-        });
+        // The destination's lock too, when it answers: with it held no restore runs there, so a
+        // copy there that does not run is a leftover that may be removed (recoverFrozen).
+        const destLock = await lockContainerOnHost(deps.remoteRunner(marker.to), marker.to, marker.container, 10_000).catch(() => null);
+        const there = new Podman(deps.remoteRunner(marker.to), dest.podman);
+        let verdict;
+        try {
+          verdict = await recoverFrozen(marker, {
+            config,
+            workDir: self.workDir,
+            local: new Podman(deps.localRunner, self.podman),
+            localRunner: deps.localRunner,
+            destination: () => there,
+            ...(destLock ? { removeIdleDestinationCopy: () => there.remove(marker.container) } : {}),
+          });
+        } finally {
+          await destLock?.release();
+        }
         if (verdict.kind !== 'stale') log.warn({ migrationId: marker.migrationId, container: marker.container, verdict }, 'a container frozen for a migration that no longer knows it');
         if (verdict.kind === 'restored') fixed++;
         if (!rec && verdict.kind !== 'unknown') await settleLostRecord(marker, verdict.kind);
@@ -170,11 +184,12 @@ export function createRepairer(deps: RepairDeps) {
   /** One pass; errors are returned to the caller's error handler, never thrown past it. */
   return async function repairOnce(): Promise<{ jobs: number; frozen: number; paused: number }> {
     const live = (await store.list({ since: Date.now() - LOOK_BACK_MS, limit: 1000 })).filter((r) => !TERMINAL_STATES.has(r.state));
+    // First, and on its own: nothing else in the pass can move while the queue is paused.
+    const paused = await repairPaused(live);
     const jobs = await repairJobs(live).catch((e: unknown) => {
       throw coerceError(e);
     });
     const frozen = await repairFrozen();
-    const paused = await repairPaused(live);
     return { jobs, frozen, paused };
   };
 }

@@ -27,6 +27,11 @@ export interface FrozenRecoveryDeps {
   destination(): Podman;
   /** Called right before the container is touched: may throw to stop (fencing). */
   beforeRestore?(): Promise<void>;
+  /**
+   * Given only by a caller that holds the destination's container lock (no restore can be
+   * under way there): removes a copy that does not run, so the container may come back here.
+   */
+  removeIdleDestinationCopy?(): Promise<void>;
 }
 
 /**
@@ -50,6 +55,14 @@ export async function recoverFrozen(marker: FrozenMarker, deps: FrozenRecoveryDe
   if (there?.id === marker.containerId && there.running) {
     await removeFrozenMarker(deps.workDir, marker.migrationId);
     return { kind: 'on-destination' };
+  }
+  // There but not running: a restore may be under way (a large one takes tens of seconds)
+  // and start it any moment. Only rollback, which waits for the destination's lock and
+  // removes that copy first, may bring the container back here.
+  if (there?.id === marker.containerId) {
+    if (!deps.removeIdleDestinationCopy) return { kind: 'unknown', why: `host ${marker.to} holds a copy that does not run (${there.status}); a restore may be under way there` };
+    await deps.beforeRestore?.();
+    await deps.removeIdleDestinationCopy();
   }
   await deps.beforeRestore?.();
   const how = await restoreFrozen(deps.local, deps.localRunner, info, deps.config, deps.config.timeouts.step.rollback);
