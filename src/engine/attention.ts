@@ -67,11 +67,13 @@ export async function needsAttentionAfterRollback(rec: MigrationRecord, err: Err
     // A record this worker refuses (unknown host) names no file it may point people to.
   }
   const podman = podmanForRestoreByHand(config);
+  // The archive left its volumes out: they stayed here, and podman must be told to use them.
+  const importFlags = rec.archive?.volumes?.length ? ' --ignore-volumes' : '';
   const destKnown = onDest === 'unknown' ? `First make sure it does not run on ${rec.to} (that host did not answer); then` : `It runs on neither host (${rec.to} was asked).`;
   const todo = archive
     ? encrypted
-      ? `its encrypted checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`ferry archive decrypt ${archive} ${archive.replace(/\.enc$/, '')}\` then \`${podman} container restore --import ${archive.replace(/\.enc$/, '')}\`, and delete the plain copy`
-      : `its checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`${podman} container restore --import ${archive}\``
+      ? `its encrypted checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`ferry archive decrypt ${archive} ${archive.replace(/\.enc$/, '')}\` then \`${podman} container restore --import ${archive.replace(/\.enc$/, '')}${importFlags}\`, and delete the plain copy`
+      : `its checkpoint archive is kept on ${rec.from} at ${archive}: restore it there with \`${podman} container restore --import ${archive}${importFlags}\``
     : `no complete archive exists; on ${rec.from}, \`${podman} container restore ${rec.container}\` brings it back if the checkpoint finished (inspect its state first)`;
   return `${failed} ${destKnown} ${todo}`;
 }

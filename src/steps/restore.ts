@@ -4,6 +4,7 @@ import { sha256File } from '../archive/localFiles';
 import { withImportableArchive } from '../archive/plain';
 import type { CriuStats } from '../podman/parse';
 import { removeStorageOnlyCopy } from './storageCopy';
+import { VOLUME_MIGRATION_LABEL } from './volumes';
 
 /**
  * Destination host: check the archive's hash once more (nothing is restored from a file
@@ -35,6 +36,15 @@ export const restore: Step = async (ctx) => {
   }
   if (actual.sha256 !== archive.sha256) {
     throw new StepError(`archive ${path} on host ${rec.to} does not match its checksum (expected ${archive.sha256}, found ${actual.sha256}); refusing to restore it`, { code: 'CHECKSUM_MISMATCH', permanent: true });
+  }
+  if (archive.volumes?.length) {
+    // With --ignore-volumes podman makes an empty volume for one that is missing: the
+    // service would run on no data. Every volume must be the copy made for this migration.
+    const ours = new Set(await local.volumes.labelled(VOLUME_MIGRATION_LABEL, rec.id));
+    const missing = archive.volumes.filter((v) => !ours.has(v));
+    if (missing.length > 0) {
+      throw new StepError(`host ${rec.to} lacks the copy of volume ${missing.join(', ')} made for this migration; not restoring the container without its data`, { code: 'VOLUME_MISSING', permanent: true });
+    }
   }
   await ctx.mark({ restoreStartedAt: Date.now() });
   await ctx.progress({ percent: 20, message: 'restoring' });

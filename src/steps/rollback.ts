@@ -8,8 +8,8 @@ import { restoreFrozen } from './recoverFrozen';
 import { clearDestination } from './destinationCopy';
 import { coerceError } from '../errors/coerceError';
 import { SshError } from '../errors';
-import { removeCopiedVolumes } from './volumes';
-import { removeCopiedFolders } from './copiedMounts';
+import { removeCopiedVolumes, volumesMissingOnSource } from './volumes';
+import { foldersMissingOnSource, removeCopiedFolders } from './copiedMounts';
 
 /** The destination could not be reached at all (as opposed to answering with a failure). */
 function isUnreachable(e: unknown): boolean {
@@ -50,6 +50,15 @@ export const rollback: Step = async (ctx) => {
       throw new StepError(`container "${name}" is no longer on host ${rec.from} and runs on host ${rec.to}: left there, running; nothing to roll back to`, { code: 'RUNS_ON_DESTINATION', permanent: true });
     }
   }
+  // Data copied there for this migration whose source copy is gone (a cleanup that ran,
+  // then a Redis crash rewound the record) is the only copy: nothing there is taken away.
+  const onlyThere = await dataOnlyOnDestination(ctx).catch(() => []);
+  if (onlyThere.length > 0) {
+    throw new StepError(`host ${rec.from} no longer has ${onlyThere.join(', ')}, which host ${rec.to} holds for this migration: that is the only copy, so nothing is rolled back; check the container on ${rec.to}`, {
+      code: 'DATA_ONLY_ON_DESTINATION',
+      permanent: true,
+    });
+  }
   // The destination may hold a copy: it must not run before the source runs again. It is
   // always asked, not only when the record says restore started: that marker can be lost
   // (a Redis failover, an AOF fsync'd once a second).
@@ -76,16 +85,13 @@ export const rollback: Step = async (ctx) => {
   try {
     const there = ctx.files.destination;
     await ctx.remote(rec.to).runner.run(['rm', '-f', '--', there.archive, there.part, there.plain]);
-    // The volumes copied there for this migration: no container of ours uses them any more.
-    for (const left of await removeCopiedVolumes(ctx.remote(rec.to).podman.volumes, rec.id)) warnings.push(`host ${rec.to} keeps ${left}, copied there for this migration; remove it by hand`);
-    await removeCopiedFolders(ctx.remote(rec.to).runner, there.copiedFolders);
   } catch {
     // An unreachable destination keeps a stray archive, never a running copy
     // (restore had not started, or the branch above would have thrown).
   }
   const importArchive = async (): Promise<void> => {
     const archive = rec.archive as NonNullable<typeof rec.archive>;
-    await withImportableArchive(here, archive, config.archive.keyFile, (p) => local.restoreImport(p, { ...config.checkpoint, timeoutMs: config.timeouts.step.rollback }));
+    await withImportableArchive(here, archive, config.archive.keyFile, (p) => local.restoreImport(p, { ...config.checkpoint, ignoreVolumes: !!archive.volumes?.length, timeoutMs: config.timeouts.step.rollback }));
   };
   const info = await local.inspect(name);
   await ctx.fence();
@@ -111,6 +117,13 @@ export const rollback: Step = async (ctx) => {
   }
   const after = await local.inspect(name);
   if (!after?.running) throw new StepError(`container "${name}" is not running on host ${rec.from} after rollback`, { code: 'ROLLBACK_FAILED' });
+  // Only now that the source runs again do the volumes and folders copied there go.
+  try {
+    for (const left of await removeCopiedVolumes(ctx.remote(rec.to).podman.volumes, rec.id)) warnings.push(`host ${rec.to} keeps ${left}, copied there for this migration; remove it by hand`);
+    await removeCopiedFolders(ctx.remote(rec.to).runner, ctx.files.destination.copiedFolders);
+  } catch (e: unknown) {
+    warnings.push(`host ${rec.to} could not be cleared of the volumes and folders copied there for this migration (${coerceError(e).message}); remove them by hand`);
+  }
   if (stuck) {
     // One more try now that the source runs (space may have been freed meanwhile); then say it.
     const again = await clearDestination(ctx.remote(rec.to).podman, name, sourceId, rec.to).catch((e: unknown) => ({ removed: false, stuck: coerceError(e).message }));
@@ -122,3 +135,10 @@ export const rollback: Step = async (ctx) => {
   await removeFrozenMarker(here.dir, rec.id);
   return { result: { how, removedFromDestination }, patch: warnings.length ? { warnings: [...rec.warnings, ...warnings] } : undefined };
 };
+
+/** What the destination holds for this migration that the source no longer has. */
+async function dataOnlyOnDestination(ctx: Parameters<typeof rollback>[0]): Promise<string[]> {
+  const dest = ctx.remote(ctx.rec.to);
+  const [volumes, folders] = await Promise.all([volumesMissingOnSource(ctx.local.volumes, dest.podman.volumes, ctx.rec.id), foldersMissingOnSource(ctx.localRunner, dest.runner, ctx.files.destination.copiedFolders)]);
+  return [...volumes.map((v) => `volume ${v}`), ...folders];
+}
