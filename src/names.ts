@@ -6,6 +6,13 @@ const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const HOST_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const MAX_NAME = 128;
 
+/**
+ * A host path Ferry names in a command, a ledger line or a message holds none of these: a
+ * newline would split one path into two (a ledger line is a path to delete).
+ */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what it finds
+export const CONTROL_CHARS = /[\x00-\x1f\x7f]/;
+
 function describe(value: unknown): string {
   if (typeof value !== 'string') return `a ${value === null ? 'null' : typeof value}`;
   const shown = value.length > 60 ? `${value.slice(0, 60)}…` : value;

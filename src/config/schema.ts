@@ -1,6 +1,7 @@
 import convict from 'convict';
 import { STEP_NAMES, STEP_TABLE, StepInfo } from '../engine/steps';
 import { HOOK_FAILURE_POLICIES } from '../hooks/config';
+import { CONTROL_CHARS } from '../names';
 
 /** One setting per step, its default taken from the step table. */
 function perStep(doc: string, field: 'attempts' | 'timeoutMs', envPrefix: string) {
@@ -15,7 +16,7 @@ function perStep(doc: string, field: 'attempts' | 'timeoutMs', envPrefix: string
 /** A config value that lists host folders. */
 function absolutePaths(value: unknown): void {
   if (!Array.isArray(value)) throw new Error('must be an array of absolute paths');
-  for (const v of value) if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0')) throw new Error(`${JSON.stringify(v)} is not an absolute path, e.g. "/srv/shared"`);
+  for (const v of value) if (typeof v !== 'string' || !v.startsWith('/') || CONTROL_CHARS.test(v)) throw new Error(`${JSON.stringify(v)} is not an absolute path without control characters, e.g. "/srv/shared"`);
 }
 
 /**

@@ -175,3 +175,17 @@ export function parseCheckpointStats(stdout: string): CriuStats {
     raw: parsed,
   };
 }
+
+/** Pure: each container's id and the host folders it bind-mounts, from `podman container inspect ID...`. */
+export function parseBindSources(stdout: string): { id: string; sources: string[] }[] {
+  const parsed: unknown = JSON.parse(stdout);
+  return (Array.isArray(parsed) ? parsed : [parsed]).map((c) => {
+    const co = obj(c);
+    return {
+      id: str(co.Id),
+      sources: parseMounts(co.Mounts, {})
+        .filter((m) => m.type === 'bind')
+        .map((m) => m.source),
+    };
+  });
+}

@@ -3,7 +3,7 @@ import { CommandError } from '../errors';
 import type { CommandResult, CommandRunner } from '../exec/runner';
 import { criuConfigLines, criuWrapper } from './criuConfig';
 import { criuLogPath, CriuOperation, describeCriuFailure, diagnoseCriuLog } from './criuLog';
-import { ContainerInfo, CriuStats, parseCheckpointStats, parseInspect } from './parse';
+import { ContainerInfo, CriuStats, parseBindSources, parseCheckpointStats, parseInspect } from './parse';
 import { PodmanVolumes } from './volumes';
 
 export interface CheckpointOptions {
@@ -132,6 +132,15 @@ export class Podman {
       .map((l) => l.trim().split(/\s+/))
       .filter(([id, n, status]) => /^[0-9a-f]{64}$/.test(id ?? '') && n === name && status === 'Storage')
       .map(([id]) => id);
+  }
+
+  /** The host folders every other container on this host (running or not) bind-mounts. */
+  async bindSourcesOfOthers(exceptId: string): Promise<{ id: string; sources: string[] }[]> {
+    const ids = (await this.ok(['ps', '--all', '--no-trunc', '--format', '{{.ID}}'])).stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((id) => id && id !== exceptId);
+    return ids.length ? parseBindSources((await this.ok(['container', 'inspect', ...ids])).stdout) : [];
   }
 
   async imageExists(ref: string): Promise<boolean> {

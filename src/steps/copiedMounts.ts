@@ -1,4 +1,5 @@
 import { CommandError, StepError, ValidationError } from '../errors';
+import { CONTROL_CHARS } from '../names';
 import type { CommandRunner } from '../exec/runner';
 import type { ContainerInfo } from '../podman/parse';
 import { RsyncResult, rsyncTo } from '../transfer/rsync';
@@ -24,10 +25,16 @@ export function movedAside(folder: string, migrationId: string): string {
   return `${folder.replace(/\/+$/, '')}.ferry-moved-${migrationId}`;
 }
 
-// Exit 3: the folder is there with content that is not ours. Runs on the destination.
-const DESTINATION_FREE = 'if [ -e "$1" ]; then { [ -d "$1" ] && [ -z "$(ls -A -- "$1")" ]; } && exit 0; grep -qxF -- "$1" "$2" 2>/dev/null && exit 0; exit 3; fi';
-// Records the folder in the ledger before creating it: a crash in between leaves it listed, never unlisted.
-const CLAIM_FOLDER = 'mkdir -p -m 700 -- "$(dirname -- "$2")" && { grep -qxF -- "$1" "$2" 2>/dev/null || printf "%s\\n" "$1" >> "$2"; } && mkdir -p -- "$1"';
+// Run on the destination, $1 the folder, $2 this migration's ledger. Exit 3: the folder is
+// another migration's (its ledger lists it), or there with content this one did not make.
+const FREE =
+  'd=$(dirname -- "$2"); for f in "$d"/*.copied; do [ "$f" = "$2" ] && continue; [ -f "$f" ] && grep -qxF -- "$1" "$f" && exit 3; done; ' +
+  'grep -qxF -- "$1" "$2" 2>/dev/null && exit 0; if [ -e "$1" ]; then { [ -d "$1" ] && [ -z "$(ls -A -- "$1")" ]; } || exit 3; fi';
+const DESTINATION_FREE = `${FREE}; exit 0`;
+// The same check and the claim, under one lock for all migrations: the folder is recorded in
+// the ledger before it is made (a crash in between leaves it listed, never unlisted).
+const CLAIM_FOLDER = `mkdir -p -m 700 -- "$(dirname -- "$2")" && exec 9>>"$(dirname -- "$2")/.copied.lock" && flock 9 || exit 1; (${FREE}) || exit $?; grep -qxF -- "$1" "$2" 2>/dev/null || printf "%s\\n" "$1" >> "$2"; mkdir -p -- "$1"`;
+
 // Only absolute paths other than / are ever removed; the ledger lives in Ferry's 0700 work dir.
 const REMOVE_LISTED = '[ -f "$1" ] || exit 0; while IFS= read -r p; do case "$p" in /|"") ;; /*) rm -rf -- "$p" ;; esac; done < "$1"; rm -f -- "$1"';
 
@@ -36,8 +43,22 @@ export async function checkCopiedMounts(ctx: StepContext, info: ContainerInfo): 
   const { rec } = ctx;
   const mounts = declaredCopiedMounts(info, ctx.config);
   const there = ctx.remote(rec.to).runner;
+  const others = mounts.length > 0 ? await ctx.local.bindSourcesOfOthers(info.id) : [];
   await Promise.all(
     mounts.map(async (m) => {
+      if (CONTROL_CHARS.test(m.source)) {
+        throw new StepError(`bind mount ${JSON.stringify(m.source)} has a control character in its path; Ferry does not copy it (see ${WHAT_MOVES_DOC})`, { code: 'COPIED_MOUNT_NOT_FOLDER', permanent: true });
+      }
+      const overlap = others.find((o) => o.sources.some((s) => s === m.source || s.startsWith(`${m.source}/`) || m.source.startsWith(`${s}/`)));
+      if (overlap) {
+        throw new StepError(
+          `bind mount ${m.source} is declared copied, but container ${overlap.id.slice(0, 12)} on host ${rec.from} also mounts it (or a folder in or around it): moving it would split their data; move or stop the other container first (see ${WHAT_MOVES_DOC})`,
+          {
+            code: 'COPIED_MOUNT_SHARED',
+            permanent: true,
+          },
+        );
+      }
       const [here, free] = await Promise.all([ctx.localRunner.run(['test', '-d', m.source]), there.run(['sh', '-c', DESTINATION_FREE, 'sh', m.source, ctx.files.destination.copiedFolders])]);
       if (here.code !== 0) {
         throw new StepError(`bind mount ${m.source} (at ${m.destination}) is declared copied but is not a folder on host ${rec.from}; Ferry copies folders only: mount its folder instead (see ${WHAT_MOVES_DOC})`, {
@@ -65,6 +86,9 @@ export async function syncCopiedMounts(ctx: StepContext, folders: readonly strin
   for (const folder of folders) {
     await ctx.fence();
     const claim = await dest.runner.run(['sh', '-c', CLAIM_FOLDER, 'sh', folder, ctx.files.destination.copiedFolders]);
+    if (claim.code === 3) {
+      throw new StepError(`host ${rec.to} got ${folder} since preflight (with content, or for another migration); not copying into it`, { code: 'COPIED_MOUNT_EXISTS_ON_DESTINATION', permanent: true });
+    }
     if (claim.code !== 0) throw new StepError(`cannot create ${folder} on host ${rec.to}: ${claim.stderr.trim()}`, { code: 'COPIED_MOUNT_FAILED' });
     try {
       out.push({ folder, ...(await rsyncTo(ctx.localRunner, dest.host, folder, folder, ctx.config.timeouts.step.checkpoint)) });
@@ -88,8 +112,7 @@ export async function removeCopiedFolders(there: CommandRunner, ledger: string):
  * say), then drops the ledger: the folders are the destination's own from now on.
  */
 export async function retireSourceFolders(here: CommandRunner, there: CommandRunner, ledger: string, migrationId: string): Promise<{ renamed: string[]; kept: string[] }> {
-  const listed = await there.run(['cat', '--', ledger]);
-  const folders = listed.code === 0 ? listed.stdout.split('\n').filter((p) => p.startsWith('/') && p !== '/') : [];
+  const folders = await listedFolders(there, ledger);
   const renamed: string[] = [];
   const kept: string[] = [];
   for (const folder of folders) {
@@ -100,4 +123,16 @@ export async function retireSourceFolders(here: CommandRunner, there: CommandRun
   }
   await there.run(['rm', '-f', '--', ledger]);
   return { renamed, kept };
+}
+
+/** The folders the destination's ledger lists that are gone from their place here. */
+export async function foldersMissingOnSource(here: CommandRunner, there: CommandRunner, ledger: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (const folder of await listedFolders(there, ledger)) if ((await here.run(['test', '-e', folder])).code !== 0) missing.push(folder);
+  return missing;
+}
+
+async function listedFolders(there: CommandRunner, ledger: string): Promise<string[]> {
+  const listed = await there.run(['cat', '--', ledger]);
+  return listed.code === 0 ? listed.stdout.split('\n').filter((p) => p.startsWith('/') && p !== '/') : [];
 }

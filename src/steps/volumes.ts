@@ -84,6 +84,9 @@ async function syncVolume(ctx: StepContext, name: string, here: PodmanVolumes, t
     await ctx.fence();
     target = await there.create(name, { [VOLUME_MIGRATION_LABEL]: rec.id });
   }
+  if (target.driver !== 'local' || Object.keys(target.options).length > 0) {
+    throw new StepError(`host ${rec.to} made volume ${name} with driver ${target.driver} and options ${JSON.stringify(target.options)}, not a plain local folder; not copying into it`, { code: 'VOLUME_NOT_LOCAL', permanent: true });
+  }
   await ctx.fence();
   try {
     return { name, ...(await rsyncTo(ctx.localRunner, dest, src.mountpoint, target.mountpoint, ctx.config.timeouts.step.checkpoint)) };
@@ -134,4 +137,11 @@ export async function removeMovedSourceVolumes(here: PodmanVolumes, there: Podma
     }
   }
   return { removed, kept };
+}
+
+/** The volumes the destination holds for this migration that the source no longer has. */
+export async function volumesMissingOnSource(here: PodmanVolumes, there: PodmanVolumes, migrationId: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (const name of await there.labelled(VOLUME_MIGRATION_LABEL, migrationId)) if (!(await here.inspect(name))) missing.push(name);
+  return missing;
 }

@@ -1,6 +1,8 @@
+import { posix } from 'node:path';
 import type { HostConfig } from '../config/hosts';
 import { CommandError, ValidationError } from '../errors';
 import type { CommandRunner } from '../exec/runner';
+import { CONTROL_CHARS } from '../names';
 
 /** What one rsync run moved. */
 export interface RsyncResult {
@@ -27,6 +29,10 @@ function sshCommand(dest: HostConfig): string {
  * sent to the remote rsync as data, not through its shell (--protect-args).
  */
 export async function rsyncTo(runner: CommandRunner, dest: HostConfig, from: string, to: string, timeoutMs: number): Promise<RsyncResult> {
+  // --delete into / (an empty mountpoint from a podman that answered oddly) would wipe a host.
+  for (const p of [from, to]) {
+    if (!posix.isAbsolute(p) || posix.normalize(p).replace(/\/+$/, '') === '' || CONTROL_CHARS.test(p)) throw new ValidationError(`refusing to copy ${JSON.stringify(p)}: not an absolute folder below /`);
+  }
   const address = dest.address.includes(':') ? `[${dest.address}]` : dest.address;
   const argv = [
     'rsync',
@@ -37,6 +43,9 @@ export async function rsyncTo(runner: CommandRunner, dest: HostConfig, from: str
     '--sparse',
     '--numeric-ids',
     '--delete',
+    // Size and mtime to the nanosecond: a file written twice within one second, after the
+    // copy made while the container ran read it, must still count as changed.
+    '--modify-window=-1',
     '--protect-args',
     '--stats',
     '--rsh',
