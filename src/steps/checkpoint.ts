@@ -8,7 +8,7 @@ import { coerceError } from '../errors/coerceError';
 import { checkpointStreaming, StreamTarget } from '../transfer/streamCheckpoint';
 import { stopStrayExport } from '../transfer/fifo';
 import { ensurePrivateDir, fileSize, removeFile } from '../archive/localFiles';
-import { writeFrozenMarker } from '../archive/frozenMarker';
+import { readFrozenMarker, writeFrozenMarker } from '../archive/frozenMarker';
 import { mountedVolumes, syncVolumes, VolumeSync } from './volumes';
 import { declaredCopiedMounts } from './movable';
 import { FolderSync, syncCopiedMounts } from './copiedMounts';
@@ -41,7 +41,11 @@ export const checkpoint: Step = async (ctx) => {
   }
   let reRestored = false;
   if (!info.running) {
-    if (!info.checkpointed && !rec.frozenAt) {
+    // This host's own marker counts as much as the record's frozenAt: a Redis crash can
+    // rewind the record to before the freeze of an attempt that was stopped mid-dump (CRIU
+    // had stopped the processes; podman never marked the container checkpointed).
+    const frozenByUs = !!rec.frozenAt || (await readFrozenMarker(here.dir, rec.id))?.containerId === info.id;
+    if (!info.checkpointed && !frozenByUs) {
       throw new StepError(`container "${rec.container}" on host ${rec.from} stopped on its own (state: ${info.status}) before the checkpoint`, { code: 'CONTAINER_NOT_RUNNING', permanent: true });
     }
     // An earlier attempt froze it but its archive was not completed: bring it back here and

@@ -3,7 +3,7 @@ import { withImportableArchive } from '../archive/plain';
 import { stopStrayExport } from '../transfer/fifo';
 import type { Step } from './context';
 import { fileSize, removeFile } from '../archive/localFiles';
-import { removeFrozenMarker } from '../archive/frozenMarker';
+import { readFrozenMarker, removeFrozenMarker } from '../archive/frozenMarker';
 import { restoreFrozen } from './recoverFrozen';
 import { clearDestination } from './destinationCopy';
 import { coerceError } from '../errors/coerceError';
@@ -40,7 +40,11 @@ export const rollback: Step = async (ctx) => {
   // container's lock: nothing below could act on it.
   if (await stopStrayExport(ctx.localRunner, here.fifo)) ctx.log.warn('stopped a checkpoint export left behind by a dead worker');
   const before = await local.inspect(name);
-  const restorable = !!before && (before.running || before.checkpointed || !!rec.frozenAt);
+  // Frozen by this migration: the record says so, or this host's marker does (the record
+  // can be rewound by a Redis crash to before the freeze; the marker is on local disk).
+  const marker = await readFrozenMarker(here.dir, rec.id);
+  const frozenByUs = (c: { id: string } | null): boolean => !!rec.frozenAt || (!!c && marker?.containerId === c.id);
+  const restorable = !!before && (before.running || before.checkpointed || frozenByUs(before));
   if (!restorable && !(archivePath && (await fileSize(archivePath)) !== null)) {
     const there = await ctx
       .remote(rec.to)
@@ -98,7 +102,7 @@ export const rollback: Step = async (ctx) => {
   let how: string;
   if (info?.running) {
     how = 'already running on the source';
-  } else if (info && (info.checkpointed || rec.frozenAt)) {
+  } else if (info && (info.checkpointed || frozenByUs(info))) {
     try {
       how = `restored ${await restoreFrozen(local, ctx.localRunner, info, config, config.timeouts.step.rollback)}`;
     } catch (e: unknown) {
