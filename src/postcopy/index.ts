@@ -1,0 +1,31 @@
+export { probeLazySupport, PIPE_SIZE_NEEDED } from './probe';
+export type { LazyRole, LazySupport } from './probe';
+export { lazyPaths, podmanWithWrapper, POSTCOPY_DIR } from './wrapper';
+export type { LazyPaths } from './wrapper';
+export type { SplitResult } from './criuImages';
+export {
+  abortLazyRestore,
+  closePageTunnel,
+  completeLazyCheckpoint,
+  ensureWholeDump,
+  finishOnSource,
+  installLazyRuntime,
+  lazyRestore,
+  openPageTunnel,
+  pathsOf,
+  PostCopyError,
+  prepareLazyCheckpoint,
+  putBackWholeDump,
+  raisePipeMaxSize,
+  readLazyCopy,
+  removeLazyFiles,
+  restorePipeMaxSize,
+  rollbackInPlace,
+  serveLazyPages,
+  stopPageServer,
+  waitAllPagesCopied,
+} from './postcopy';
+export type { AbortResult, CheckpointArgs, InstallOptions, LazyCheckpoint, LazyCopyState, LazyHost, LazyMigration, RestoreArgs, SshTarget } from './postcopy';
+
+/** Where the split script is, next to this module, for installLazyRuntime on a host that runs this same build. */
+export const SPLIT_SCRIPT = require.resolve('./splitMain');

@@ -1,0 +1,295 @@
+import { join } from 'node:path';
+
+/**
+ * Post-copy through podman 4.3, which passes no lazy-pages option to its runtime.
+ *
+ * podman runs an existing container with the runtime *named* when it was created ("runc"), and
+ * looks that name up in containers.conf. A containers.conf of Ferry's own, given to one podman
+ * command with CONTAINERS_CONF, points the name at the script below, so only that command is
+ * affected and no file of the host is changed. The script passes everything through to the
+ * real runc except:
+ *
+ * - `checkpoint` (source): runc's ordinary dump to the local disk (fast: no pipes, no network),
+ *   then the lazy pages are split off (splitMain.js): the images podman exports carry only the
+ *   few pages a restore needs up front, and the complete dump stays beside them on the source's
+ *   disk, in the container's own userdata folder. That copy is what makes rollback possible
+ *   until the destination holds every page; it is served by `criu page-server --lazy-pages`.
+ *   If the split fails, the dump is left whole and podman exports it as usual (plain path).
+ * - `restore` (destination): CRIU's lazy-pages daemon is started first, as a supervised child
+ *   of its own session, then runc restores with --lazy-pages. The supervisor records the
+ *   daemon's exit code, and if the daemon fails or outlives the deadline it kills the restored
+ *   container: a process whose daemon is gone reads zeros where its pages are missing, so it
+ *   must not run on.
+ * - `__ferry_page_server` (source): the page server, supervised the same way; started by the
+ *   checkpoint right after the split, or by serveLazyPages.
+ *
+ * Everything a migration writes is under `dir` (default /var/lib/ferry/postcopy/<migration>),
+ * plus the kept dump in the container's userdata folder, which podman removes with the
+ * container.
+ */
+
+export const POSTCOPY_DIR = '/var/lib/ferry/postcopy';
+
+/** Files of one migration's post-copy state on one host; every name derives from the migration id. */
+export interface LazyPaths {
+  dir: string;
+  /** The runtime wrapper podman is pointed at. */
+  runtime: string;
+  /** The containers.conf naming it (CONTAINERS_CONF for podman). */
+  containersConf: string;
+  /** Source: "lazy\nIMAGES\nKEEP\n" after a split dump, "whole\nIMAGES\n" when the split failed, "failed RC" when runc's dump did. */
+  checkpointState: string;
+  splitJson: string;
+  /** Destination: a byte appears once the lazy-pages daemon listens for the restore. */
+  lazyStatus: string;
+  /** Destination: "RC MILLIS" once the lazy-pages daemon ended; RC 0 = every page arrived. */
+  lazyRc: string;
+  /** Destination: "killed MILLIS" when the supervisor killed the restored container. */
+  lazyKilled: string;
+  lazyPid: string;
+  /** Source: the page server's readiness byte, exit code and pid; `serverStarted` exists from its launch on. */
+  serverStarted: string;
+  serverStatus: string;
+  serverRc: string;
+  serverPid: string;
+  /** Source: OpenSSH's control socket of the page tunnel. */
+  tunnelControl: string;
+  tunnelLog: string;
+  /** Source: fs.pipe-max-size as it was before Ferry raised it (absent when untouched). */
+  pipeMaxBefore: string;
+}
+
+const MIGRATION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function lazyPaths(migrationId: string, root = POSTCOPY_DIR): LazyPaths {
+  if (!MIGRATION_ID.test(migrationId)) throw new Error(`not a usable migration id for post-copy files: ${JSON.stringify(migrationId)}`);
+  const dir = join(root, migrationId);
+  const f = (n: string) => join(dir, n);
+  return {
+    dir,
+    runtime: f('runc'),
+    containersConf: f('containers.conf'),
+    checkpointState: f('checkpoint'),
+    splitJson: f('split.json'),
+    lazyStatus: f('lazy.status'),
+    lazyRc: f('lazy.rc'),
+    lazyKilled: f('lazy.killed'),
+    lazyPid: f('lazy.pid'),
+    serverStarted: f('server.started'),
+    serverStatus: f('server.status'),
+    serverRc: f('server.rc'),
+    serverPid: f('server.pid'),
+    tunnelControl: f('tunnel.ctl'),
+    tunnelLog: f('tunnel.log'),
+    pipeMaxBefore: f('pipe-max-size.before'),
+  };
+}
+
+export interface WrapperSettings {
+  migrationId: string;
+  /** The real runc. */
+  runc: string;
+  /** Source: node and the compiled splitMain.js on that host. */
+  node: string;
+  splitScript: string;
+  /** Destination: the local port the lazy-pages daemon connects to (the tunnel's end on this host). */
+  lazyPort: number;
+  /** Source: the loopback port of the page server, started right after the split (0: not then). */
+  serverPort: number;
+  /** Destination: the lazy-pages daemon (and with it the container) is killed if not done by then. */
+  deadlineSeconds: number;
+  root?: string;
+}
+
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+export function wrapperScript(s: WrapperSettings): string {
+  const p = lazyPaths(s.migrationId, s.root);
+  // serverPort 0: the checkpoint does not start the page server (serveLazyPages will).
+  for (const [port, min] of [
+    [s.lazyPort, 1],
+    [s.serverPort, 0],
+  ])
+    if (!Number.isInteger(port) || port < min || port > 65535) throw new Error(`bad post-copy port ${port}`);
+  if (!Number.isInteger(s.deadlineSeconds) || s.deadlineSeconds < 1) throw new Error(`bad post-copy deadline ${s.deadlineSeconds}`);
+  return `#!/bin/sh
+# Written by Ferry for migration ${s.migrationId}: runc for the podman commands run with
+# CONTAINERS_CONF=${p.containersConf} (post-copy; see src/postcopy/wrapper.ts).
+RUNC=${q(s.runc)}
+STATE=${q(p.dir)}
+NODE=${q(s.node)}
+SPLIT=${q(s.splitScript)}
+PORT=${s.lazyPort}
+SERVER_PORT=${s.serverPort}
+DEADLINE=${s.deadlineSeconds}
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+put() { printf '%s\\n' "$2" > "$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"; }
+
+# Ferry's own entry points (never called by podman).
+case "$1" in
+__ferry_lazy_daemon)
+  # Destination: supervise criu lazy-pages for one restore.
+  img=$2 work=$3 pidfile=$4
+  criu lazy-pages --page-server --address 127.0.0.1 --port "$PORT" -D "$img" -W "$work" -o lazy-pages.log --status-fd 3 3>"$STATE/lazy.status" </dev/null >/dev/null 2>&1 &
+  lp=$!
+  put "$STATE/lazy.pid" "$lp"
+  # The deadline: one-second naps, so this watcher ends within a second of the daemon.
+  ( n=0; while [ ! -e "$STATE/lazy.rc" ] && [ "$n" -lt "$DEADLINE" ]; do sleep 1; n=$((n+1)); done
+    [ -e "$STATE/lazy.rc" ] || kill -9 "$lp" ) </dev/null >/dev/null 2>&1 &
+  wait "$lp"
+  rc=$?
+  if [ "$rc" -ne 0 ]; then
+    # Pages it had not yet received would read as zeros: the container must not run on.
+    [ -s "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null
+    put "$STATE/lazy.killed" "killed $(ms)"
+  fi
+  put "$STATE/lazy.rc" "$rc $(ms)"
+  exit 0 ;;
+__ferry_page_server)
+  # Source: serve the kept dump to one lazy-pages daemon, on loopback only (the tunnel's end).
+  keep=$2 port=$3
+  criu page-server --lazy-pages --address 127.0.0.1 --port "$port" -D "$keep" -W "$STATE" -o page-server.log --status-fd 3 3>"$STATE/server.status" </dev/null >/dev/null 2>&1 &
+  ps=$!
+  put "$STATE/server.pid" "$ps"
+  wait "$ps"
+  put "$STATE/server.rc" "$? $(ms)"
+  exit 0 ;;
+esac
+
+# Which runc command this is, and the options Ferry needs from it.
+cmd= cmdpos=0 i=0 prev= img= work= pidfile= help=
+for a in "$@"; do
+  i=$((i+1))
+  case "$prev" in
+    --image-path) img=$a ;;
+    --work-path) work=$a ;;
+    --pid-file) pidfile=$a ;;
+  esac
+  case "$a" in
+    --image-path=*) img=\${a#*=} ;;
+    --work-path=*) work=\${a#*=} ;;
+    --pid-file=*) pidfile=\${a#*=} ;;
+    --help|-h) help=1 ;;
+  esac
+  if [ -z "$cmd" ]; then
+    case "$prev" in --log|--log-format|--root|--criu|--rootless) prev=; continue ;; esac
+    case "$a" in -*) ;; *) cmd=$a cmdpos=$i ;; esac
+  fi
+  prev=$a
+done
+
+if [ "$cmd" = checkpoint ] && [ -z "$help" ] && [ -n "$img" ]; then
+  mkdir -p "$STATE"
+  "$RUNC" "$@"
+  rc=$?
+  if [ "$rc" -ne 0 ]; then put "$STATE/checkpoint" "failed $rc"; exit "$rc"; fi
+  keep="\${img%/}.ferry-lazy"
+  if [ -e "$keep" ]; then
+    put "$STATE/checkpoint" "$(printf 'whole\\n%s' "$img")"
+  elif "$NODE" "$SPLIT" split "$img" "$keep" > "$STATE/split.json" 2> "$STATE/split.err"; then
+    put "$STATE/checkpoint" "$(printf 'lazy\\n%s\\n%s' "$img" "$keep")"
+    # The page server loads every page before it listens (about 1 s per GB): started now, it
+    # does so while podman exports, not after.
+    if [ "$SERVER_PORT" -gt 0 ]; then
+      rm -f "$STATE/server.status" "$STATE/server.rc" "$STATE/server.pid"
+      : > "$STATE/server.started"
+      setsid -f "$0" __ferry_page_server "$keep" "$SERVER_PORT" </dev/null >/dev/null 2>&1
+    fi
+  else
+    put "$STATE/checkpoint" "$(printf 'whole\\n%s' "$img")"
+  fi
+  exit 0
+fi
+
+if [ "$cmd" = restore ] && [ -z "$help" ] && [ -n "$img" ] && [ -n "$work" ]; then
+  mkdir -p "$STATE"
+  rm -f "$STATE/lazy.rc" "$STATE/lazy.killed" "$STATE/lazy.pid"
+  : > "$STATE/lazy.status"
+  setsid -f "$0" __ferry_lazy_daemon "$img" "$work" "$pidfile" </dev/null >/dev/null 2>&1
+  n=0
+  while [ ! -s "$STATE/lazy.status" ] && [ ! -e "$STATE/lazy.rc" ]; do
+    n=$((n+1))
+    if [ "$n" -gt 1000 ]; then
+      [ -s "$STATE/lazy.pid" ] && kill -9 "$(cat "$STATE/lazy.pid")" 2>/dev/null
+      echo "ferry: criu lazy-pages did not get ready in 10 s; see $work/lazy-pages.log" >&2
+      exit 1
+    fi
+    sleep 0.01
+  done
+  if [ -e "$STATE/lazy.rc" ]; then
+    echo "ferry: criu lazy-pages exited ($(cat "$STATE/lazy.rc")) before the restore; see $work/lazy-pages.log" >&2
+    exit 1
+  fi
+  i=0
+  for a in "$@"; do
+    i=$((i+1))
+    [ "$i" -eq 1 ] && set --
+    set -- "$@" "$a"
+    [ "$i" -eq "$cmdpos" ] && set -- "$@" --lazy-pages
+  done
+  "$RUNC" "$@"
+  rc=$?
+  if [ "$rc" -ne 0 ]; then
+    # No restored process will ever hand the daemon its memory: stop it.
+    [ -s "$STATE/lazy.pid" ] && kill -9 "$(cat "$STATE/lazy.pid")" 2>/dev/null
+    exit "$rc"
+  fi
+  # The daemon may have failed while runc restored, before the pid file existed.
+  if [ -e "$STATE/lazy.rc" ] && [ "$(cut -d' ' -f1 "$STATE/lazy.rc")" != 0 ]; then
+    [ -s "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null
+    put "$STATE/lazy.killed" "killed $(ms)"
+    echo "ferry: criu lazy-pages failed during the restore; the restored container was killed" >&2
+    exit 1
+  fi
+  exit 0
+fi
+
+exec "$RUNC" "$@"
+`;
+}
+
+/**
+ * A shell script, run on the host, that writes a containers.conf naming `runtime` as "runc":
+ * the host's own containers.conf (/etc first, else /usr/share) with `runc = [...]` in its
+ * [engine.runtimes] table, added or replaced. CONTAINERS_CONF makes podman read that one file
+ * only, so it must carry the host's settings too. Drop-in folders (containers.conf.d) are not
+ * merged.
+ */
+export const CONTAINERS_CONF_SCRIPT = [
+  'set -e',
+  'out=$1 runtime=$2 base=$3',
+  '[ -n "$base" ] || base=/etc/containers/containers.conf',
+  '[ -f "$base" ] || base=/usr/share/containers/containers.conf',
+  '[ -f "$base" ] || base=/dev/null',
+  'line="runc = [\\"$runtime\\"]"',
+  `awk -v line="$line" '
+skip { if ($0 ~ /\\]/) skip = 0; next }
+/^[[:space:]]*\\[/ { intable = ($0 ~ /^[[:space:]]*\\[engine\\.runtimes\\][[:space:]]*(#.*)?$/); print; if (intable) { print line; found = 1 }; next }
+intable && /^[[:space:]]*runc[[:space:]]*=/ { if ($0 !~ /\\]/) skip = 1; next }
+{ print }
+END { if (!found) { print ""; print "[engine.runtimes]"; print line } }' "$base" > "$out.tmp.$$"`,
+  'mv -f "$out.tmp.$$" "$out"',
+].join('\n');
+
+/** An argument vector that installs the wrapper and its containers.conf for one migration on one host. */
+export function installArgv(s: WrapperSettings): string[] {
+  const p = lazyPaths(s.migrationId, s.root);
+  const script = [
+    'set -e',
+    'umask 077',
+    'dir=$1 runtime=$2 conf=$3',
+    'mkdir -p "$dir"',
+    'printf "%s" "$4" > "$runtime.tmp.$$"',
+    'chmod 700 "$runtime.tmp.$$"',
+    'mv -f "$runtime.tmp.$$" "$runtime"',
+    `sh -c ${q(CONTAINERS_CONF_SCRIPT)} ferry-containers-conf "$conf" "$runtime"`,
+  ].join('\n');
+  return ['sh', '-c', script, 'ferry-postcopy-install', p.dir, p.runtime, p.containersConf, wrapperScript(s)];
+}
+
+/** podman's command prefix for the commands that must go through the wrapper. */
+export function podmanWithWrapper(migrationId: string, podman: readonly string[] = ['podman'], root?: string): string[] {
+  return ['env', `CONTAINERS_CONF=${lazyPaths(migrationId, root).containersConf}`, ...podman];
+}

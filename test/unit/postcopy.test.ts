@@ -1,0 +1,185 @@
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodePagemap, parsePagemap, PE_LAZY, PE_PRESENT, planSplit, splitForLazyRestore, unsplit } from '../../src/postcopy/criuImages';
+import { CONTAINERS_CONF_SCRIPT, installArgv, lazyPaths, wrapperScript } from '../../src/postcopy/wrapper';
+
+function varint(v: number | bigint): number[] {
+  let x = BigInt(v);
+  const out: number[] = [];
+  do {
+    let b = Number(x & 0x7fn);
+    x >>= 7n;
+    if (x > 0n) b |= 0x80;
+    out.push(b);
+  } while (x > 0n);
+  return out;
+}
+
+/** A pagemap_entry as CRIU 4.2 writes it: vaddr, compat_nr_pages 0, flags, nr_pages. */
+function entry(vaddr: number, nrPages: number, flags: number): Buffer {
+  return Buffer.from([0x08, ...varint(vaddr), 0x10, 0, 0x20, ...varint(flags), 0x28, ...varint(nrPages)]);
+}
+
+function image(pagesId: number, entries: Buffer[]): Buffer {
+  return encodePagemap({ head: Buffer.from([0x08, ...varint(pagesId)]), pagesId, entries: entries.map((raw) => ({ raw, vaddr: 0n, nrPages: 0, flags: 0 })) });
+}
+
+/** Page n of the fake pages image: 4096 bytes of the byte n. */
+const page = (n: number) => Buffer.alloc(4096, n);
+
+describe('postcopy: CRIU pagemap images', () => {
+  // Three runs: 2 lazy pages, 1 page that must be restored up front (e.g. the stack), 3 lazy pages.
+  const entries = [entry(0x400000, 2, PE_LAZY | PE_PRESENT), entry(0x7ffd0000, 1, PE_PRESENT), entry(0x500000, 3, PE_LAZY | PE_PRESENT)];
+
+  it('reads and writes back an image byte for byte', () => {
+    const img = image(7, entries);
+    const pm = parsePagemap(img);
+    assert.equal(pm.pagesId, 7);
+    assert.deepEqual(
+      pm.entries.map((e) => [e.vaddr, e.nrPages, e.flags]),
+      [
+        [0x400000n, 2, 6],
+        [0x7ffd0000n, 1, 4],
+        [0x500000n, 3, 6],
+      ],
+    );
+    assert.deepEqual(encodePagemap(pm), img);
+    assert.throws(() => parsePagemap(Buffer.from('not an image')), /bad magic/);
+  });
+
+  it('plans a split as CRIU lazy dump writes it: lazy entries lose PRESENT, their pages leave the image', () => {
+    const plan = planSplit(parsePagemap(image(1, entries)));
+    assert.deepEqual(
+      plan.pagemap.entries.map((e) => e.flags),
+      [PE_LAZY, PE_PRESENT, PE_LAZY],
+    );
+    assert.deepEqual(plan.keep, [{ offset: 2 * 4096, length: 4096 }]);
+    assert.equal(plan.lazyPages, 5);
+    assert.equal(plan.keptPages, 1);
+    // The rewritten entries still decode, other fields intact.
+    assert.deepEqual(
+      parsePagemap(encodePagemap(plan.pagemap)).entries.map((e) => [e.vaddr, e.nrPages, e.flags]),
+      [
+        [0x400000n, 2, PE_LAZY],
+        [0x7ffd0000n, 1, PE_PRESENT],
+        [0x500000n, 3, PE_LAZY],
+      ],
+    );
+  });
+
+  it('splits a dump folder in place, keeps the whole dump beside it, and puts it back', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-pc-'));
+    try {
+      const img = join(dir, 'checkpoint');
+      const keep = join(dir, 'checkpoint.ferry-lazy');
+      mkdirSync(img);
+      const whole = Buffer.concat([page(1), page(2), page(3), page(4), page(5), page(6)]);
+      writeFileSync(join(img, 'pagemap-1.img'), image(1, entries));
+      writeFileSync(join(img, 'pages-1.img'), whole);
+      writeFileSync(join(img, 'core-1.img'), 'core');
+      const out = splitForLazyRestore(img, keep);
+      assert.equal(out.lazyPages, 5);
+      assert.equal(out.keptPages, 1);
+      assert.deepEqual(readFileSync(join(img, 'pages-1.img')), page(3), 'only the page restored up front is shipped');
+      assert.deepEqual(
+        parsePagemap(readFileSync(join(img, 'pagemap-1.img'))).entries.map((e) => e.flags),
+        [PE_LAZY, PE_PRESENT, PE_LAZY],
+      );
+      assert.deepEqual(readFileSync(join(keep, 'pages-1.img')), whole, 'the kept dump is complete');
+      assert.deepEqual(readFileSync(join(keep, 'pagemap-1.img')), image(1, entries));
+      assert.equal(statSync(join(keep, 'core-1.img')).ino, statSync(join(img, 'core-1.img')).ino, 'kept by hard link, not copied');
+      assert.throws(() => splitForLazyRestore(img, keep), /exists already/);
+      assert.equal(unsplit(img, keep), 2);
+      assert.equal(unsplit(img, keep), 0, 'a second time finds nothing to do');
+      assert.deepEqual(readdirSync(img).sort(), ['core-1.img', 'pagemap-1.img', 'pages-1.img']);
+      assert.deepEqual(readFileSync(join(img, 'pages-1.img')), whole);
+      assert.deepEqual(readFileSync(join(img, 'pagemap-1.img')), image(1, entries));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('leaves the dump untouched when a pagemap cannot be read', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-pc-'));
+    try {
+      const img = join(dir, 'checkpoint');
+      mkdirSync(img);
+      writeFileSync(join(img, 'pagemap-1.img'), 'garbage');
+      writeFileSync(join(img, 'pages-1.img'), page(1));
+      assert.throws(() => splitForLazyRestore(img, join(dir, 'keep')), /bad magic/);
+      assert.equal(existsSync(join(dir, 'keep')), false);
+      assert.deepEqual(readFileSync(join(img, 'pages-1.img')), page(1));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('postcopy: the runtime wrapper', () => {
+  it('derives every path from the migration id and refuses ids that are not plain names', () => {
+    const p = lazyPaths('m-abc.1', '/x');
+    assert.equal(p.runtime, '/x/m-abc.1/runc');
+    assert.equal(p.containersConf, '/x/m-abc.1/containers.conf');
+    assert.throws(() => lazyPaths('../etc', '/x'), /not a usable migration id/);
+    assert.throws(() => lazyPaths('a b', '/x'), /not a usable migration id/);
+  });
+
+  it('is valid sh', () => {
+    const s = wrapperScript({ migrationId: 'm-1', runc: '/usr/bin/runc', node: '/usr/bin/node', splitScript: "/opt/it's/splitMain.js", lazyPort: 4000, serverPort: 4001, deadlineSeconds: 60 });
+    const r = spawnSync('sh', ['-n'], { input: s, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.throws(() => wrapperScript({ migrationId: 'm-1', runc: 'r', node: 'n', splitScript: 's', lazyPort: 0, serverPort: 4001, deadlineSeconds: 60 }), /port/);
+  });
+
+  it('passes runc commands through, and after a checkpoint splits the dump and records where it is', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-pcw-'));
+    try {
+      // A stand-in for runc: logs its arguments; its checkpoint writes a one-task dump.
+      const runc = join(dir, 'runc');
+      writeFileSync(runc, `#!/bin/sh\necho "$*" >> ${dir}/runc.log\nfor a in "$@"; do [ "$prev" = --image-path ] && img=$a; prev=$a; done\n[ -n "$img" ] && mkdir -p "$img" && cp ${dir}/fixture/* "$img"/\nexit 0\n`);
+      chmodSync(runc, 0o755);
+      mkdirSync(join(dir, 'fixture'));
+      writeFileSync(join(dir, 'fixture', 'pagemap-1.img'), image(1, [entry(0x400000, 2, PE_LAZY | PE_PRESENT), entry(0x7ffd0000, 1, PE_PRESENT)]));
+      writeFileSync(join(dir, 'fixture', 'pages-1.img'), Buffer.concat([page(1), page(2), page(3)]));
+      const settings = { migrationId: 'm-unit', runc, node: process.execPath, splitScript: require.resolve('../../src/postcopy/splitMain'), lazyPort: 4000, serverPort: 0, deadlineSeconds: 60, root: join(dir, 'pc') };
+      const [cmd, ...args] = installArgv(settings);
+      const inst = spawnSync(cmd, [...args], { encoding: 'utf8' });
+      assert.equal(inst.status, 0, inst.stderr);
+      const p = lazyPaths('m-unit', join(dir, 'pc'));
+      assert.equal(statSync(p.runtime).mode & 0o777, 0o700);
+      const help = spawnSync(p.runtime, ['checkpoint', '--help'], { encoding: 'utf8' });
+      assert.equal(help.status, 0);
+      const img = join(dir, 'userdata', 'checkpoint');
+      const ck = spawnSync(p.runtime, ['--log-format=json', '--log', '/l', '--criu', '/c', 'checkpoint', '--image-path', img, '--work-path', join(dir, 'userdata'), 'cid'], { encoding: 'utf8' });
+      assert.equal(ck.status, 0, ck.stderr);
+      assert.equal(readFileSync(p.checkpointState, 'utf8'), `lazy\n${img}\n${img}.ferry-lazy\n`);
+      assert.equal(statSync(join(img, 'pages-1.img')).size, 4096);
+      assert.equal(statSync(join(`${img}.ferry-lazy`, 'pages-1.img')).size, 3 * 4096);
+      const log = readFileSync(join(dir, 'runc.log'), 'utf8').trim().split('\n');
+      assert.deepEqual(log, ['checkpoint --help', `--log-format=json --log /l --criu /c checkpoint --image-path ${img} --work-path ${join(dir, 'userdata')} cid`]);
+      assert.equal(spawnSync(p.runtime, ['delete', '--force', 'cid']).status, 0);
+      assert.equal(readFileSync(join(dir, 'runc.log'), 'utf8').trim().split('\n').pop(), 'delete --force cid');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("writes a containers.conf that is the host's own with runc pointed at the wrapper", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-pcc-'));
+    try {
+      const conf = (base: string): string => {
+        writeFileSync(join(dir, 'base.conf'), base);
+        const r = spawnSync('sh', ['-c', CONTAINERS_CONF_SCRIPT, 'x', join(dir, 'out.conf'), '/w/runc', join(dir, 'base.conf')], { encoding: 'utf8' });
+        assert.equal(r.status, 0, r.stderr);
+        return readFileSync(join(dir, 'out.conf'), 'utf8');
+      };
+      assert.equal(conf('[engine]\nruntime = "runc"\n'), '[engine]\nruntime = "runc"\n\n[engine.runtimes]\nrunc = ["/w/runc"]\n');
+      assert.equal(conf('[engine]\n[engine.runtimes]\nrunc = [\n  "/usr/bin/runc",\n]\ncrun = ["/usr/bin/crun"]\n[network]\n'), '[engine]\n[engine.runtimes]\nrunc = ["/w/runc"]\ncrun = ["/usr/bin/crun"]\n[network]\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
