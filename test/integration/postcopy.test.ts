@@ -282,7 +282,7 @@ describe(`post-copy through podman (hosts ${SRC} and ${DST})`, function () {
         await assert.rejects(waitAllPagesCopied(dst, m, { timeoutMs: 60_000 }), /page copy failed.*killed its copy/);
         const abort = await abortLazyRestore({ runner: dst }, m, name);
         assert.equal(abort.before.state, 'failed');
-        assert.ok(abort.removed, 'e no longer holds the container');
+        assert.ok(abort.removed, `${DST} no longer holds the container`);
         if (f.plainRollback) {
           await stopPageServer(src, m);
           assert.equal(sh(SRC, 'podman container restore "$1" >/dev/null && echo ok', name), 'ok');

@@ -8,6 +8,8 @@ import { countDataMismatches, ensureServiceImages, loadData, REDIS_IMAGE, RespCo
 // About 32 MB in Redis's memory: enough that the migration moves real data, small enough
 // that the test stays short.
 const DATA_KEYS = 30_000;
+// Two bed hosts; FERRY_TEST_SERVICE_HOSTS=f,g runs it beside a campaign that holds a..c.
+const [SRC = 'a', DST = 'b'] = (process.env.FERRY_TEST_SERVICE_HOSTS ?? 'a,b').split(',');
 const DATA_SIZE = 1000;
 
 async function openWhenReady(address: string, port: number, withinMs: number): Promise<RespConnection> {
@@ -51,13 +53,13 @@ interface Scenario {
 
 async function moveRedisUnderWrites({ checkpoint, writer, podman, then }: Scenario): Promise<void> {
   const cfg = makeConfig({ top: { checkpoint } });
-  const workers: WorkerProc[] = await startWorkers(['a', 'b'], cfg);
+  const workers: WorkerProc[] = await startWorkers([SRC, DST], cfg);
   const name = `redis-${uid()}`;
   const port = 19000 + Math.floor(Math.random() * 1000);
-  const a = hostInfo('a').address;
-  const b = hostInfo('b').address;
+  const a = hostInfo(SRC).address;
+  const b = hostInfo(DST).address;
   try {
-    runRedis('a', name, port, { podman });
+    runRedis(SRC, name, port, { podman });
     const loader = await openWhenReady(a, port, 15_000);
     await loadData(loader, DATA_KEYS, DATA_SIZE);
     loader.close();
@@ -68,7 +70,7 @@ async function moveRedisUnderWrites({ checkpoint, writer, podman, then }: Scenar
     // would stall the writer's event loop and show up as downtime.
     await sleep(1500);
     const t0 = Date.now();
-    const res = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait'], { timeoutMs: 240_000 });
+    const res = await ferry(cfg, ['migrate', name, '--from', SRC, '--to', DST, '--wait'], { timeoutMs: 240_000 });
     const migrateMs = Date.now() - t0;
     // Keep writing until the writer has been served by b for a while.
     const until = Date.now() + 20_000;
@@ -89,8 +91,8 @@ async function moveRedisUnderWrites({ checkpoint, writer, podman, then }: Scenar
     assert.ok(onA > 0 && onB > 0, `the client wrote on a before and on b after (${onA} / ${onB})`);
 
     // The data is on exactly one host: b runs the service, a has neither the container nor an answer.
-    assert.equal(containerState('a', name), null, 'a no longer has the container');
-    assert.equal(containerState('b', name), 'running');
+    assert.equal(containerState(SRC, name), null, `${SRC} no longer has the container`);
+    assert.equal(containerState(DST, name), 'running');
     assert.equal(await answers(a, port), false, 'nothing answers on a');
     const conn = await openWhenReady(b, port, 5000);
     try {
@@ -135,7 +137,7 @@ describe('a real Redis moves while a client writes, judged by what the client sa
 
   before(() => {
     ensureServiceImages();
-    const ids = ['a', 'b'].map((h) => mustPodman(h, 'image', 'inspect', '--format', '{{.Id}}', REDIS_IMAGE));
+    const ids = [SRC, DST].map((h) => mustPodman(h, 'image', 'inspect', '--format', '{{.Id}}', REDIS_IMAGE));
     assert.equal(ids[0], ids[1], 'the same Redis image ID on a and b');
   });
 
@@ -143,14 +145,14 @@ describe('a real Redis moves while a client writes, judged by what the client sa
   // CRIU refuses: "Connected TCP socket"), and preflight wants keepAddress with it. The client
   // reaches the service through a's published port, so the socket restored on b is out of its
   // reach: the client sees silence until its reply timeout, then reconnects to b.
-  it('moves 32 MB of Redis a -> b: no acknowledged write lost, none applied twice, served on b only', async () => {
+  it(`moves 32 MB of Redis ${SRC} -> ${DST}: no acknowledged write lost, none applied twice, served on ${DST} only`, async () => {
     await moveRedisUnderWrites({ checkpoint: { tcpEstablished: true, keepAddress: true }, writer: { connectionPerWrite: false, replyTimeoutMs: 2500, pauseMs: 0 } });
   });
 
   // Redis keeps its append-only file in /data, a bind mount of a folder both hosts see (here a
   // folder of the machine's own file system, which every bed host shares), declared shared by
   // label. After the move, Redis on b restarts from that file with every acknowledged write.
-  it('moves Redis with its AOF on a shared bind mount a -> b: a restart on b finds every acknowledged write', async () => {
+  it(`moves Redis with its AOF on a shared bind mount ${SRC} -> ${DST}: a restart on ${DST} finds every acknowledged write`, async () => {
     const dir = mkdtempSync('/var/tmp/ferry-shared-redis-');
     try {
       await moveRedisUnderWrites({
@@ -159,7 +161,7 @@ describe('a real Redis moves while a client writes, judged by what the client sa
         podman: ['-v', `${dir}:/data`, '--label', `${LABEL_SHARED_MOUNTS}=/data`],
         then: async ({ name, address, port, acked }) => {
           assert.ok(existsSync(join(dir, 'appendonlydir')), 'the AOF is in the shared folder');
-          mustPodman('b', 'restart', '-t', '10', name);
+          mustPodman(DST, 'restart', '-t', '10', name);
           const conn = await openWhenReady(address, port, 30_000);
           try {
             const missing: number[] = [];
@@ -183,17 +185,15 @@ describe('a real Redis moves while a client writes, judged by what the client sa
     }
   });
 
-  // What issue 12 asks for and Ferry cannot do yet: with the default settings the client's
-  // open connection makes CRIU refuse ("Connected TCP socket"), and a client that keeps
-  // connecting makes it fail with "In-flight connection"; Ferry rolls back either way.
-  // FERRY_TEST_CONNECTIONS=1 runs them.
-  it('moves Redis a -> b with default settings under a client holding one connection (closed cleanly, the client reconnects)', async function () {
-    if (process.env.FERRY_TEST_CONNECTIONS !== '1') this.skip();
+  // With the default settings (checkpoint.skipInFlight) CRIU leaves established and
+  // half-open connections out of the dump and the source's kernel closes them: a client
+  // holding one sees a reset and reconnects, one that connects per write sees refusals until
+  // the destination answers. Either way no acknowledged write is lost or applied twice.
+  it(`moves Redis ${SRC} -> ${DST} with default settings under a client holding one connection (closed cleanly, the client reconnects)`, async () => {
     await moveRedisUnderWrites({ checkpoint: {}, writer: { connectionPerWrite: false, replyTimeoutMs: 2500, pauseMs: 0 } });
   });
 
-  it('moves Redis a -> b with default settings under a client that opens a connection per write', async function () {
-    if (process.env.FERRY_TEST_CONNECTIONS !== '1') this.skip();
+  it(`moves Redis ${SRC} -> ${DST} with default settings under a client that opens a connection per write`, async () => {
     await moveRedisUnderWrites({ checkpoint: {}, writer: { connectionPerWrite: true, replyTimeoutMs: 2500, pauseMs: 10 } });
   });
 });
