@@ -8,6 +8,7 @@ import { readFrozenMarker } from '../archive/frozenMarker';
 import { checkContainerName, checkHostName } from '../names';
 import { abortable, CommandRunner, KILL_GRACE_MS } from '../exec/runner';
 import { HostLock, lockContainerOnHost } from '../exec/hostLock';
+import { keepJobLock } from './jobLock';
 import { Podman } from '../podman/podman';
 import type { HostQueues } from '../queues';
 import type { RemoteHost, Step, StepContext, StepOutcome } from '../steps';
@@ -310,7 +311,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
     return { tookOver: kind };
   }
 
-  return async function processStep(job: Job<unknown>, _lockToken?: string, jobSignal?: AbortSignal): Promise<unknown> {
+  return async function processStep(job: Job<unknown>, lockToken?: string, jobSignal?: AbortSignal): Promise<unknown> {
     if (job.name === TAKEOVER_JOB) return takeOver(job);
     let data;
     try {
@@ -361,11 +362,14 @@ export function createStepProcessor(deps: ProcessorDeps) {
       throw e;
     }
     const controller = new AbortController();
+    const lockLost = (why: string): void => controller.abort(new AttemptAbortedError(`the ${step} attempt lost its job lock (${why}); it is stopped so a new attempt can take over`, { code: 'LOCK_LOST' }));
     if (jobSignal) {
-      const onJobAbort = (): void => controller.abort(new AttemptAbortedError(`the ${step} attempt lost its job lock (${String(jobSignal.reason ?? 'cancelled')}); it is stopped so a new attempt can take over`, { code: 'LOCK_LOST' }));
+      const onJobAbort = (): void => lockLost(String(jobSignal.reason ?? 'cancelled'));
       if (jobSignal.aborted) onJobAbort();
       else jobSignal.addEventListener('abort', onJobAbort, { once: true });
     }
+    // Stopped in the finally below; nothing between here and there throws.
+    const lockKeeper = lockToken ? keepJobLock(job, lockToken, deps.config.worker.lockDurationMs, { lost: lockLost, error: (e) => log.warn({ attempt, err: e.message }, 'could not renew the job lock; trying again') }) : undefined;
     // An older attempt of this migration still running here (a stalled job delivered again)
     // is stopped and waited for before this one touches anything.
     const previous = live.get(migrationId);
@@ -376,11 +380,11 @@ export function createStepProcessor(deps: ProcessorDeps) {
     let settle: (v?: unknown) => void = () => undefined;
     const mine: LiveAttempt = { controller, settled: new Promise((r) => (settle = r)) };
     live.set(migrationId, mine);
-    await store.event({ migrationId, type: 'step-started', at: started, step, host: self.name, attempt, percent: overallPercent(step, 0) });
-    log.info({ attempt }, 'step started');
 
     let hostLock: HostLock | undefined;
     try {
+      await store.event({ migrationId, type: 'step-started', at: started, step, host: self.name, attempt, percent: overallPercent(step, 0) });
+      log.info({ attempt }, 'step started');
       let outcome;
       try {
         const span = { migrationId, container: rec.container, from: rec.from, to: rec.to, step, host: self.name, attempt };
@@ -438,6 +442,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
       else await finish(rec, 'succeeded', undefined, token);
       return outcome.result;
     } finally {
+      lockKeeper?.stop();
       await hostLock?.release();
       if (live.get(migrationId) === mine) live.delete(migrationId);
       settle();

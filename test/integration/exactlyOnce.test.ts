@@ -2,8 +2,13 @@ import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import { containerState, ferry, makeConfig, mustPodman, readCounter, removeContainers, runCounter, startWorker, stopWorkers, TestConfig, uid, variant, WorkerProc } from '../support/bed';
 import { clientFor, counterAt, holdQueue, podmanWrapper, Watch } from '../support/faults';
+import { Job, Queue } from 'bullmq';
 import type { MigrationRecord } from '../../src/engine/model';
 import { TERMINAL_STATES } from '../../src/engine/model';
+import { loadConfig } from '../../src/config/load';
+import { createRedis } from '../../src/redis';
+import { hostQueueName } from '../../src/queues';
+import { stepJobId } from '../../jobs/stepJob';
 
 /**
  * Exactly once under at-least-once delivery (issue #11): the holes found by reading the
@@ -263,5 +268,68 @@ describe('exactly once: rollback asks the destination, whatever the record says'
     }
     assert.deepEqual(runsOn(name), ['a'], 'runs on a only: the copy on b was removed first');
     assert.equal(readCounter('a', name).token, before.token);
+  });
+});
+
+describe('exactly once: a step delivered again to the worker that still runs it', function () {
+  this.timeout(150_000);
+  let cfg: TestConfig;
+  let workers: WorkerProc[] = [];
+  const name = `eo-dd-${uid()}`;
+
+  before(async () => {
+    // Short job locks, so a delivery whose lock is no longer renewed stalls within seconds; the
+    // checkpoint's podman starts after 8 s, so the first delivery is still running when it is
+    // delivered again.
+    cfg = makeConfig({ top: { worker: { lockDurationMs: 3000, stalledIntervalMs: 1500 }, timeouts: { sshConnectMs: 4000 }, retry: { backoffMs: 200 } } });
+    const slow = variant(cfg, { a: { podman: [podmanWrapper({ match: 'checkpoint', sleepS: 8, when: 'before' })] } });
+    workers = [await startWorker('a', slow), await startWorker('b', cfg)];
+    runCounter('a', name);
+  });
+
+  after(async () => {
+    await stopWorkers(workers);
+    removeContainers([name]);
+  });
+
+  // Found by nemesis seed 920001. BullMQ renews the locks of a worker's jobs by job id, so the
+  // older delivery's end stopped the renewal of the newer one: each delivery stalled and was
+  // delivered again, superseding the one before, for minutes, with the migration at checkpoint.
+  it('the newer delivery keeps its lock and the migration ends (no endless chain of stalled deliveries)', async () => {
+    const before = await counterAt('a', name, 2);
+    const conf = loadConfig({ file: cfg.file, env: {} });
+    const conn = createRedis(conf);
+    const queue = new Queue(hostQueueName('a'), { connection: conn, prefix: conf.redis.prefix });
+    const client = clientFor(cfg);
+    try {
+      const rec = await client.migrate({ container: name, from: 'a', to: 'b', probe: { kind: 'none' } });
+      const watch = new Watch(client, rec.id);
+      await watch.started('checkpoint');
+      await sleep(500);
+      // The job back in the wait list while this worker still runs it (a Redis crash that loses
+      // the last second, a stalled check during a pause), its lock still this delivery's until
+      // the same worker takes the job again: for a moment, two deliveries of one job in one worker.
+      const jobId = stepJobId(rec.id, 'checkpoint');
+      const lockKey = `${conf.redis.prefix}:${hostQueueName('a')}:${jobId}:lock`;
+      const token = await conn.get(lockKey);
+      assert.ok(token, 'the checkpoint job is locked by its first delivery');
+      const job = await Job.fromId(queue, jobId);
+      assert.ok(job);
+      assert.ok((await job.moveToWait(token)) >= 0, 'the job is back in the wait list');
+      await conn.set(lockKey, token, 'PX', 3000);
+      // Step jobs have priorities, and BullMQ adds no wake-up marker for a prioritized job moved
+      // back: add it, so the worker takes the job at once, as it does after a reconnect.
+      await conn.zadd(`${conf.redis.prefix}:${hostQueueName('a')}:marker`, 0, '0');
+      const final = await waitEnded(cfg, rec.id, 90_000);
+      assert.equal(final.state, 'succeeded', `${final.state} at ${final.step}: ${final.error ?? ''}`);
+      const starts = final.history.filter((h) => h.step === 'checkpoint').length;
+      assert.ok(starts <= 3, `the checkpoint started ${starts} times: a chain of stalled deliveries`);
+    } finally {
+      await client.close();
+      await queue.close();
+      conn.disconnect();
+    }
+    assert.deepEqual(runsOn(name), ['b'], 'runs on b only');
+    assert.equal(readCounter('b', name).token, before.token, 'the same process: its memory went along');
   });
 });
