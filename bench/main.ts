@@ -78,7 +78,7 @@ async function main(): Promise<void> {
   };
   console.log(`mode ${mode}`);
   console.log('| # | what | goal | measured (median, min–max, n) | |\n|---|---|---|---|---|');
-  await step([1, 2], () => single(m.reps));
+  await step([1, 2, 10], () => single(m.reps));
   await step([5], () => transferBench(m.xferMiB, m.xferReps, out));
   await step([3, 6], () => memory(m.memReps, memhog, m.mib, m.comps));
   // What post-copy would give, with CRIU directly: podman 4.3 offers no lazy pages.

@@ -1,14 +1,8 @@
-import { join } from 'node:path';
-import { REPO } from '../../test/support/bed';
+import { FERRY_CLI } from '../lib/cli';
 import { timed } from '../lib/clock';
 import { run } from '../lib/shell';
 import { summarize } from '../lib/stats';
 import type { ItemResult } from './types';
-
-// bin/ferry.js runs dist/; a bench compiled elsewhere times the CLI it was compiled with.
-const MAIN = join(__dirname, '..', '..', 'src', 'cli', 'main.js');
-const FERRY =
-  MAIN === join(REPO, 'dist', 'src', 'cli', 'main.js') ? [join(REPO, 'bin', 'ferry.js')] : ['-e', `require(${JSON.stringify(MAIN)}).main([process.argv[0], 'ferry', ...process.argv.slice(1)]).then((c) => { process.exitCode = c; })`];
 
 const BUDGET_MS = 150;
 
@@ -21,7 +15,7 @@ export async function cliStart(reps: number): Promise<ItemResult[]> {
   const nodeMs: number[] = [];
   // One untimed run of each first: the files are in the page cache for every timed one.
   for (let i = -1; i < reps; i++) {
-    const help = await timed(() => run([process.execPath, ...FERRY, '--help']));
+    const help = await timed(() => run([process.execPath, ...FERRY_CLI, '--help']));
     if (help.value.code !== 0) throw new Error(`ferry --help exited ${help.value.code}: ${help.value.stderr.trim()}`);
     const bare = await timed(() => run([process.execPath, '-e', '0']));
     if (i < 0) continue;

@@ -9,9 +9,9 @@ export interface Ran {
 }
 
 /** Runs a command and collects its output, without blocking the event loop (pollers keep running). */
-export function run(argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Ran> {
+export function run(argv: string[], opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: [opts.input ? 'pipe' : 'ignore', 'pipe', 'pipe'] }) as ChildProcessByStdio<Writable | null, Readable, Readable>;
+    const child = spawn(argv[0], argv.slice(1), { stdio: [opts.input ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: opts.env ?? process.env }) as ChildProcessByStdio<Writable | null, Readable, Readable>;
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
