@@ -25,6 +25,12 @@ export const cleanup: Step = async (ctx) => {
   } else if (info) {
     warnings.push(`host ${rec.from} now has a different container named "${rec.container}"; left it alone`);
   }
+  // Nothing of it may run here outside podman's sight either (a rollback's restore killed
+  // mid-way): the destination's copy is verified, so whatever the runtime holds goes.
+  if (rec.source?.id) {
+    await ctx.fence();
+    await local.reapRuntimeLeftover(rec.source.id);
+  }
   // The source copy is gone: nothing frozen here is waiting to be brought back.
   await removeFrozenMarker(ctx.files.source.dir, rec.id);
   // Volumes the destination holds for this migration: the copy here is stale from now on.

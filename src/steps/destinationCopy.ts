@@ -41,5 +41,8 @@ export async function clearDestination(podman: Podman, name: string, sourceId: s
       stuck ??= `a copy only podman's storage knows, which podman could not remove: ${coerceError(e).message}`;
     }
   }
+  // And what only the runtime holds: a restore whose podman was killed leaves the container
+  // running there, unknown to podman (Podman.reapRuntimeLeftover). The caller holds the lock.
+  if (sourceId && (await podman.reapRuntimeLeftover(sourceId))) removed = true;
   return { removed, stuck };
 }

@@ -59,8 +59,17 @@ export async function recoverFrozen(marker: FrozenMarker, deps: FrozenRecoveryDe
   // There but not running: a restore may be under way (a large one takes tens of seconds)
   // and start it any moment. Only rollback, which waits for the destination's lock and
   // removes that copy first, may bring the container back here.
-  if (there?.id === marker.containerId) {
-    if (!deps.removeIdleDestinationCopy) return { kind: 'unknown', why: `host ${marker.to} holds a copy that does not run (${there.status}); a restore may be under way there` };
+  // podman there may also have lost a copy its runtime still runs (podman killed mid-restore).
+  let runtimeOnly = false;
+  if (there?.id !== marker.containerId) {
+    try {
+      runtimeOnly = await deps.destination().runtimeHolds(marker.containerId);
+    } catch (e: unknown) {
+      return { kind: 'unknown', why: coerceError(e).message };
+    }
+  }
+  if (there?.id === marker.containerId || runtimeOnly) {
+    if (!deps.removeIdleDestinationCopy) return { kind: 'unknown', why: `host ${marker.to} holds a copy that does not run (${there?.status ?? 'known only to its runtime'}); a restore may be under way there` };
     await deps.beforeRestore?.();
     await deps.removeIdleDestinationCopy();
   }

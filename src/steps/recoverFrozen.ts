@@ -15,6 +15,9 @@ import type { Podman } from '../podman/podman';
  */
 export async function restoreFrozen(local: Podman, runner: CommandRunner, info: ContainerInfo, config: FerryConfig, timeoutMs: number): Promise<'in place' | 'in place, without the truncated rootfs diff'> {
   const opts = { ...config.checkpoint, timeoutMs };
+  // An earlier in-place restore whose podman was killed may have left the runtime holding the
+  // container (running, unknown to podman): podman's restore would collide with it, or run a second.
+  await local.reapRuntimeLeftover(info.id);
   try {
     await local.restoreInPlace(info.name.replace(/^\//, ''), opts);
     return 'in place';

@@ -26,6 +26,10 @@ export const restore: Step = async (ctx) => {
     await ctx.fence();
     await local.remove(rec.container);
   }
+  // An earlier attempt's podman killed mid-restore can leave the container running outside
+  // podman's sight; it would run beside this restore's copy. This host's lock is ours.
+  await ctx.fence();
+  await local.reapRuntimeLeftover(sourceId);
   const here = ctx.files.destination;
   const path = here.archive;
   let actual: { sha256: string; bytes: number };

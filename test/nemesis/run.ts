@@ -8,7 +8,7 @@ import type { MigrationRecord } from '../../src/engine/model';
 import { TERMINAL_STATES } from '../../src/engine/model';
 import { hostQueueName } from '../../src/queues';
 import { createRedis } from '../../src/redis';
-import { bed, hostInfo, mustPodman, OUTPUT, podmanOn, REPO, TestConfig, uid } from '../support/bed';
+import { bed, hostInfo, mustPodman, onHost, OUTPUT, podmanOn, REPO, TestConfig, uid } from '../support/bed';
 import { cleanHosts, clientFor, counterAt, faultConfig, filesIn, ownRedis, OwnRedis, privateSshd, PrivateSshd, runBigCounter, sleep, usingRedis, viaSshd, Watch } from '../support/faults';
 import { ferryCli, GroupWorker, iptables, startGroupWorker } from '../support/nemesis';
 import { BED_HOSTS, BedHost, describeFault, Fault, LOCK_MS, Plan, Role, STALLED_MS } from './plan';
@@ -73,8 +73,14 @@ function look(name: string, fullId: string): Found[] {
     // JSON: the template's {{.State}} is the human "Up 3 seconds ago", not podman's state.
     const r = podmanOn(h, 'ps', '-a', '--format', 'json');
     if (r.code !== 0) throw new Error(`podman ps on ${h}: ${r.stderr}`);
-    for (const x of JSON.parse(r.stdout || '[]') as { Id: string; Names?: string[]; State: string }[]) {
-      if (x.Names?.includes(name) || x.Id === fullId) out.push({ host: h, id: x.Id, name: x.Names?.join(',') ?? '', state: x.State.toLowerCase() });
+    const known = (JSON.parse(r.stdout || '[]') as { Id: string; Names?: string[]; State: string }[]).filter((x) => x.Names?.includes(name) || x.Id === fullId);
+    for (const x of known) out.push({ host: h, id: x.Id, name: x.Names?.join(',') ?? '', state: x.State.toLowerCase() });
+    // podman is not the only witness: a podman killed mid-restore leaves the container running
+    // under its runtime, out of podman's sight. runc's own state says whether it runs.
+    if (!known.some((x) => x.Id === fullId && x.State.toLowerCase() === 'running')) {
+      const rt = onHost(h, ['runc', 'state', fullId]);
+      const status = rt.code === 0 ? ((JSON.parse(rt.stdout) as { status?: string }).status ?? '') : '';
+      if (status === 'running' || status === 'paused' || status === 'created') out.push({ host: h, id: fullId, name, state: 'runtime-only' });
     }
   }
   return out;
@@ -417,7 +423,10 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
       else if (!TERMINAL_STATES.has(rec.state)) problems.push({ verdict: 'stuck', text: `${id}: still ${rec.state} (step ${rec.step ?? '?'}) after ${opts.settleMs}ms` });
     }
     const found = look(name, fullId);
+    const hidden = found.filter((x) => x.state === 'runtime-only');
     const running = found.filter((x) => x.state === 'running');
+    // Runs, but podman cannot see or stop it: beside another copy it is a double, alone a loss.
+    for (const x of hidden) problems.push({ verdict: running.length > 0 || hidden.length > 1 ? 'doubled' : 'lost', text: `runs on ${x.host} outside podman's sight (runc holds it, podman does not)` });
     const where = found.map((x) => `${x.host}=${x.state}`).join(' ') || 'nowhere';
     if (running.length === 0) problems.push({ verdict: 'lost', text: `runs on no host (${where})` });
     if (running.length > 1) problems.push({ verdict: 'doubled', text: `runs on ${running.length} hosts (${where})` });
@@ -428,7 +437,7 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
       else if (after.count < before.count) problems.push({ verdict: 'state-lost', text: `count went back ${before.count} -> ${after.count} on ${x.host}` });
       else notes.push(`counter ${before.count}->${after.count} on ${x.host}`);
     }
-    for (const x of found.filter((y) => y.state !== 'running')) problems.push({ verdict: 'leftover', text: `a ${x.state} copy on ${x.host}` });
+    for (const x of found.filter((y) => y.state !== 'running' && y.state !== 'runtime-only')) problems.push({ verdict: 'leftover', text: `a ${x.state} copy on ${x.host}` });
     const primary = recs.get(rec0.id);
     if (ids.length === 1 && primary && running.length === 1 && TERMINAL_STATES.has(primary.state) && primary.state !== 'needs-attention') {
       const expected = primary.state === 'succeeded' ? primary.to : primary.from;
