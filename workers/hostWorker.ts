@@ -7,7 +7,7 @@ import { createStepProcessor } from '../src/engine/processor';
 import { createRepairer } from '../src/engine/repair';
 import { ValidationError, coerceError } from '../src/errors';
 import { LocalRunner } from '../src/exec/localRunner';
-import { HostQueues, hostQueueName } from '../src/queues';
+import { HostQueues, hostQueueName, urgentQueueName } from '../src/queues';
 import { checkRedisSettings, createRedis, refusedPassword } from '../src/redis';
 import { SshPool } from '../src/ssh/pool';
 import { BatchRunner } from '../src/fleet/batchRunner';
@@ -23,12 +23,17 @@ export interface HostWorkerOptions {
   log: Logger;
 }
 
+// Take-overs and rollbacks at once: each is short, and they are rarer than steps.
+const URGENT_CONCURRENCY = 4;
+
 /**
  * The worker every host runs: consumes that host's queue and runs the steps that must
  * happen there. Errors of its background loops are emitted as 'error', never thrown.
  */
 export class HostWorker extends EventEmitter {
   private worker: Worker | undefined;
+  private urgent: Worker | undefined;
+  private urgentConnection: IORedis | undefined;
   private closing: Promise<void> | undefined;
   private repairTimer: NodeJS.Timeout | undefined;
   private readonly ssh: SshPool;
@@ -80,26 +85,31 @@ export class HostWorker extends EventEmitter {
       log,
       onTerminal: (rec) => batches.onMigrationTerminal(rec),
     });
-    // BullMQ does not close a connection it was handed: this one is ours to disconnect.
+    // BullMQ does not close a connection it was handed: these are ours to disconnect.
     this.workerConnection = createRedis(config);
-    this.worker = new Worker(hostQueueName(self.name), processor, {
-      connection: this.workerConnection,
-      prefix: config.redis.prefix,
-      concurrency: config.worker.concurrency,
-      lockDuration: config.worker.lockDurationMs,
-      stalledInterval: config.worker.stalledIntervalMs,
-      maxStalledCount: 5,
-      autorun: false,
-    });
-    this.worker.on('error', (e) => this.emit('error', coerceError(e)));
-    // A job whose lock could not be renewed may already run again elsewhere (it is "stalled"
-    // for BullMQ): stop this run now, killing its commands, instead of letting it go on.
-    this.worker.on('lockRenewalFailed', (jobIds) => {
-      for (const id of jobIds) this.worker?.cancelJob(id, 'could not renew its job lock');
-    });
-    this.worker.on('failed', (job, e) => log.debug({ jobId: job?.id, err: e.message }, 'job failed'));
-    void this.worker.run().catch((e: unknown) => this.emit('error', coerceError(e)));
-    await this.worker.waitUntilReady();
+    this.urgentConnection = createRedis(config);
+    const consume = (queue: string, connection: IORedis, concurrency: number): Worker => {
+      const w = new Worker(queue, processor, {
+        connection,
+        prefix: config.redis.prefix,
+        concurrency,
+        lockDuration: config.worker.lockDurationMs,
+        stalledInterval: config.worker.stalledIntervalMs,
+        maxStalledCount: 5,
+        autorun: false,
+      });
+      w.on('error', (e) => this.emit('error', coerceError(e)));
+      // A lost job lock is not acted on here: BullMQ reports it by job id, which may by then
+      // name a newer delivery of the same job in this process. Each attempt renews its own
+      // delivery's lock by token and stops itself when it is lost (src/engine/jobLock.ts).
+      w.on('failed', (job, e) => log.debug({ jobId: job?.id, err: e.message }, 'job failed'));
+      void w.run().catch((e: unknown) => this.emit('error', coerceError(e)));
+      return w;
+    };
+    // Both share one processor, so an attempt on either knows the other's (it stops them).
+    this.worker = consume(hostQueueName(self.name), this.workerConnection, config.worker.concurrency);
+    this.urgent = consume(urgentQueueName(self.name), this.urgentConnection, URGENT_CONCURRENCY);
+    await Promise.all([this.worker.waitUntilReady(), this.urgent.waitUntilReady()]);
     this.controlConnection = createRedis(config);
     this.control = createControlWorker({ config, hosts: hostState, batches, log, runnerFor: (h) => this.ssh.get(h) }, this.controlConnection);
     this.control.on('error', (e) => this.emit('error', coerceError(e)));
@@ -128,12 +138,13 @@ export class HostWorker extends EventEmitter {
   close(): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.repairTimer);
-      await this.worker?.close();
+      await Promise.all([this.worker?.close(), this.urgent?.close()]);
       await this.control?.close();
       this.controlConnection?.disconnect();
       await this.queues?.close();
       this.ssh.close();
       this.workerConnection?.disconnect();
+      this.urgentConnection?.disconnect();
       this.connection?.disconnect();
     })();
     return this.closing;

@@ -67,7 +67,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<RunningDas
   const hub = new EventHub(redis, config.redis.prefix, log);
   // The control queue holds scheduled drains: shown beside the host queues.
   const control = new Queue(CONTROL_QUEUE, { connection: redis, prefix: config.redis.prefix });
-  const board = mountBullBoard([...config.hosts.map((h) => monitor.queues.get(h.name)), control], '/queues', bullBoardWritable, allowedHosts);
+  const board = mountBullBoard([...config.hosts.flatMap((h) => [monitor.queues.get(h.name), monitor.queues.urgent(h.name)]), control], '/queues', bullBoardWritable, allowedHosts);
 
   const app = express();
   app.disable('x-powered-by');

@@ -183,7 +183,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
       lockOn: async (host) => {
         const h = findHost(config, host);
         if (!h) throw new ValidationError(`unknown host "${host}"`);
-        return lockContainerOnHost(abortable(deps.remoteRunner(host), signal), host, rec.container, hostLockWaitMs(step));
+        return lockContainerOnHost(deps.remoteRunner(host), host, rec.container, hostLockWaitMs(step), signal);
       },
       mark: async (patch) => {
         if (signal.aborted) throw new AttemptAbortedError(`the ${step} attempt was stopped`, { cause: signal.reason });
@@ -346,6 +346,10 @@ export function createStepProcessor(deps: ProcessorDeps) {
       return { cancelled: true };
     }
 
+    // A delivery whose lock already lapsed (this worker was paused or cut off from Redis) has a
+    // successor or will have one: it must not take the record from it.
+    if (lockToken && (await job.extendLock(lockToken, deps.config.worker.lockDurationMs)) !== 1) return { skipped: 'this delivery no longer holds its job lock' };
+
     // Take over: from here on the record answers only to this attempt.
     const attempt = job.attemptsMade + 1;
     const token = randomBytes(12).toString('hex');
@@ -392,15 +396,18 @@ export function createStepProcessor(deps: ProcessorDeps) {
         const ctx = contextFor(rec, step, token, controller.signal, job, log);
         const guarded = async (): Promise<StepOutcome> => {
           // Across processes too, one attempt at a time touches this container here.
-          hostLock = await lockContainerOnHost(ctx.localRunner, self.name, rec.container, hostLockWaitMs(step));
+          hostLock = await lockContainerOnHost(deps.localRunner, self.name, rec.container, hostLockWaitMs(step), controller.signal);
           await ctx.fence();
           return deps.steps[step](ctx);
         };
         outcome = await withStepSpan(span, () => runAttempt(step, guarded, controller));
       } catch (e: unknown) {
         const err = coerceError(e);
-        if (err instanceof SupersededError || (controller.signal.aborted && controller.signal.reason instanceof SupersededError)) {
-          // Someone else owns the record now: nothing of this attempt may be written.
+        const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
+        if (err instanceof SupersededError || reason instanceof SupersededError || (reason instanceof AttemptAbortedError && reason.code === 'LOCK_LOST')) {
+          // Someone else owns the record now, or will: the job went back to the queue when this
+          // delivery lost its lock, so its next delivery decides. Nothing of this attempt may be
+          // written, least of all a failure that could use up the step's last try.
           log.warn({ attempt, err: err.message }, 'attempt superseded; its work is discarded');
           throw new UnrecoverableError(err.message);
         }

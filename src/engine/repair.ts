@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Queue } from 'bullmq';
 import type { HostConfig } from '../config/hosts';
 import type { FerryConfig } from '../config/load';
 import { findHost } from '../config/load';
@@ -49,7 +50,7 @@ export function createRepairer(deps: RepairDeps) {
     let fixed = 0;
     for (const rec of live) {
       if (hostForStep(rec, rec.step) === self.name) {
-        const job = await queues.get(self.name).getJob(stepJobId(rec.id, rec.step));
+        const job = await queues.forStep(self.name, rec.step).getJob(stepJobId(rec.id, rec.step));
         const state = job ? await job.getState() : 'missing';
         if (!JOB_STATES_ALIVE.has(state)) {
           // The step's job ended (or went) while the record still waits for it.
@@ -60,7 +61,7 @@ export function createRepairer(deps: RepairDeps) {
         }
       }
       if (rec.from === self.name && rec.frozenAt && !rec.restoreStartedAt && stepOrder(rec.step) <= stepOrder('restore')) {
-        const deadline = await queues.get(self.name).getJob(takeoverJobId(rec.id, 'deadline'));
+        const deadline = await queues.urgent(self.name).getJob(takeoverJobId(rec.id, 'deadline'));
         // Gone, or ended without taking over (it ran before the freeze a rewound record forgot,
         // or failed): the frozen container would have no deadline left.
         const ended = deadline ? ['completed', 'failed'].includes(await deadline.getState()) : true;
@@ -98,7 +99,14 @@ export function createRepairer(deps: RepairDeps) {
             local: new Podman(deps.localRunner, self.podman),
             localRunner: deps.localRunner,
             destination: () => there,
-            ...(destLock ? { removeIdleDestinationCopy: () => there.remove(marker.container) } : {}),
+            ...(destLock
+              ? {
+                  removeIdleDestinationCopy: async () => {
+                    if ((await there.inspect(marker.container))?.id === marker.containerId) await there.remove(marker.container);
+                    await there.reapRuntimeLeftover(marker.containerId);
+                  },
+                }
+              : {}),
           });
         } finally {
           await destLock?.release();
@@ -167,7 +175,12 @@ export function createRepairer(deps: RepairDeps) {
    * was lost in a Redis crash.
    */
   async function repairPaused(live: MigrationRecord[]): Promise<number> {
-    const queue = queues.get(self.name);
+    let resumed = 0;
+    for (const queue of [queues.get(self.name), queues.urgent(self.name)]) resumed += await resumeIfHolding(queue, live);
+    return resumed;
+  }
+
+  async function resumeIfHolding(queue: Queue, live: MigrationRecord[]): Promise<number> {
     if (!(await queue.isPaused())) return 0;
     const moving = new Set(live.filter((r) => r.frozenAt && hostForStep(r, r.step) === self.name).map((r) => r.id));
     // A record may have lost frozenAt in a crash; this disk's marker has not.

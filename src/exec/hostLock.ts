@@ -23,7 +23,7 @@ export interface HostLock {
  * decides which of them may act at all; this closes the gap between that check and the
  * podman command it guards.
  */
-export async function lockContainerOnHost(runner: CommandRunner, host: string, container: string, waitMs: number): Promise<HostLock> {
+export async function lockContainerOnHost(runner: CommandRunner, host: string, container: string, waitMs: number, signal?: AbortSignal): Promise<HostLock> {
   const file = `${HOST_LOCK_DIR}/${host}.${container.replace(/[^A-Za-z0-9_.-]/g, '_')}.lock`;
   const stdin = new PassThrough();
   let seen = '';
@@ -36,7 +36,14 @@ export async function lockContainerOnHost(runner: CommandRunner, host: string, c
       done();
     },
   });
-  const holding = runner.run(['sh', '-c', HOLD, 'ferry-lock', HOST_LOCK_DIR, String(Math.max(1, Math.ceil(waitMs / 1000))), file], { stdin, stdout });
+  // `signal` stops the wait, never the hold: an aborted attempt's commands are still dying
+  // (SIGTERM, then SIGKILL after a grace), and the lock must outlast them. Once held, only
+  // release() ends it, or the death of this process or its SSH connection.
+  const waiting = new AbortController();
+  const stopWaiting = (): void => waiting.abort(signal?.reason);
+  if (signal?.aborted) stopWaiting();
+  else signal?.addEventListener('abort', stopWaiting, { once: true });
+  const holding = runner.run(['sh', '-c', HOLD, 'ferry-lock', HOST_LOCK_DIR, String(Math.max(1, Math.ceil(waitMs / 1000))), file], { stdin, stdout, signal: waiting.signal });
   const ended = holding.then(
     (res) => res,
     (e: unknown) => {
@@ -45,6 +52,12 @@ export async function lockContainerOnHost(runner: CommandRunner, host: string, c
   );
   ended.catch(() => undefined);
   const first = await Promise.race([locked.then(() => 'locked' as const), ended.then((res) => res)]);
+  signal?.removeEventListener('abort', stopWaiting);
+  if (first === 'locked' && waiting.signal.aborted) {
+    // Aborted in the instant it was granted: the holder is being killed, so it is not held.
+    await ended.catch(() => undefined);
+    throw new StepError(`the attempt was stopped while it waited for container "${container}" on ${runner.where}`, { code: 'HOST_LOCK_ABORTED' });
+  }
   if (first !== 'locked') {
     const busy = first.code === 1;
     throw new StepError(

@@ -56,8 +56,16 @@ export class FerryMetrics {
     const queueData = await Promise.all(
       this.monitor.config.hosts.map(async (h) => {
         const q = this.monitor.queues.get(h.name);
-        const [workers, counts] = await Promise.all([q.getWorkersCount(), q.getJobCounts(...QUEUE_STATES)]);
-        return { host: h.name, queue: q.name, workers, counts };
+        const u = this.monitor.queues.urgent(h.name);
+        const [workers, counts, urgent] = await Promise.all([q.getWorkersCount(), q.getJobCounts(...QUEUE_STATES), u.getJobCounts(...QUEUE_STATES)]);
+        return {
+          host: h.name,
+          queues: [
+            { queue: q.name, counts },
+            { queue: u.name, counts: urgent },
+          ],
+          workers,
+        };
       }),
     );
     // Everything read: now swap the values in at once, so a scrape never sees half of them.
@@ -66,7 +74,7 @@ export class FerryMetrics {
     this.workers.reset();
     for (const d of queueData) {
       this.workers.set({ host: d.host }, d.workers);
-      for (const s of QUEUE_STATES) this.queueJobs.set({ queue: d.queue, state: s }, d.counts[s] ?? 0);
+      for (const q of d.queues) for (const s of QUEUE_STATES) this.queueJobs.set({ queue: q.queue, state: s }, q.counts[s] ?? 0);
     }
   }
 

@@ -1,6 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
-import { containerState, ferry, makeConfig, mustPodman, readCounter, removeContainers, runCounter, startWorker, stopWorkers, TestConfig, uid, variant, WorkerProc } from '../support/bed';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { containerState, ferry, makeConfig, mustPodman, onHost, OUTPUT, readCounter, removeContainers, runCounter, startWorker, stopWorkers, TestConfig, uid, variant, WorkerProc } from '../support/bed';
 import { clientFor, counterAt, holdQueue, podmanWrapper, Watch } from '../support/faults';
 import { Job, Queue } from 'bullmq';
 import type { MigrationRecord } from '../../src/engine/model';
@@ -331,5 +333,104 @@ describe('exactly once: a step delivered again to the worker that still runs it'
     }
     assert.deepEqual(runsOn(name), ['b'], 'runs on b only');
     assert.equal(readCounter('b', name).token, before.token, 'the same process: its memory went along');
+  });
+});
+
+describe('exactly once: a frozen container is taken back at its deadline even when every step slot is busy', function () {
+  this.timeout(150_000);
+  let cfg: TestConfig;
+  let workers: WorkerProc[] = [];
+  const names = { frozen: `eo-fz-${uid()}`, busy: `eo-bz-${uid()}` };
+
+  before(async () => {
+    // One step slot on a, and every podman command naming `busy` takes a minute: its preflight
+    // holds the slot. Only a's worker runs, so `frozen`'s restore waits on b's queue for ever.
+    cfg = makeConfig({ top: { worker: { concurrency: 1 }, timeouts: { sshConnectMs: 4000, frozenMs: 6000 } } });
+    const slow = variant(cfg, { a: { podman: [podmanWrapper({ match: names.busy, sleepS: 60, when: 'before' })] } });
+    workers = [await startWorker('a', slow)];
+    runCounter('a', names.frozen);
+    runCounter('a', names.busy);
+  });
+
+  after(async () => {
+    await stopWorkers(workers);
+    removeContainers(Object.values(names));
+  });
+
+  // Found by a cold read: the deadline and the rollback it starts were jobs on the host's step
+  // queue, so they waited for a free slot (up to a step's time limit: an hour for a transfer).
+  it('the deadline and its rollback do not wait behind a step that holds the only slot', async () => {
+    const before = await counterAt('a', names.frozen, 2);
+    const id = idOf(await ferry(cfg, ['migrate', names.frozen, '--from', 'a', '--to', 'b', '--probe', 'none']));
+    await waitStep(cfg, id, (r) => r.step === 'restore');
+    assert.equal(containerState('a', names.frozen), 'exited', 'frozen (checkpointed) on a');
+    const busy = await ferry(cfg, ['migrate', names.busy, '--from', 'a', '--to', 'b', '--probe', 'none']);
+    assert.equal(busy.code, 0, busy.stderr);
+    // Well before the busy preflight's minute is over.
+    const rec = await waitEnded(cfg, id, 35_000);
+    assert.equal(rec.state, 'failed-rolled-back', rec.error);
+    assert.match(rec.error ?? '', /stayed frozen for 6000 ms/);
+    assert.deepEqual(runsOn(names.frozen), ['a']);
+    assert.equal(readCounter('a', names.frozen).token, before.token, 'the same process: its memory came back');
+  });
+});
+
+describe('exactly once: podman killed in the middle of a restore', function () {
+  this.timeout(180_000);
+  let cfg: TestConfig;
+  let workers: WorkerProc[] = [];
+  const name = `eo-kr-${uid()}`;
+
+  before(async () => {
+    // On b, every restore's podman is SIGKILLed the moment the restored container's conmon is
+    // up: what a time limit or a lost job lock does to it (SIGTERM, then SIGKILL after a grace).
+    const wrapper = join(OUTPUT, `podman-killrestore-${uid()}.sh`);
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh
+case " $* " in
+  *" restore "*)
+    podman "$@" & p=$!
+    i=0
+    while [ $i -lt 600 ]; do
+      if pgrep -f "conmon .*-n ${name} " >/dev/null; then kill -KILL $p; wait $p; exit 137; fi
+      kill -0 $p 2>/dev/null || break
+      sleep 0.02; i=$((i+1))
+    done
+    wait $p; exit $?;;
+esac
+exec podman "$@"
+`,
+    );
+    chmodSync(wrapper, 0o755);
+    cfg = makeConfig({ top: { timeouts: { sshConnectMs: 4000 }, retry: { backoffMs: 200, attempts: { restore: 2 } } } });
+    const killing = variant(cfg, { b: { podman: [wrapper] } });
+    workers = [await startWorker('a', cfg), await startWorker('b', killing)];
+    runCounter('a', name);
+  });
+
+  after(async () => {
+    await stopWorkers(workers);
+    for (const h of ['a', 'b']) {
+      const id = onHost(h, ['podman', 'inspect', '--format', '{{.Id}}', name]).stdout.trim();
+      if (id) onHost(h, ['runc', 'delete', '--force', id]);
+    }
+    removeContainers([name]);
+  });
+
+  // Found by the nemesis (seed 980006: a Redis crash during restore): the killed podman left
+  // the container running on the destination under conmon, unknown to podman; rollback asked
+  // podman, found nothing running there, and brought the container back on the source. It ran
+  // twice, and podman ps on either host showed only one.
+  it("rolls back without leaving a copy running on the destination out of podman's sight", async () => {
+    const before = await counterAt('a', name, 2);
+    const id = mustPodman('a', 'container', 'inspect', '--format', '{{.Id}}', name);
+    const res = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait', '--probe', 'none'], { timeoutMs: 150_000 });
+    assert.equal(res.code, 1, `${res.stdout}\n${res.stderr}`);
+    assert.match(res.stdout, /failed-rolled-back/);
+    assert.deepEqual(runsOn(name), ['a'], 'podman runs it on a only');
+    assert.equal(readCounter('a', name).token, before.token, 'the same process: its memory came back');
+    const rt = onHost('b', ['runc', 'state', id]);
+    assert.notEqual(rt.code, 0, `b's runtime still holds the container: ${rt.stdout}`);
   });
 });

@@ -1,7 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { lockContainerOnHost } from '../../src/exec/hostLock';
 import { LocalRunner } from '../../src/exec/localRunner';
-import { abortable } from '../../src/exec/runner';
 import { StepError } from '../../src/errors';
 import { uid } from '../support/bed';
 
@@ -30,12 +29,29 @@ describe('one attempt at a time per container and host', function () {
     await Promise.all([a.release(), b.release(), other.release()]);
   });
 
-  it('is released when the attempt holding it is aborted', async () => {
+  it('outlives an abort of the attempt holding it (its commands may still be dying), and goes with release()', async () => {
     const name = `hl-${uid()}`;
     const controller = new AbortController();
-    await lockContainerOnHost(abortable(runner, controller.signal), 'x', name, 2000);
+    const held = await lockContainerOnHost(runner, 'x', name, 2000, controller.signal);
     controller.abort(new Error('superseded'));
+    await assert.rejects(lockContainerOnHost(runner, 'x', name, 1000), (e: unknown) => e instanceof StepError && e.code === 'HOST_LOCK_BUSY');
+    await held.release();
     const next = await lockContainerOnHost(runner, 'x', name, 10_000);
+    await next.release();
+  });
+
+  it('stops waiting when the attempt is aborted, and never holds it then', async () => {
+    const name = `hl-${uid()}`;
+    const first = await lockContainerOnHost(runner, 'x', name, 5000);
+    const controller = new AbortController();
+    const waiting = lockContainerOnHost(runner, 'x', name, 20_000, controller.signal);
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    controller.abort(new Error('superseded'));
+    await assert.rejects(waiting, /stopped/);
+    assert.ok(Date.now() - t0 < 10_000, 'the wait ended with the abort, not at its limit');
+    await first.release();
+    const next = await lockContainerOnHost(runner, 'x', name, 2000);
     await next.release();
   });
 });

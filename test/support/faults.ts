@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { FerryClient } from '../../src/client';
 import { createRedis } from '../../src/redis';
-import { hostQueueName } from '../../src/queues';
+import { hostQueueName, urgentQueueName } from '../../src/queues';
 import { loadConfig } from '../../src/config/load';
 import type { MigrationEvent, MigrationRecord } from '../../src/engine/model';
 import { TERMINAL_STATES } from '../../src/engine/model';
@@ -268,7 +268,12 @@ export function cleanHosts(names: string[], workDir: string): void {
   // process still naming this test's own work dir goes first. Hosts share one pid namespace.
   spawnSync('pkill', ['-KILL', '-f', '--', workDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')]);
   for (const h of HOSTS) {
-    for (const n of names) podmanOn(h, 'rm', '-f', '-t', '0', n);
+    for (const n of names) {
+      const id = podmanOn(h, 'inspect', '--format', '{{.Id}}', n).stdout.trim();
+      podmanOn(h, 'rm', '-f', '-t', '0', n);
+      // podman rm drops its record, not a container its runtime still runs (a killed restore).
+      if (/^[0-9a-f]{64}$/.test(id)) onHost(h, ['runc', 'delete', '--force', id]);
+    }
     onHost(h, ['rm', '-rf', '--', workDir]);
   }
 }
@@ -478,19 +483,19 @@ export function flipByte(file: string): void {
   writeFileSync(file, buf);
 }
 
-/** Holds one host's queue: the running step finishes, the next one waits until resume. */
+/** Holds one host's queues (steps, and take-overs with rollback): the running step finishes, the next one waits until resume. */
 export async function holdQueue(cfg: TestConfig, host: string): Promise<{ resume(): Promise<void> }> {
   const conf = loadConfig({ file: cfg.file, env: {} });
   const conn = createRedis(conf);
-  const q = new Queue(hostQueueName(host), { connection: conn, prefix: conf.redis.prefix });
-  await q.pause();
+  const qs = [hostQueueName(host), urgentQueueName(host)].map((name) => new Queue(name, { connection: conn, prefix: conf.redis.prefix }));
+  await Promise.all(qs.map((q) => q.pause()));
   let done = false;
   return {
     async resume() {
       if (done) return;
       done = true;
-      await q.resume();
-      await q.close();
+      await Promise.all(qs.map((q) => q.resume()));
+      await Promise.all(qs.map((q) => q.close()));
       conn.disconnect();
     },
   };
