@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import { CommandError } from '../errors';
+import { CommandError, StepError } from '../errors';
 import type { CommandResult, CommandRunner } from '../exec/runner';
 import { criuConfigLines, criuWrapper } from './criuConfig';
 import { criuLogPath, CriuOperation, describeCriuFailure, diagnoseCriuLog } from './criuLog';
@@ -206,29 +206,69 @@ export class Podman {
   /** The OCI runtime podman runs containers with here: its `--runtime` flag, else runc. */
   private runtime(): string {
     const i = this.command.indexOf('--runtime');
-    return i >= 0 && this.command[i + 1] ? this.command[i + 1] : 'runc';
-  }
-
-  /** Whether the runtime still holds a container with this id, whatever podman's records say. */
-  async runtimeHolds(id: string): Promise<boolean> {
-    return (await this.runner.run([this.runtime(), 'state', id])).code === 0;
+    if (i >= 0 && this.command[i + 1]) return this.command[i + 1];
+    const joined = this.command.find((a) => a.startsWith('--runtime='));
+    return joined ? joined.slice('--runtime='.length) : 'runc';
   }
 
   /**
-   * Kills and deletes what the runtime still holds for this id. podman killed in the middle of
-   * a restore (a time limit, a lost job lock, SIGKILL) leaves the restored container running
-   * under conmon, unknown to podman, and `podman rm` then drops podman's record but not the
+   * What the runtime itself holds for this id, whatever podman's records say: its status
+   * ('running', 'paused', 'created', 'stopped'), 'restoring' when its state folder exists
+   * without a state yet (runc writes the state only once CRIU has restored the processes), or
+   * null. A host without that runtime holds nothing of it.
+   */
+  async runtimeState(id: string): Promise<string | null> {
+    const rt = this.runtime();
+    let res: CommandResult;
+    try {
+      res = await this.runner.run([rt, 'state', id]);
+    } catch (e: unknown) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+    if (res.code === 0) return /"status":\s*"([a-z]+)"/.exec(res.stdout)?.[1] ?? 'unknown';
+    if (res.code === 127) return null;
+    if (!/does not exist/i.test(res.stderr)) throw new CommandError(this.runner.where, [rt, 'state', id], res.code, res.stderr);
+    const dir = await this.runner.run(['test', '-d', `/run/${rt.split('/').pop() ?? 'runc'}/${id}`]);
+    return dir.code === 0 ? 'restoring' : null;
+  }
+
+  /**
+   * Deletes what the runtime still holds for this id. podman killed in the middle of a restore
+   * (a time limit, a lost job lock, SIGKILL) leaves the restored container running under
+   * conmon, unknown to podman, and `podman rm` then drops podman's record but not the
    * processes: measured here (podman 4.3.1, runc 1.1) when podman died 0.6 s or more into the
    * restore of a 32 MB container, 3 of 3. Such a copy runs beside the one brought back on the
-   * other host. Only for a caller holding the container's lock on this host: a restore under
-   * way looks the same. True when something was removed.
+   * other host. A restore still under way (CRIU restoring, its podman gone) is waited for.
+   *
+   * Only for a caller holding the container's lock on this host, after podman said it does not
+   * run it. `keepRunning`: a running copy is the container itself (on its source, an in-place
+   * restore whose podman died): never killed, refused for a person. True when something went.
    */
-  async reapRuntimeLeftover(id: string): Promise<boolean> {
-    if (!(await this.runtimeHolds(id))) return false;
+  async reapRuntimeLeftover(id: string, opts: { keepRunning?: boolean; waitMs?: number } = {}): Promise<boolean> {
+    const until = Date.now() + (opts.waitMs ?? 60_000);
+    let state = await this.runtimeState(id);
+    while (state === 'restoring' && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 500));
+      state = await this.runtimeState(id);
+    }
+    if (state === null) return false;
+    if (state === 'restoring') throw new StepError(`a restore of container ${id.slice(0, 12)} is still under way on ${this.runner.where} (its runtime holds it, podman does not); trying again later`, { code: 'RESTORE_UNDER_WAY' });
+    if (opts.keepRunning && (state === 'running' || state === 'paused')) {
+      throw new StepError(
+        `container ${id.slice(0, 12)} runs on ${this.runner.where} outside podman's sight (its runtime, ${this.runtime()}, holds it ${state}; podman lost it when it was killed during a restore). It is the container itself: Ferry will not kill it. Stop it with \`${this.runtime()} kill ${id} KILL\` and restore it with podman, or leave it running and remove podman's stale record`,
+        { code: 'RUNS_OUTSIDE_PODMAN', permanent: true },
+      );
+    }
     const argv = [this.runtime(), 'delete', '--force', id];
     const res = await this.runner.run(argv);
-    if (res.code !== 0 && (await this.runtimeHolds(id))) throw new CommandError(this.runner.where, argv, res.code, res.stderr);
+    if (res.code !== 0 && (await this.runtimeState(id)) !== null) throw new CommandError(this.runner.where, argv, res.code, res.stderr);
     return true;
+  }
+
+  /** Whether the runtime still holds (or is restoring) a container with this id. */
+  async runtimeHolds(id: string): Promise<boolean> {
+    return (await this.runtimeState(id)) !== null;
   }
 
   /** Streams `podman save` of an image into `out` (e.g. an SSH channel running `podman load`). */

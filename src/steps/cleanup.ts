@@ -25,11 +25,12 @@ export const cleanup: Step = async (ctx) => {
   } else if (info) {
     warnings.push(`host ${rec.from} now has a different container named "${rec.container}"; left it alone`);
   }
-  // Nothing of it may run here outside podman's sight either (a rollback's restore killed
-  // mid-way): the destination's copy is verified, so whatever the runtime holds goes.
+  // Nor outside podman's sight (a rollback's in-place restore whose podman died, then a record
+  // rewound past it): a running one is a second copy for a person to judge, as above; a
+  // stopped or half-made one goes.
   if (rec.source?.id) {
     await ctx.fence();
-    await local.reapRuntimeLeftover(rec.source.id);
+    await local.reapRuntimeLeftover(rec.source.id, { keepRunning: true });
   }
   // The source copy is gone: nothing frozen here is waiting to be brought back.
   await removeFrozenMarker(ctx.files.source.dir, rec.id);

@@ -17,7 +17,7 @@ export async function restoreFrozen(local: Podman, runner: CommandRunner, info: 
   const opts = { ...config.checkpoint, timeoutMs };
   // An earlier in-place restore whose podman was killed may have left the runtime holding the
   // container (running, unknown to podman): podman's restore would collide with it, or run a second.
-  await local.reapRuntimeLeftover(info.id);
+  await local.reapRuntimeLeftover(info.id, { keepRunning: true });
   try {
     await local.restoreInPlace(info.name.replace(/^\//, ''), opts);
     return 'in place';

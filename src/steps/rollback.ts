@@ -95,7 +95,7 @@ export const rollback: Step = async (ctx) => {
   }
   const importArchive = async (): Promise<void> => {
     const archive = rec.archive as NonNullable<typeof rec.archive>;
-    if (rec.source?.id) await local.reapRuntimeLeftover(rec.source.id);
+    if (rec.source?.id) await local.reapRuntimeLeftover(rec.source.id, { keepRunning: true });
     await withImportableArchive(here, archive, config.archive.keyFile, (p) => local.restoreImport(p, { ...config.checkpoint, ignoreVolumes: !!archive.volumes?.length, timeoutMs: config.timeouts.step.rollback }));
   };
   const info = await local.inspect(name);
