@@ -16,5 +16,5 @@ npx prettier --check . >/dev/null || { npx prettier --list-different . >&2; echo
 mkdir -p test-output
 # The nemesis: its fixed regressions, and a fixed-seed handful of randomized runs (the full
 # suite is FERRY_NEMESIS_RUNS=500, see docs/reliability.md).
-export FERRY_NEMESIS_RUNS="${FERRY_NEMESIS_RUNS:-2}"
+export FERRY_NEMESIS_RUNS="${FERRY_NEMESIS_RUNS:-$([ "${FERRY_TEST_EXTENDED:-0}" = 1 ] && echo 4 || echo 1)}"
 npx mocha --reporter ./dist/test/support/summaryReporter.js --exit 'dist/test/unit/**/*.test.js' 'dist/test/integration/**/*.test.js' 'dist/test/nemesis/**/*.test.js' "$@"

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import { connect, Socket } from 'node:net';
 import type { MigrationRecord } from '../../src/engine/model';
 import { bed, containerState, ferry, hostInfo, httpGet, makeConfig, mustPodman, removeContainers, startWorker, startWorkers, stopWorkers, TestConfig, uid, variant, WorkerProc } from '../support/bed';
+import { describeExtended } from '../support/tier';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -77,7 +78,7 @@ async function answers(address: string, port: number): Promise<boolean> {
  * command (criuConfig.ts). Measured on the bed with a client connecting every 3 ms: plain
  * checkpoints failed 5 of 5, skip-in-flight alone passed 29 of 35, with tcp-close 15 of 15.
  */
-describe('connections: a service under connection load moves, and its clients see a clean close', function () {
+describeExtended('connections: a service under connection load moves, and its clients see a clean close', function () {
   this.timeout(240_000);
   let cfg: TestConfig;
   let workers: WorkerProc[] = [];
@@ -139,7 +140,7 @@ describe('connections: a service under connection load moves, and its clients se
   });
 });
 
-describe('connections: a rollback under connection load restores the source, closed connections and all', function () {
+describeExtended('connections: a rollback under connection load restores the source, closed connections and all', function () {
   this.timeout(180_000);
   let cfg: TestConfig;
   let workers: WorkerProc[] = [];

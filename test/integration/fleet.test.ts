@@ -3,6 +3,7 @@ import { strict as assert } from 'node:assert';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { containerState, ferry, hostInfo, httpGet, makeConfig, OUTPUT, podmanOn, readCounter, removeContainers, runCounter, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { itExtended } from '../support/tier';
 
 // Host d belongs to these tests alone: a drain moves every container running there.
 const HOSTS = ['b', 'c', 'd'];
@@ -67,7 +68,7 @@ describe('fleet: drains, batches, schedules (hosts b, c, d)', function () {
     if (cfg) await ferry(cfg, ['undrain', 'd']);
   });
 
-  it('drains d (6 containers) to b and c, never more than 2 at once, within capacity, state intact', async () => {
+  itExtended('drains d (6 containers) to b and c, never more than 2 at once, within capacity, state intact', async () => {
     cfg = makeConfig({ hosts: capacityFor({ b: 3, c: 3 }) });
     workers = await startWorkers(HOSTS, cfg);
     const ports: Record<string, number> = {};
@@ -113,7 +114,7 @@ describe('fleet: drains, batches, schedules (hosts b, c, d)', function () {
     for (const n of names.filter((x) => x.includes('count'))) assert.equal(readCounter('d', n).token, before[n].token);
   });
 
-  it('--dry-run prints the plan and changes nothing', async () => {
+  itExtended('--dry-run prints the plan and changes nothing', async () => {
     cfg = makeConfig();
     workers = await startWorkers(HOSTS, cfg);
     const a = `${tag}-dry`;
@@ -186,7 +187,7 @@ describe('fleet: drains, batches, schedules (hosts b, c, d)', function () {
     }
   });
 
-  it('a batch whose workers are all killed resumes when they come back, doing nothing twice', async () => {
+  itExtended('a batch whose workers are all killed resumes when they come back, doing nothing twice', async () => {
     cfg = makeConfig();
     workers = await startWorkers(HOSTS, cfg);
     const list = [0, 1, 2].map((i) => `${tag}-rs${i}`);

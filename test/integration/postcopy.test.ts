@@ -28,6 +28,7 @@ import {
   closePageTunnel,
 } from '../../src/postcopy';
 import { bed, containerState, hostInfo, onHost, podmanOn, uid } from '../support/bed';
+import { describeExtended } from '../support/tier';
 
 /*
  * Post-copy through podman on the real bed, two hosts only, driving src/postcopy directly
@@ -160,7 +161,7 @@ async function leftovers(host: string, m: LazyMigration): Promise<string> {
   return [files, ...procs].filter(Boolean).join('\n');
 }
 
-describe(`post-copy through podman (hosts ${SRC} and ${DST})`, function () {
+describeExtended(`post-copy through podman (hosts ${SRC} and ${DST})`, function () {
   this.timeout(300_000);
   const started: { name: string; m: LazyMigration }[] = [];
   let pipeBefore = '';

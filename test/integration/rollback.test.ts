@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { archivesOn, containerState, ferry, readCounter, removeContainers, runCounter, startWorker, stopWorkers, TestConfig, uid, variant, WorkerProc, makeConfig } from '../support/bed';
+import { describeExtended } from '../support/tier';
 
 describe('a failed restore rolls back to the source', function () {
   this.timeout(180_000);
@@ -41,7 +42,7 @@ describe('a failed restore rolls back to the source', function () {
   });
 });
 
-describe('a destination whose inventory lacks the source rolls back, never drops the container', function () {
+describeExtended('a destination whose inventory lacks the source rolls back, never drops the container', function () {
   this.timeout(180_000);
   let cfg: TestConfig;
   let workers: WorkerProc[] = [];

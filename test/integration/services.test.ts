@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { LABEL_SHARED_MOUNTS } from '../../src/steps/movable';
 import { containerState, ferry, hostInfo, makeConfig, mustPodman, removeContainers, startWorkers, stopWorkers, uid, WorkerProc } from '../support/bed';
 import { countDataMismatches, ensureServiceImages, loadData, REDIS_IMAGE, RespConnection, runRedis, sleep, Writer, WriterOptions } from '../support/services';
+import { itExtended } from '../support/tier';
 
 // About 32 MB in Redis's memory: enough that the migration moves real data, small enough
 // that the test stays short.
@@ -145,14 +146,14 @@ describe('a real Redis moves while a client writes, judged by what the client sa
   // CRIU refuses: "Connected TCP socket"), and preflight wants keepAddress with it. The client
   // reaches the service through a's published port, so the socket restored on b is out of its
   // reach: the client sees silence until its reply timeout, then reconnects to b.
-  it(`moves 32 MB of Redis ${SRC} -> ${DST}: no acknowledged write lost, none applied twice, served on ${DST} only`, async () => {
+  itExtended(`moves 32 MB of Redis ${SRC} -> ${DST}: no acknowledged write lost, none applied twice, served on ${DST} only`, async () => {
     await moveRedisUnderWrites({ checkpoint: { tcpEstablished: true, keepAddress: true }, writer: { connectionPerWrite: false, replyTimeoutMs: 2500, pauseMs: 0 } });
   });
 
   // Redis keeps its append-only file in /data, a bind mount of a folder both hosts see (here a
   // folder of the machine's own file system, which every bed host shares), declared shared by
   // label. After the move, Redis on b restarts from that file with every acknowledged write.
-  it(`moves Redis with its AOF on a shared bind mount ${SRC} -> ${DST}: a restart on ${DST} finds every acknowledged write`, async () => {
+  itExtended(`moves Redis with its AOF on a shared bind mount ${SRC} -> ${DST}: a restart on ${DST} finds every acknowledged write`, async () => {
     const dir = mkdtempSync('/var/tmp/ferry-shared-redis-');
     try {
       await moveRedisUnderWrites({
@@ -193,7 +194,7 @@ describe('a real Redis moves while a client writes, judged by what the client sa
     await moveRedisUnderWrites({ checkpoint: {}, writer: { connectionPerWrite: false, replyTimeoutMs: 2500, pauseMs: 0 } });
   });
 
-  it(`moves Redis ${SRC} -> ${DST} with default settings under a client that opens a connection per write`, async () => {
+  itExtended(`moves Redis ${SRC} -> ${DST} with default settings under a client that opens a connection per write`, async () => {
     await moveRedisUnderWrites({ checkpoint: {}, writer: { connectionPerWrite: true, replyTimeoutMs: 2500, pauseMs: 10 } });
   });
 });

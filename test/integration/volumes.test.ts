@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { bed, containerState, ferry, makeConfig, migrationId, record, mustPodman, onHost, readCounter, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 import type { MigrationRecord } from '../../src/engine/model';
+import { itExtended } from '../support/tier';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -96,7 +97,7 @@ describe('volumes and copied folders move with their container', function () {
     }
   });
 
-  it('a migration that rolls back takes the copied volume away and keeps every write on the source', async () => {
+  itExtended('a migration that rolls back takes the copied volume away and keeps every write on the source', async () => {
     const { name, volume } = startWithVolume(SRC, 'volrb');
     await sleep(600);
     const before = readCounter(SRC, name);
@@ -113,7 +114,7 @@ describe('volumes and copied folders move with their container', function () {
     checkLog(SRC, name, before.token);
   });
 
-  it('copies a bind-mounted folder declared ferry.copy-mounts there and back; each stale source copy is renamed aside; a rollback removes the copy', async () => {
+  itExtended('copies a bind-mounted folder declared ferry.copy-mounts there and back; each stale source copy is renamed aside; a rollback removes the copy', async () => {
     // /var/lib/containers is each bed host's own (other folders are one file system for all).
     const folder = `/var/lib/containers/ferry-copy-${uid()}`;
     const name = `copy-${uid()}`;
