@@ -137,7 +137,7 @@ describe('fleet: drains, batches, schedules (hosts b, c, d)', function () {
     assert.doesNotMatch((await ferry(cfg, ['hosts'])).stdout, /^d\s+\S+\s+CORDONED/m, 'not cordoned');
   });
 
-  it('refuses a drain without room, naming the containers, before moving anything', async () => {
+  itExtended('refuses a drain without room, naming the containers, before moving anything', async () => {
     cfg = makeConfig({ hosts: capacityFor({ b: 1 }) });
     workers = await startWorkers(HOSTS, cfg);
     const [x, y] = [`${tag}-nr1`, `${tag}-nr2`];

@@ -3,6 +3,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { bed, containerState, ferry, hostInfo, makeConfig, migrationId, record, readCounter, removeContainers, runCounter, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { itExtended } from '../support/tier';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -125,7 +126,7 @@ describe('cut-over hooks: a failing HTTP hook', function () {
     assert.ok(after.count > before.count, `counter continued on a: ${before.count} -> ${after.count}`);
   });
 
-  it('with onFailure "continue": succeeds, and the record carries a warning', async () => {
+  itExtended('with onFailure "continue": succeeds, and the record carries a warning', async () => {
     const name = `hk-go-${uid()}`;
     names.push(name);
     const cfg = makeConfig({ top: { hooks: { cutover: [{ kind: 'http', url: failing.url }], onFailure: 'continue' } } });
