@@ -64,6 +64,7 @@ export class HostWorker extends EventEmitter {
     await checkRedisSettings(connection, config).then((warnings) => warnings.forEach((w) => log.warn(w)));
     checked = true;
     const store = new MigrationStore(connection, config.redis.prefix);
+    const installation = await store.installationId();
     const queues = new HostQueues(config, connection);
     this.queues = queues;
     const localRunner = new LocalRunner(`host ${self.name} (local)`);
@@ -77,6 +78,7 @@ export class HostWorker extends EventEmitter {
     const processor = createStepProcessor({
       config,
       self,
+      installation,
       store,
       queues,
       localRunner,
@@ -119,7 +121,7 @@ export class HostWorker extends EventEmitter {
     await batches.reconcileAll().catch((e: unknown) => this.emit('error', coerceError(e)));
     // Jobs removed by hand or lost in a Redis crash, and containers frozen for a migration
     // that lost track of them: looked for now and every few seconds (engine/repair.ts).
-    const repair = createRepairer({ config, self, store, queues, localRunner, remoteRunner: (name) => this.ssh.get(name), log });
+    const repair = createRepairer({ config, self, installation, store, queues, localRunner, remoteRunner: (name) => this.ssh.get(name), log });
     let repairing = false;
     const repairPass = (): void => {
       if (repairing || this.closing) return;

@@ -19,6 +19,14 @@ export interface FrozenMarker {
   from: string;
   to: string;
   at: number;
+  /**
+   * The Ferry installation that froze it (store/keys.ts `installation`). Another installation
+   * whose workers share this host and work dir finds no record of it in its own Redis: without
+   * this it would take the container for one whose record a crash lost, and bring it back here
+   * while its own installation restores it elsewhere (finding 12 in docs/reliability.md).
+   * Absent in markers written before it existed; those are anyone's, as they were then.
+   */
+  installation?: string;
 }
 
 export const FROZEN_SUFFIX = '.frozen';
@@ -50,6 +58,11 @@ export async function removeFrozenMarker(dir: string, migrationId: string): Prom
   await rm(frozenMarkerPath(dir, migrationId), { force: true });
 }
 
+/** Whether `installation` may act on this marker: its own, or one written before markers named theirs. */
+export function ownMarker(m: FrozenMarker, installation: string): boolean {
+  return m.installation === undefined || m.installation === installation;
+}
+
 /** Every marker in a work dir (unreadable or foreign files are skipped). */
 export async function listFrozenMarkers(dir: string): Promise<FrozenMarker[]> {
   let names: string[];
@@ -75,5 +88,6 @@ function parseMarker(text: string): FrozenMarker | null {
   const v = JSON.parse(text) as Partial<FrozenMarker>;
   if (typeof v.migrationId !== 'string' || !MIGRATION_ID.test(v.migrationId)) return null;
   if (typeof v.container !== 'string' || typeof v.containerId !== 'string' || typeof v.from !== 'string' || typeof v.to !== 'string') return null;
-  return { migrationId: v.migrationId, container: v.container, containerId: v.containerId, from: v.from, to: v.to, at: Number(v.at) };
+  const installation = typeof v.installation === 'string' ? { installation: v.installation } : {};
+  return { migrationId: v.migrationId, container: v.container, containerId: v.containerId, from: v.from, to: v.to, at: Number(v.at), ...installation };
 }

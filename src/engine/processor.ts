@@ -26,6 +26,8 @@ import { needsAttentionAfterRollback, podmanForRestoreByHand } from './attention
 export interface ProcessorDeps {
   config: FerryConfig;
   self: HostConfig;
+  /** This installation's id (MigrationStore.installationId). */
+  installation: string;
   store: MigrationStore;
   queues: HostQueues;
   /** Runs commands on this host; every attempt gets its own abortable view of it. */
@@ -170,6 +172,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
       files: migrationFiles(rec, config),
       config,
       self,
+      installation: deps.installation,
       local: new Podman(localRunner, self.podman),
       localRunner,
       remote: (name: string): RemoteHost => {

@@ -3,7 +3,7 @@ import type { Queue } from 'bullmq';
 import type { HostConfig } from '../config/hosts';
 import type { FerryConfig } from '../config/load';
 import { findHost } from '../config/load';
-import { FrozenMarker, listFrozenMarkers } from '../archive/frozenMarker';
+import { FrozenMarker, listFrozenMarkers, ownMarker } from '../archive/frozenMarker';
 import { removeFile } from '../archive/localFiles';
 import { coerceError } from '../errors';
 import { lockContainerOnHost } from '../exec/hostLock';
@@ -23,6 +23,8 @@ import { hostForStep, stepOrder } from './steps';
 export interface RepairDeps {
   config: FerryConfig;
   self: HostConfig;
+  /** This installation's id (MigrationStore.installationId). */
+  installation: string;
   store: MigrationStore;
   queues: HostQueues;
   localRunner: CommandRunner;
@@ -76,9 +78,20 @@ export function createRepairer(deps: RepairDeps) {
     return fixed;
   }
 
+  // Markers of another installation sharing this work dir, told once each, never acted on.
+  const foreignSeen = new Set<string>();
+
   async function repairFrozen(): Promise<number> {
     let fixed = 0;
     for (const marker of await listFrozenMarkers(self.workDir)) {
+      if (!ownMarker(marker, deps.installation)) {
+        // Its record is in another Redis or prefix: absent from ours is no sign it was lost.
+        if (!foreignSeen.has(marker.migrationId)) {
+          foreignSeen.add(marker.migrationId);
+          log.info({ migrationId: marker.migrationId, container: marker.container, installation: marker.installation }, 'a container frozen by another Ferry installation that shares this work dir; leaving it to that one');
+        }
+        continue;
+      }
       const rec = await store.get(marker.migrationId);
       // A live migration is the engine's to finish; one that needs attention is a person's.
       if (rec && (!TERMINAL_STATES.has(rec.state) || endsOn(rec.state) !== 'source')) continue;

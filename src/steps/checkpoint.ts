@@ -76,7 +76,7 @@ export const checkpoint: Step = async (ctx) => {
   // frozen container); the exact moment is patched in below, once podman starts.
   await ctx.mark({ frozenAt: Date.now() });
   // The same fact on this host's own disk: Redis may lose its last second in a crash.
-  await writeFrozenMarker(here.dir, { migrationId: rec.id, container: rec.container, containerId: info.id, from: rec.from, to: rec.to, at: Date.now() });
+  await writeFrozenMarker(here.dir, { migrationId: rec.id, container: rec.container, containerId: info.id, from: rec.from, to: rec.to, at: Date.now(), installation: ctx.installation });
   let target: StreamTarget | undefined;
   try {
     target = { runner: ctx.remote(rec.to).runner, dir: there.dir, partPath: there.part, finalPath: there.archive };

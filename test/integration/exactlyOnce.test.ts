@@ -436,3 +436,52 @@ exec podman "$@"
     assert.notEqual(rt.code, 0, `b's runtime still holds the container: ${rt.stdout}`);
   });
 });
+
+/**
+ * Finding 12: a second Ferry installation (another Redis, or another prefix) whose workers
+ * run on the same hosts with the same work dir. Its repair pass saw the first one's frozen
+ * marker, found no record of it in its own Redis, took it for a record lost in a crash,
+ * restored the container on the source and deleted the archives, while the first
+ * installation was about to restore it on the destination. Found by two test runs on one
+ * bed host pair at once (restore: "archive … is missing").
+ */
+describe('exactly once: two Ferry installations share the hosts and their work dir', function () {
+  this.timeout(120_000);
+  const name = `eo-two-${uid()}`;
+  let mine: TestConfig;
+  let other: TestConfig;
+  const workers: WorkerProc[] = [];
+
+  before(() => {
+    // A short repair interval: the other installation looks at the marker many times.
+    const top = { worker: { repairIntervalMs: 500 } };
+    mine = makeConfig({ top });
+    other = makeConfig({ top });
+    runCounter('a', name);
+  });
+
+  after(async () => {
+    await stopWorkers(workers);
+    removeContainers([name]);
+  });
+
+  it('the other installation leaves the frozen container alone; the migration ends on b with its memory', async () => {
+    const before = await counterAt('a', name, 2);
+    // Only a's worker of this installation at first: the container stays frozen at restore.
+    workers.push(await startWorker('a', mine));
+    const queued = await ferry(mine, ['migrate', name, '--from', 'a', '--to', 'b', '--probe', 'none']);
+    assert.equal(queued.code, 0, queued.stderr);
+    const id = idOf(queued);
+    await waitStep(mine, id, (r) => r.step === 'restore');
+    workers.push(...(await Promise.all(['a', 'b'].map((h) => startWorker(h, other)))));
+    await sleep(3000);
+    assert.equal(containerState('a', name), 'exited', 'still frozen on a: the other installation did not bring it back');
+    workers.push(await startWorker('b', mine));
+    const rec = await waitEnded(mine, id);
+    assert.equal(rec.state, 'succeeded', rec.error);
+    assert.deepEqual(runsOn(name), ['b']);
+    const after = readCounter('b', name);
+    assert.equal(after.token, before.token, 'the same process went on: memory moved');
+    assert.ok(after.count >= before.count);
+  });
+});
