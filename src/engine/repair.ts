@@ -11,7 +11,7 @@ import { stopStrayExport } from '../transfer/fifo';
 import type { CommandRunner } from '../exec/runner';
 import { Podman } from '../podman/podman';
 import type { HostQueues } from '../queues';
-import type { MigrationStore } from '../store/migrationStore';
+import { MigrationStore, RECORD_TTL_S } from '../store/migrationStore';
 import { recoverFrozen } from '../steps/frozenRecovery';
 import { stepJobId } from '../../jobs/stepJob';
 import { takeoverJobId } from '../../jobs/takeoverJob';
@@ -31,6 +31,13 @@ export interface RepairDeps {
   remoteRunner(host: string): CommandRunner;
   log: Logger;
 }
+
+/**
+ * A frozen marker whose record is missing is taken for a record a crash lost only while it is
+ * younger than this: well inside a record's life (RECORD_TTL_S), past which its absence means
+ * it expired.
+ */
+const LOST_RECORD_MAX_AGE_MS = (RECORD_TTL_S * 1000) / 4;
 
 /** How far back the loop looks for migrations that should be moving. */
 const LOOK_BACK_MS = 7 * 24 * 3600_000;
@@ -78,58 +85,92 @@ export function createRepairer(deps: RepairDeps) {
     return fixed;
   }
 
-  // Markers of another installation sharing this work dir, told once each, never acted on.
-  const foreignSeen = new Set<string>();
+  // Markers left alone (another installation's, or too old to judge), told once each.
+  const leftAlone = new Set<string>();
+  const leaveAlone = (marker: FrozenMarker, why: string): void => {
+    if (leftAlone.has(marker.migrationId)) return;
+    leftAlone.add(marker.migrationId);
+    log.warn({ migrationId: marker.migrationId, container: marker.container, installation: marker.installation, frozenAt: new Date(marker.at).toISOString() }, why);
+  };
+  let installationChanged = false;
 
   async function repairFrozen(): Promise<number> {
+    // Markers are judged against this installation's records: with the id gone or changed in
+    // Redis (replaced, wiped, another prefix), an absent record proves nothing.
+    const current = await store.currentInstallationId();
+    if (current !== deps.installation) {
+      if (!installationChanged)
+        log.error(
+          { installation: deps.installation, inRedis: current },
+          'the installation id in Redis is not the one this worker started with (Redis replaced or wiped?): frozen containers on this host are not looked after until the worker restarts',
+        );
+      installationChanged = true;
+      return 0;
+    }
     let fixed = 0;
     for (const marker of await listFrozenMarkers(self.workDir)) {
-      if (!ownMarker(marker, deps.installation)) {
-        // Its record is in another Redis or prefix: absent from ours is no sign it was lost.
-        if (!foreignSeen.has(marker.migrationId)) {
-          foreignSeen.add(marker.migrationId);
-          log.info({ migrationId: marker.migrationId, container: marker.container, installation: marker.installation }, 'a container frozen by another Ferry installation that shares this work dir; leaving it to that one');
-        }
-        continue;
-      }
-      const rec = await store.get(marker.migrationId);
-      // A live migration is the engine's to finish; one that needs attention is a person's.
-      if (rec && (!TERMINAL_STATES.has(rec.state) || endsOn(rec.state) !== 'source')) continue;
-      const dest = findHost(config, marker.to);
-      if (!dest) continue;
-      const lock = await lockContainerOnHost(deps.localRunner, self.name, marker.container, 10_000);
       try {
-        await stopStrayExport(deps.localRunner, migrationFiles({ id: marker.migrationId, from: marker.from, to: marker.to }, config).source.fifo);
-        // The destination's lock too, when it answers: with it held no restore runs there, so a
-        // copy there that does not run is a leftover that may be removed (recoverFrozen).
-        const destLock = await lockContainerOnHost(deps.remoteRunner(marker.to), marker.to, marker.container, 10_000).catch(() => null);
-        const there = new Podman(deps.remoteRunner(marker.to), dest.podman);
-        let verdict;
-        try {
-          verdict = await recoverFrozen(marker, {
-            config,
-            workDir: self.workDir,
-            local: new Podman(deps.localRunner, self.podman),
-            localRunner: deps.localRunner,
-            destination: () => there,
-            ...(destLock
-              ? {
-                  removeIdleDestinationCopy: async () => {
-                    if ((await there.inspect(marker.container))?.id === marker.containerId) await there.remove(marker.container);
-                    await there.reapRuntimeLeftover(marker.containerId);
-                  },
-                }
-              : {}),
-          });
-        } finally {
-          await destLock?.release();
-        }
-        if (verdict.kind !== 'stale') log.warn({ migrationId: marker.migrationId, container: marker.container, verdict }, 'a container frozen for a migration that no longer knows it');
-        if (verdict.kind === 'restored') fixed++;
-        if (!rec && verdict.kind !== 'unknown') await settleLostRecord(marker, verdict.kind);
-      } finally {
-        await lock.release();
+        fixed += await repairMarker(marker);
+      } catch (e: unknown) {
+        // One marker that cannot be handled now (a busy lock, an unreachable host) must not
+        // starve the others: the next pass tries it again.
+        log.warn({ migrationId: marker.migrationId, container: marker.container, err: coerceError(e).message }, 'could not look after a frozen container this pass');
       }
+    }
+    return fixed;
+  }
+
+  async function repairMarker(marker: FrozenMarker): Promise<number> {
+    let fixed = 0;
+    if (!ownMarker(marker, deps.installation)) {
+      // Its record is in another Redis or prefix: absent from ours is no sign it was lost.
+      leaveAlone(marker, 'a container frozen by another Ferry installation that shares this work dir; leaving it to that one');
+      return 0;
+    }
+    const rec = await store.get(marker.migrationId);
+    if (!rec && Date.now() - marker.at > LOST_RECORD_MAX_AGE_MS) {
+      // A record lost in a crash is seconds old when it goes. One missing after days has
+      // expired, and its marker was left by a migration that needed a person (the container
+      // may have run elsewhere since): bringing back that old checkpoint could make two.
+      leaveAlone(marker, 'a container frozen long ago for a migration whose record has expired; not bringing it back (check where it runs, then remove the marker or restore it by hand)');
+      return 0;
+    }
+    // A live migration is the engine's to finish; one that needs attention is a person's.
+    if (rec && (!TERMINAL_STATES.has(rec.state) || endsOn(rec.state) !== 'source')) return 0;
+    const dest = findHost(config, marker.to);
+    if (!dest) return 0;
+    const lock = await lockContainerOnHost(deps.localRunner, self.name, marker.container, 10_000);
+    try {
+      await stopStrayExport(deps.localRunner, migrationFiles({ id: marker.migrationId, from: marker.from, to: marker.to }, config).source.fifo);
+      // The destination's lock too, when it answers: with it held no restore runs there, so a
+      // copy there that does not run is a leftover that may be removed (recoverFrozen).
+      const destLock = await lockContainerOnHost(deps.remoteRunner(marker.to), marker.to, marker.container, 10_000).catch(() => null);
+      const there = new Podman(deps.remoteRunner(marker.to), dest.podman);
+      let verdict;
+      try {
+        verdict = await recoverFrozen(marker, {
+          config,
+          workDir: self.workDir,
+          local: new Podman(deps.localRunner, self.podman),
+          localRunner: deps.localRunner,
+          destination: () => there,
+          ...(destLock
+            ? {
+                removeIdleDestinationCopy: async () => {
+                  if ((await there.inspect(marker.container))?.id === marker.containerId) await there.remove(marker.container);
+                  await there.reapRuntimeLeftover(marker.containerId);
+                },
+              }
+            : {}),
+        });
+      } finally {
+        await destLock?.release();
+      }
+      if (verdict.kind !== 'stale') log.warn({ migrationId: marker.migrationId, container: marker.container, verdict }, 'a container frozen for a migration that no longer knows it');
+      if (verdict.kind === 'restored') fixed++;
+      if (!rec && verdict.kind !== 'unknown') await settleLostRecord(marker, verdict.kind);
+    } finally {
+      await lock.release();
     }
     return fixed;
   }

@@ -3,7 +3,7 @@ import { StepError } from '../errors';
 import { ARCHIVE_CIPHER } from '../archive/cipher';
 import { loadArchiveKey } from '../archive/key';
 import type { Step } from './context';
-import { recoverFrozenInStep } from './frozenRecovery';
+import { frozenByOther, recoverFrozenInStep } from './frozenRecovery';
 import { coerceError } from '../errors/coerceError';
 import { checkpointStreaming, StreamTarget } from '../transfer/streamCheckpoint';
 import { stopStrayExport } from '../transfer/fifo';
@@ -45,7 +45,11 @@ export const checkpoint: Step = async (ctx) => {
     // rewind the record to before the freeze of an attempt that was stopped mid-dump (CRIU
     // had stopped the processes; podman never marked the container checkpointed).
     const frozenByUs = !!rec.frozenAt || (await readFrozenMarker(here.dir, rec.id))?.containerId === info.id;
-    if (!info.checkpointed && !frozenByUs) {
+    if (!frozenByUs) {
+      // Checkpointed is not enough: another installation sharing this host, or a person, may
+      // have frozen it and be restoring it elsewhere; bringing it back here would make two.
+      // Ours always has the record's frozenAt or this host's marker (fsync'd before the freeze).
+      if (info.checkpointed) throw frozenByOther(rec.container, rec.from);
       throw new StepError(`container "${rec.container}" on host ${rec.from} stopped on its own (state: ${info.status}) before the checkpoint`, { code: 'CONTAINER_NOT_RUNNING', permanent: true });
     }
     // An earlier attempt froze it but its archive was not completed: bring it back here and

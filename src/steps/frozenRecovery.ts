@@ -80,6 +80,17 @@ export async function recoverFrozen(marker: FrozenMarker, deps: FrozenRecoveryDe
 }
 
 /**
+ * A checkpointed container this migration did not freeze (no frozenAt in its record, no marker
+ * of its own on the host): someone else's, whom only a person can ask. Never brought back.
+ */
+export function frozenByOther(container: string, host: string): StepError {
+  return new StepError(
+    `container "${container}" on host ${host} is checkpointed, but not by this migration (another migration, another Ferry installation sharing the host, or by hand): Ferry does not bring it back, since whoever froze it may be restoring it elsewhere; find out who, then restore it (\`podman container restore ${container}\`) or migrate it again`,
+    { code: 'FROZEN_BY_OTHER', permanent: true },
+  );
+}
+
+/**
  * recoverFrozen for a step attempt, on its source host: fenced before the restore, and the
  * answers that must stop the step thrown as its errors (ask again later; or the container
  * already moved, and the migration goes on from verify).

@@ -5,6 +5,7 @@ import type { Step } from './context';
 import { fileSize, removeFile } from '../archive/localFiles';
 import { readFrozenMarker, removeFrozenMarker } from '../archive/frozenMarker';
 import { restoreFrozen } from './recoverFrozen';
+import { frozenByOther } from './frozenRecovery';
 import { clearDestination } from './destinationCopy';
 import { coerceError } from '../errors/coerceError';
 import { SshError } from '../errors';
@@ -66,24 +67,29 @@ export const rollback: Step = async (ctx) => {
   // The destination may hold a copy: it must not run before the source runs again. It is
   // always asked, not only when the record says restore started: that marker can be lost
   // (a Redis failover, an AOF fsync'd once a second).
+  // A migration that never froze the container (no frozenAt, no marker here, no archive)
+  // restored nothing anywhere: a copy on the destination is someone else's (another Ferry
+  // installation moving the same container), and removing it could lose the container.
+  const mayHaveRestored = !!rec.frozenAt || !!marker || !!rec.archive || !!rec.restoreStartedAt;
   await ctx.fence();
-  try {
-    // A restore attempt that lost its lease may still act there: wait for it first.
-    const destLock = await ctx.lockOn(rec.to);
+  if (mayHaveRestored)
     try {
-      await ctx.fence();
-      const cleared = await clearDestination(ctx.remote(rec.to).podman, name, sourceId, rec.to);
-      removedFromDestination = cleared.removed;
-      stuck = cleared.stuck;
-    } finally {
-      await destLock.release();
+      // A restore attempt that lost its lease may still act there: wait for it first.
+      const destLock = await ctx.lockOn(rec.to);
+      try {
+        await ctx.fence();
+        const cleared = await clearDestination(ctx.remote(rec.to).podman, name, sourceId, rec.to);
+        removedFromDestination = cleared.removed;
+        stuck = cleared.stuck;
+      } finally {
+        await destLock.release();
+      }
+    } catch (e: unknown) {
+      // Unreachable, or a copy that runs and will not go. If restore may have started there,
+      // bringing the source back could make two: retry, and in the end hand it to a person.
+      if (rec.restoreStartedAt || !isUnreachable(e)) throw e;
+      warnings.push(`host ${rec.to} could not be asked whether it holds a copy (${coerceError(e).message}); the record says restore never started there`);
     }
-  } catch (e: unknown) {
-    // Unreachable, or a copy that runs and will not go. If restore may have started there,
-    // bringing the source back could make two: retry, and in the end hand it to a person.
-    if (rec.restoreStartedAt || !isUnreachable(e)) throw e;
-    warnings.push(`host ${rec.to} could not be asked whether it holds a copy (${coerceError(e).message}); the record says restore never started there`);
-  }
   // The checkpoint streams to the destination while it runs: a copy may be there even
   // when the record never got its archive (crash or timeout mid-checkpoint).
   try {
@@ -103,7 +109,7 @@ export const rollback: Step = async (ctx) => {
   let how: string;
   if (info?.running) {
     how = 'already running on the source';
-  } else if (info && (info.checkpointed || frozenByUs(info))) {
+  } else if (info && frozenByUs(info)) {
     try {
       how = `restored ${await restoreFrozen(local, ctx.localRunner, info, config, config.timeouts.step.rollback)}`;
     } catch (e: unknown) {
@@ -112,6 +118,8 @@ export const rollback: Step = async (ctx) => {
       await importArchive();
       how = 'restored from the archive';
     }
+  } else if (info?.checkpointed) {
+    throw frozenByOther(name, rec.from);
   } else if (!info && archivePath && (await fileSize(archivePath)) !== null) {
     await importArchive();
     how = 'restored from the archive';

@@ -6,7 +6,8 @@ import { keys } from './keys';
 import { decodeEvent } from './eventStream';
 
 const EVENTS_MAXLEN = 100_000;
-const RECORD_TTL_S = 30 * 24 * 3600;
+/** How long a record is kept after its last change. */
+export const RECORD_TTL_S = 30 * 24 * 3600;
 // How long a lock may exist before its migration record does (submission takes milliseconds).
 const LOCK_GRACE_MS = 60_000;
 
@@ -73,6 +74,11 @@ export class MigrationStore {
     const id = await this.redis.get(this.k.installation);
     if (!id) throw new FerryError(`Redis lost key ${this.k.installation} right after it was written`);
     return id;
+  }
+
+  /** The installation id as Redis holds it now, without making one. */
+  async currentInstallationId(): Promise<string | null> {
+    return this.redis.get(this.k.installation);
   }
 
   async get(id: string): Promise<MigrationRecord | null> {

@@ -1,9 +1,9 @@
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { containerState, ferry, makeConfig, mustPodman, onHost, OUTPUT, readCounter, removeContainers, runCounter, startWorker, stopWorkers, TestConfig, uid, variant, WorkerProc } from '../support/bed';
-import { clientFor, counterAt, holdQueue, podmanWrapper, Watch } from '../support/faults';
+import { clientFor, counterAt, holdQueue, hostFile, podmanWrapper, Watch } from '../support/faults';
 import { Job, Queue } from 'bullmq';
 import type { MigrationRecord } from '../../src/engine/model';
 import { TERMINAL_STATES } from '../../src/engine/model';
@@ -483,5 +483,109 @@ describe('exactly once: two Ferry installations share the hosts and their work d
     const after = readCounter('b', name);
     assert.equal(after.token, before.token, 'the same process went on: memory moved');
     assert.ok(after.count >= before.count);
+  });
+});
+
+/**
+ * The cold read after finding 12: a checkpointed container is not ours just because it is
+ * checkpointed. Installation B's preflight passed while the container ran; installation A
+ * then froze it for b. B's checkpoint (and then its rollback) used to restore it in place on
+ * a and move it to c, while A restored it on b: two copies.
+ */
+describe('exactly once: two installations move the same container to two hosts', function () {
+  this.timeout(180_000);
+  const name = `eo-both-${uid()}`;
+  let mine: TestConfig;
+  let other: TestConfig;
+  const workers: WorkerProc[] = [];
+
+  before(() => {
+    mine = makeConfig();
+    other = makeConfig();
+    runCounter('a', name);
+  });
+
+  after(async () => {
+    await stopWorkers(workers);
+    removeContainers([name]);
+  });
+
+  it('the one that did not freeze it leaves it alone and says why; the other ends on its destination', async () => {
+    const before = await counterAt('a', name, 2);
+    workers.push(...(await Promise.all(['a', 'c'].map((h) => startWorker(h, other)))));
+    const otherQueued = await ferry(other, ['migrate', name, '--from', 'a', '--to', 'c', '--probe', 'none']);
+    assert.equal(otherQueued.code, 0, otherQueued.stderr);
+    const otherId = idOf(otherQueued);
+    const client = clientFor(other);
+    const watch = new Watch(client, otherId);
+    // Its preflight runs while the container runs; its checkpoint waits until A froze it.
+    await watch.started('preflight');
+    const held = await holdQueue(other, 'a');
+    try {
+      await watch.done('preflight');
+      workers.push(await startWorker('a', mine));
+      const queued = await ferry(mine, ['migrate', name, '--from', 'a', '--to', 'b', '--probe', 'none']);
+      assert.equal(queued.code, 0, queued.stderr);
+      const id = idOf(queued);
+      await waitStep(mine, id, (r) => r.step === 'restore');
+      assert.equal(containerState('a', name), 'exited', 'frozen by A on a');
+      await held.resume();
+      const otherRec = await waitEnded(other, otherId, 90_000);
+      assert.notEqual(otherRec.state, 'succeeded');
+      assert.match(otherRec.error ?? '', /checkpointed, but not by this migration/);
+      assert.equal(containerState('a', name), 'exited', 'B did not bring it back on a');
+      assert.deepEqual(runsOn(name), []);
+      workers.push(await startWorker('b', mine));
+      const rec = await waitEnded(mine, id);
+      assert.equal(rec.state, 'succeeded', rec.error);
+      assert.deepEqual(runsOn(name), ['b']);
+      assert.equal(readCounter('b', name).token, before.token, 'memory moved');
+    } finally {
+      await held.resume();
+      await client.close();
+    }
+  });
+});
+
+/**
+ * The cold read after finding 12: a marker outlives its record when its migration ended
+ * needing a person. Once that record expired (30 days), repair took the marker for a record a
+ * crash had lost and restored a month-old checkpoint, wherever the container ran since.
+ */
+describe('exactly once: a frozen marker older than any lost record', function () {
+  this.timeout(180_000);
+  const name = `eo-old-${uid()}`;
+  let cfg: TestConfig;
+  const workers: WorkerProc[] = [];
+
+  before(() => {
+    cfg = makeConfig({ top: { worker: { repairIntervalMs: 500 } } });
+    runCounter('a', name);
+  });
+
+  after(async () => {
+    await stopWorkers(workers);
+    removeContainers([name]);
+  });
+
+  it('is left alone; the same marker, young, is acted on (the container comes back with its memory)', async () => {
+    const before = await counterAt('a', name, 2);
+    mustPodman('a', 'container', 'checkpoint', name);
+    const containerId = mustPodman('a', 'container', 'inspect', '--format', '{{.Id}}', name).trim();
+    const migrationId = `m-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+    const dir = hostFile('a', '/var/lib/ferry/archives');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const marker = (at: number) => writeFileSync(join(dir, `${migrationId}.frozen`), JSON.stringify({ migrationId, container: name, containerId, from: 'a', to: 'b', at }), { mode: 0o600 });
+    marker(Date.now() - 10 * 24 * 3600_000);
+    workers.push(await startWorker('a', cfg));
+    // Until the worker has judged the marker: it says so, or (before the fix) brings the
+    // container back, which under load took up to 40 s.
+    const log = join(OUTPUT, `${cfg.prefix}-worker-a.log`);
+    for (let i = 0; i < 300 && containerState('a', name) !== 'running' && !readFileSync(log, 'utf8').includes('frozen long ago'); i++) await sleep(300);
+    assert.equal(containerState('a', name), 'exited', 'a 10-day-old checkpoint was not brought back');
+    marker(Date.now());
+    for (let i = 0; i < 50 && containerState('a', name) !== 'running'; i++) await sleep(200);
+    assert.equal(containerState('a', name), 'running', 'a young marker without a record: the container comes back');
+    assert.equal(readCounter('a', name).token, before.token);
   });
 });
