@@ -74,10 +74,16 @@ export type Fault =
   /** `ferry cancel ID`. */
   | { kind: 'cancel' }
   /** Another worker for the same host, started at the moment and left running. */
-  | { kind: 'second-worker'; role: Role };
+  | { kind: 'second-worker'; role: Role }
+  /**
+   * Workers of another Ferry installation (another prefix in the same Redis) on the source and
+   * destination, with the same work dir, started at the moment and left running: they must
+   * leave this installation's frozen container alone (finding 12).
+   */
+  | { kind: 'second-installation' };
 
 export type FaultKind = Fault['kind'];
-export const FAULT_KINDS: readonly FaultKind[] = ['pause', 'kill', 'partition-redis', 'partition-hosts', 'skew', 'redis-crash', 'double-submit', 'queue-admin', 'cancel', 'second-worker'];
+export const FAULT_KINDS: readonly FaultKind[] = ['pause', 'kill', 'partition-redis', 'partition-hosts', 'skew', 'redis-crash', 'double-submit', 'queue-admin', 'cancel', 'second-worker', 'second-installation'];
 
 export interface Plan {
   seed: number;
@@ -121,6 +127,8 @@ function fault(rng: Rng, kind: FaultKind): Fault {
       return { kind };
     case 'second-worker':
       return { kind, role: role() };
+    case 'second-installation':
+      return { kind };
   }
 }
 
@@ -165,5 +173,7 @@ export function describeFault(f: Fault): string {
       return 'cancel';
     case 'second-worker':
       return `second worker ${f.role}`;
+    case 'second-installation':
+      return 'second installation src+dst';
   }
 }

@@ -9,7 +9,7 @@ import { TERMINAL_STATES } from '../../src/engine/model';
 import { hostQueueName } from '../../src/queues';
 import { createRedis } from '../../src/redis';
 import { bed, hostInfo, mustPodman, onHost, OUTPUT, podmanOn, REPO, TestConfig, uid } from '../support/bed';
-import { cleanHosts, clientFor, counterAt, faultConfig, filesIn, ownRedis, OwnRedis, privateSshd, PrivateSshd, runBigCounter, sleep, usingRedis, viaSshd, Watch } from '../support/faults';
+import { cleanHosts, clientFor, counterAt, faultConfig, filesIn, ownRedis, OwnRedis, privateSshd, PrivateSshd, rewrite, runBigCounter, sleep, usingRedis, viaSshd, Watch } from '../support/faults';
 import { ferryCli, GroupWorker, iptables, startGroupWorker } from '../support/nemesis';
 import { BED_HOSTS, BedHost, describeFault, Fault, LOCK_MS, Plan, Role, STALLED_MS } from './plan';
 
@@ -382,6 +382,15 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
           const w = await start(host[f.role]);
           extras.push(w);
           return `second worker on ${w.host}`;
+        }
+        case 'second-installation': {
+          const other = rewrite(cfg, (c) => {
+            c.redis = { ...(c.redis as Record<string, unknown>), prefix: `${cfg.prefix}-other` };
+          });
+          cfgFiles.push(other.file);
+          const ws = await Promise.all([plan.src, plan.dst].map((h) => startGroupWorker(h, other, join(evidence, `worker-${h}-other-${logN++}.log`))));
+          extras.push(...ws);
+          return `second installation's workers on ${plan.src} and ${plan.dst}`;
         }
       }
     };
