@@ -232,13 +232,16 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
     submittedAt.set(rec0.id, Date.now());
     const watch = new Watch(c, rec0.id, 600_000);
 
+    // Every id is read each time: one whose record a crash lost must not hide the others'
+    // (seed 1130000 called a second submission that had succeeded "stuck: no record").
     const allEnded = async (): Promise<boolean> => {
+      let ended = true;
       for (const id of ids) {
         const rec = await poll(() => c.get(id));
         if (rec !== undefined) recs.set(id, rec);
-        if (!rec || !TERMINAL_STATES.has(rec.state)) return false;
+        if (!rec || !TERMINAL_STATES.has(rec.state)) ended = false;
       }
-      return true;
+      return ended;
     };
 
     // The moment: the awaited event, or the end of the migration if it never comes.
