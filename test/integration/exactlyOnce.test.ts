@@ -510,7 +510,8 @@ describe('exactly once: two installations move the same container to two hosts',
     removeContainers([name]);
   });
 
-  it('the one that did not freeze it leaves it alone and says why; the other ends on its destination', async () => {
+  // Extended: a misconfiguration (two installations, one container) costing a minute or two of the default run.
+  itExtended('the one that did not freeze it leaves it alone and says why; the other ends on its destination', async () => {
     const before = await counterAt('a', name, 2);
     workers.push(...(await Promise.all(['a', 'c'].map((h) => startWorker(h, other)))));
     const otherQueued = await ferry(other, ['migrate', name, '--from', 'a', '--to', 'c', '--probe', 'none']);
@@ -568,7 +569,8 @@ describe('exactly once: a frozen marker older than any lost record', function ()
     removeContainers([name]);
   });
 
-  it('is left alone; the same marker, young, is acted on (the container comes back with its memory)', async () => {
+  // Extended: the clock is the only input; a minute of the default run for a 30-day case.
+  itExtended('is left alone; the same marker, young, is acted on (the container comes back with its memory)', async () => {
     const before = await counterAt('a', name, 2);
     mustPodman('a', 'container', 'checkpoint', name);
     const containerId = mustPodman('a', 'container', 'inspect', '--format', '{{.Id}}', name).trim();
