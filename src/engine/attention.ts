@@ -1,6 +1,6 @@
 import type { FerryConfig } from '../config/load';
 import { findHost } from '../config/load';
-import { coerceError } from '../errors';
+import { coerceError, StepError } from '../errors';
 import type { CommandRunner } from '../exec/runner';
 import { Podman } from '../podman/podman';
 import { criuConfigLines, criuWrapper } from '../podman/criuConfig';
@@ -32,6 +32,9 @@ export interface AttentionDeps {
 export async function needsAttentionAfterRollback(rec: MigrationRecord, err: Error, deps: AttentionDeps): Promise<string> {
   const { config } = deps;
   const failed = `${rec.failure?.error ?? 'migration failed'}; then rollback failed: ${err.message}.`;
+  // Frozen by someone else, who may be restoring it elsewhere: "restore it here" could make
+  // two. The error itself says what to find out first.
+  if (err instanceof StepError && err.code === 'FROZEN_BY_OTHER') return failed;
   const look = async (host: string, runner: CommandRunner): Promise<'running' | 'not running' | 'unknown'> => {
     try {
       const h = findHost(config, host);

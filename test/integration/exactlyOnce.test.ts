@@ -534,6 +534,8 @@ describe('exactly once: two installations move the same container to two hosts',
       const otherRec = await waitEnded(other, otherId, 90_000);
       assert.notEqual(otherRec.state, 'succeeded');
       assert.match(otherRec.error ?? '', /checkpointed, but not by this migration/);
+      // Telling the operator to restore it on a, while A restores it on b, would make two.
+      assert.doesNotMatch(otherRec.error ?? '', /brings it back if the checkpoint finished|restore --import/);
       assert.equal(containerState('a', name), 'exited', 'B did not bring it back on a');
       assert.deepEqual(runsOn(name), []);
       workers.push(await startWorker('b', mine));
