@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { FerryConfig, findHost } from '../src/config/load';
 import { createStepProcessor } from '../src/engine/processor';
 import { createRepairer } from '../src/engine/repair';
+import { installationIdOf } from '../src/engine/installation';
 import { ValidationError, coerceError } from '../src/errors';
 import { LocalRunner } from '../src/exec/localRunner';
 import { HostQueues, hostQueueName, urgentQueueName } from '../src/queues';
@@ -64,7 +65,7 @@ export class HostWorker extends EventEmitter {
     await checkRedisSettings(connection, config).then((warnings) => warnings.forEach((w) => log.warn(w)));
     checked = true;
     const store = new MigrationStore(connection, config.redis.prefix);
-    const installation = await store.installationId();
+    const installation = installationIdOf(config);
     const queues = new HostQueues(config, connection);
     this.queues = queues;
     const localRunner = new LocalRunner(`host ${self.name} (local)`);

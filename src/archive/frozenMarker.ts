@@ -20,7 +20,7 @@ export interface FrozenMarker {
   to: string;
   at: number;
   /**
-   * The Ferry installation that froze it (store/keys.ts `installation`). Another installation
+   * The Ferry installation that froze it (engine/installation.ts). Another installation
    * whose workers share this host and work dir finds no record of it in its own Redis: without
    * this it would take the container for one whose record a crash lost, and bring it back here
    * while its own installation restores it elsewhere (finding 12 in docs/reliability.md).

@@ -26,7 +26,7 @@ import { needsAttentionAfterRollback, podmanForRestoreByHand } from './attention
 export interface ProcessorDeps {
   config: FerryConfig;
   self: HostConfig;
-  /** This installation's id (MigrationStore.installationId). */
+  /** This installation's id (engine/installation.ts). */
   installation: string;
   store: MigrationStore;
   queues: HostQueues;
@@ -92,6 +92,10 @@ export function createStepProcessor(deps: ProcessorDeps) {
       x.state = 'running';
       x.step = 'verify';
       x.restoreStartedAt ??= now;
+      // The marker that proved the freeze is gone now (recoverFrozen removed it): should
+      // verify fail, rollback must still know this migration froze the source's copy, or it
+      // would take it for someone else's and leave the container running nowhere.
+      x.frozenAt ??= err.frozenAt;
       x.source ??= { id: err.containerId, image: '', imageId: '', ports: [] };
       x.warnings = [...x.warnings, err.message];
       return x;

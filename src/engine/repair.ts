@@ -11,7 +11,8 @@ import { stopStrayExport } from '../transfer/fifo';
 import type { CommandRunner } from '../exec/runner';
 import { Podman } from '../podman/podman';
 import type { HostQueues } from '../queues';
-import { MigrationStore, RECORD_TTL_S } from '../store/migrationStore';
+import type { MigrationStore } from '../store/migrationStore';
+import { RECORD_TTL_S } from '../store/migrationStore';
 import { recoverFrozen } from '../steps/frozenRecovery';
 import { stepJobId } from '../../jobs/stepJob';
 import { takeoverJobId } from '../../jobs/takeoverJob';
@@ -23,7 +24,7 @@ import { hostForStep, stepOrder } from './steps';
 export interface RepairDeps {
   config: FerryConfig;
   self: HostConfig;
-  /** This installation's id (MigrationStore.installationId). */
+  /** This installation's id (engine/installation.ts). */
   installation: string;
   store: MigrationStore;
   queues: HostQueues;
@@ -92,21 +93,8 @@ export function createRepairer(deps: RepairDeps) {
     leftAlone.add(marker.migrationId);
     log.warn({ migrationId: marker.migrationId, container: marker.container, installation: marker.installation, frozenAt: new Date(marker.at).toISOString() }, why);
   };
-  let installationChanged = false;
 
   async function repairFrozen(): Promise<number> {
-    // Markers are judged against this installation's records: with the id gone or changed in
-    // Redis (replaced, wiped, another prefix), an absent record proves nothing.
-    const current = await store.currentInstallationId();
-    if (current !== deps.installation) {
-      if (!installationChanged)
-        log.error(
-          { installation: deps.installation, inRedis: current },
-          'the installation id in Redis is not the one this worker started with (Redis replaced or wiped?): frozen containers on this host are not looked after until the worker restarts',
-        );
-      installationChanged = true;
-      return 0;
-    }
     let fixed = 0;
     for (const marker of await listFrozenMarkers(self.workDir)) {
       try {
@@ -124,11 +112,11 @@ export function createRepairer(deps: RepairDeps) {
     let fixed = 0;
     if (!ownMarker(marker, deps.installation)) {
       // Its record is in another Redis or prefix: absent from ours is no sign it was lost.
-      leaveAlone(marker, 'a container frozen by another Ferry installation that shares this work dir; leaving it to that one');
+      leaveAlone(marker, "a container frozen by another Ferry installation that shares this work dir (another Redis or prefix, or this host's Redis settings changed since it froze it); leaving it to that one");
       return 0;
     }
     const rec = await store.get(marker.migrationId);
-    if (!rec && Date.now() - marker.at > LOST_RECORD_MAX_AGE_MS) {
+    if (!rec && !(Date.now() - marker.at <= LOST_RECORD_MAX_AGE_MS)) {
       // A record lost in a crash is seconds old when it goes. One missing after days has
       // expired, and its marker was left by a migration that needed a person (the container
       // may have run elsewhere since): bringing back that old checkpoint could make two.

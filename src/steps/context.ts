@@ -30,7 +30,7 @@ export interface StepContext {
   config: FerryConfig;
   /** The host this worker runs on, and its podman run locally. */
   self: HostConfig;
-  /** This Ferry installation's id (store/keys.ts), written into what it leaves on a host's disk. */
+  /** This Ferry installation's id (engine/installation.ts), written into what it leaves on a host's disk. */
   installation: string;
   local: Podman;
   localRunner: CommandRunner;

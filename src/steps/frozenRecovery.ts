@@ -109,7 +109,7 @@ export async function recoverFrozenInStep(ctx: StepContext, marker: FrozenMarker
     throw new StepError(`container "${marker.container}" is frozen on host ${rec.from}; host ${rec.to} must be asked before it is brought back: ${verdict.why}`, { code: 'FROZEN_UNKNOWN' });
   }
   if (verdict.kind === 'on-destination') {
-    throw new AlreadyMovedError(`container "${marker.container}" already runs on host ${rec.to}, though this migration's record lost that progress (a Redis crash); going on from verify there`, marker.containerId);
+    throw new AlreadyMovedError(`container "${marker.container}" already runs on host ${rec.to}, though this migration's record lost that progress (a Redis crash); going on from verify there`, marker.containerId, marker.at);
   }
   if (verdict.kind === 'restored') {
     // The archives the superseded checkpoint wrote (and streamed) belong to no one now: a

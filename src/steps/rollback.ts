@@ -65,14 +65,14 @@ export const rollback: Step = async (ctx) => {
     });
   }
   // The destination may hold a copy: it must not run before the source runs again. It is
-  // always asked, not only when the record says restore started: that marker can be lost
-  // (a Redis failover, an AOF fsync'd once a second).
-  // A migration that never froze the container (no frozenAt, no marker here, no archive)
-  // restored nothing anywhere: a copy on the destination is someone else's (another Ferry
+  // asked whenever this migration froze the container, not only when the record says restore
+  // started: that marker can be lost (a Redis failover, an AOF fsync'd once a second).
+  // A migration that never froze it (no frozenAt, no marker here, no archive) restored
+  // nothing anywhere: a copy on the destination is someone else's (another Ferry
   // installation moving the same container), and removing it could lose the container.
   const mayHaveRestored = !!rec.frozenAt || !!marker || !!rec.archive || !!rec.restoreStartedAt;
   await ctx.fence();
-  if (mayHaveRestored)
+  if (mayHaveRestored) {
     try {
       // A restore attempt that lost its lease may still act there: wait for it first.
       const destLock = await ctx.lockOn(rec.to);
@@ -90,6 +90,7 @@ export const rollback: Step = async (ctx) => {
       if (rec.restoreStartedAt || !isUnreachable(e)) throw e;
       warnings.push(`host ${rec.to} could not be asked whether it holds a copy (${coerceError(e).message}); the record says restore never started there`);
     }
+  }
   // The checkpoint streams to the destination while it runs: a copy may be there even
   // when the record never got its archive (crash or timeout mid-checkpoint).
   try {

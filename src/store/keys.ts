@@ -24,11 +24,6 @@ export function keys(prefix: string) {
     batchLoad: (id: string) => `${batch(id)}:load`,
     batches: `${prefix}:batches`,
     activeBatches: `${prefix}:batches:active`,
-    /**
-     * This installation's id, made once by the first worker: written into every frozen marker
-     * so that a worker acts only on containers its own installation froze (engine/repair.ts).
-     */
-    installation: `${prefix}:installation`,
   };
 }
 

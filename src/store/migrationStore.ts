@@ -65,22 +65,6 @@ export class MigrationStore {
     await this.event({ migrationId: rec.id, type: 'created', at: rec.createdAt, state: rec.state });
   }
 
-  /**
-   * This installation's id: made by whichever process asks first (SET NX), the same for every
-   * worker and producer sharing this Redis and prefix from then on.
-   */
-  async installationId(): Promise<string> {
-    await this.redis.set(this.k.installation, `i-${randomBytes(8).toString('hex')}`, 'NX');
-    const id = await this.redis.get(this.k.installation);
-    if (!id) throw new FerryError(`Redis lost key ${this.k.installation} right after it was written`);
-    return id;
-  }
-
-  /** The installation id as Redis holds it now, without making one. */
-  async currentInstallationId(): Promise<string | null> {
-    return this.redis.get(this.k.installation);
-  }
-
   async get(id: string): Promise<MigrationRecord | null> {
     const text = await this.redis.get(this.k.migration(id));
     return text ? (JSON.parse(text) as MigrationRecord) : null;
