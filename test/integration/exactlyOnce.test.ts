@@ -446,7 +446,7 @@ exec podman "$@"
  * bed host pair at once (restore: "archive … is missing").
  */
 describe('exactly once: two Ferry installations share the hosts and their work dir', function () {
-  this.timeout(120_000);
+  this.timeout(240_000);
   const name = `eo-two-${uid()}`;
   let mine: TestConfig;
   let other: TestConfig;
@@ -474,8 +474,12 @@ describe('exactly once: two Ferry installations share the hosts and their work d
     const id = idOf(queued);
     await waitStep(mine, id, (r) => r.step === 'restore');
     workers.push(...(await Promise.all(['a', 'b'].map((h) => startWorker(h, other)))));
-    await sleep(3000);
+    // Until a's worker of the other installation has judged the marker: it says so, or (before
+    // the fix) brings the container back.
+    const log = join(OUTPUT, `${other.prefix}-worker-a.log`);
+    for (let i = 0; i < 200 && containerState('a', name) !== 'running' && !readFileSync(log, 'utf8').includes('another Ferry installation'); i++) await sleep(300);
     assert.equal(containerState('a', name), 'exited', 'still frozen on a: the other installation did not bring it back');
+    assert.match(readFileSync(log, 'utf8'), /another Ferry installation/);
     workers.push(await startWorker('b', mine));
     const rec = await waitEnded(mine, id);
     assert.equal(rec.state, 'succeeded', rec.error);
@@ -587,8 +591,9 @@ describe('exactly once: a frozen marker older than any lost record', function ()
     const log = join(OUTPUT, `${cfg.prefix}-worker-a.log`);
     for (let i = 0; i < 300 && containerState('a', name) !== 'running' && !readFileSync(log, 'utf8').includes('frozen long ago'); i++) await sleep(300);
     assert.equal(containerState('a', name), 'exited', 'a 10-day-old checkpoint was not brought back');
+    assert.match(readFileSync(log, 'utf8'), /frozen long ago/);
     marker(Date.now());
-    for (let i = 0; i < 50 && containerState('a', name) !== 'running'; i++) await sleep(200);
+    for (let i = 0; i < 300 && containerState('a', name) !== 'running'; i++) await sleep(200);
     assert.equal(containerState('a', name), 'running', 'a young marker without a record: the container comes back');
     assert.equal(readCounter('a', name).token, before.token);
   });

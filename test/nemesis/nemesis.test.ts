@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { FAULT_KINDS, FaultKind, makePlan } from './plan';
+import { ALL_FAULT_KINDS, FAULT_KINDS, FaultKind, makePlan } from './plan';
 import { planTitle, RunRecord, runOne, summaryTable } from './run';
 
 /**
@@ -12,16 +12,17 @@ import { planTitle, RunRecord, runOne, summaryTable } from './run';
  *   FERRY_NEMESIS_RUNS=500 npx mocha --exit dist/test/nemesis/nemesis.test.js
  * One run again, from its seed (printed in every failure and in test-output/nemesis.jsonl):
  *   FERRY_NEMESIS_SEED=1234 FERRY_NEMESIS_RUNS=1 npx mocha --exit dist/test/nemesis/nemesis.test.js
- * FERRY_NEMESIS_FAULTS=pause,kill narrows the fault pool; FERRY_NEMESIS_SETTLE_MS (default
+ * FERRY_NEMESIS_FAULTS=pause,kill narrows the fault pool (=all adds the faults added since, see plan.ts); FERRY_NEMESIS_SETTLE_MS (default
  * 120000) is how long migrations get, after the faults, to end before they count as stuck.
  */
 
 const SEED = Number(process.env.FERRY_NEMESIS_SEED ?? 1101);
 const RUNS = Number(process.env.FERRY_NEMESIS_RUNS ?? 8);
 const SETTLE_MS = Number(process.env.FERRY_NEMESIS_SETTLE_MS ?? 120_000);
-const KINDS = process.env.FERRY_NEMESIS_FAULTS ? (process.env.FERRY_NEMESIS_FAULTS.split(',') as FaultKind[]) : FAULT_KINDS;
+const FAULTS = process.env.FERRY_NEMESIS_FAULTS;
+const KINDS = !FAULTS ? FAULT_KINDS : FAULTS === 'all' ? ALL_FAULT_KINDS : (FAULTS.split(',') as FaultKind[]);
 
-for (const k of KINDS) if (!FAULT_KINDS.includes(k)) throw new Error(`FERRY_NEMESIS_FAULTS: unknown fault ${k} (known: ${FAULT_KINDS.join(', ')})`);
+for (const k of KINDS) if (!ALL_FAULT_KINDS.includes(k)) throw new Error(`FERRY_NEMESIS_FAULTS: unknown fault ${k} (known: ${ALL_FAULT_KINDS.join(', ')}, or all)`);
 
 describe('nemesis: randomized faults, checked with podman on every host', function () {
   this.timeout(SETTLE_MS + 240_000);

@@ -83,7 +83,13 @@ export type Fault =
   | { kind: 'second-installation' };
 
 export type FaultKind = Fault['kind'];
-export const FAULT_KINDS: readonly FaultKind[] = ['pause', 'kill', 'partition-redis', 'partition-hosts', 'skew', 'redis-crash', 'double-submit', 'queue-admin', 'cancel', 'second-worker', 'second-installation'];
+/**
+ * The faults a run draws from by default. A plan is drawn from its seed and this list, so the
+ * list is never changed: every seed cited in docs/reliability.md must give the same plan.
+ * Faults added later are in ALL_FAULT_KINDS and drawn with FERRY_NEMESIS_FAULTS=all.
+ */
+export const FAULT_KINDS: readonly FaultKind[] = ['pause', 'kill', 'partition-redis', 'partition-hosts', 'skew', 'redis-crash', 'double-submit', 'queue-admin', 'cancel', 'second-worker'];
+export const ALL_FAULT_KINDS: readonly FaultKind[] = [...FAULT_KINDS, 'second-installation'];
 
 export interface Plan {
   seed: number;

@@ -390,7 +390,8 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
           const other = rewrite(cfg, (c) => {
             c.redis = { ...(c.redis as Record<string, unknown>), prefix: `${cfg.prefix}-other` };
           });
-          cfgFiles.push(other.file);
+          // Not in cfgFiles: the evidence's config.json stays this installation's.
+          undos.push(() => rmSync(other.file, { force: true }));
           const ws = await Promise.all([plan.src, plan.dst].map((h) => startGroupWorker(h, other, join(evidence, `worker-${h}-other-${logN++}.log`))));
           extras.push(...ws);
           return `second installation's workers on ${plan.src} and ${plan.dst}`;
