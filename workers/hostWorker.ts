@@ -57,7 +57,7 @@ export class HostWorker extends EventEmitter {
     this.connection = connection;
     // Unheard, ioredis prints each error with its stack. A refused password fails the check
     // below and reaches the operator once, as start's error; other errors (Redis not up yet,
-    // which ioredis retries) are reported as any background error.
+    // which ioredis retries) are reported like every other background error.
     let checked = false;
     connection.on('error', (e: Error) => {
       if (checked || !refusedPassword(e)) this.emit('error', coerceError(e));

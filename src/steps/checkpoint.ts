@@ -3,7 +3,7 @@ import { StepError } from '../errors';
 import { ARCHIVE_CIPHER } from '../archive/cipher';
 import { loadArchiveKey } from '../archive/key';
 import type { Step } from './context';
-import { frozenByOther, recoverFrozenInStep } from './frozenRecovery';
+import { frozenByOther, frozenByThisMigration, recoverFrozenInStep } from './frozenRecovery';
 import { coerceError } from '../errors/coerceError';
 import { checkpointStreaming, StreamTarget } from '../transfer/streamCheckpoint';
 import { stopStrayExport } from '../transfer/fifo';
@@ -41,14 +41,11 @@ export const checkpoint: Step = async (ctx) => {
   }
   let reRestored = false;
   if (!info.running) {
-    // This host's own marker counts as much as the record's frozenAt: a Redis crash can
-    // rewind the record to before the freeze of an attempt that was stopped mid-dump (CRIU
-    // had stopped the processes; podman never marked the container checkpointed).
-    const frozenByUs = !!rec.frozenAt || (await readFrozenMarker(here.dir, rec.id))?.containerId === info.id;
-    if (!frozenByUs) {
-      // Checkpointed is not enough: another installation sharing this host, or a person, may
-      // have frozen it and be restoring it elsewhere; bringing it back here would make two.
-      // Ours always has the record's frozenAt or this host's marker (fsync'd before the freeze).
+    // The marker matters where an attempt was stopped mid-dump and a crash rewound the record:
+    // CRIU had stopped the processes, podman never marked the container checkpointed.
+    if (!frozenByThisMigration(rec, await readFrozenMarker(here.dir, rec.id), info.id)) {
+      // Another installation sharing this host, or a person, may have frozen it and be
+      // restoring it elsewhere; bringing it back here would make two.
       if (info.checkpointed) throw frozenByOther(rec.container, rec.from);
       throw new StepError(`container "${rec.container}" on host ${rec.from} stopped on its own (state: ${info.status}) before the checkpoint`, { code: 'CONTAINER_NOT_RUNNING', permanent: true });
     }

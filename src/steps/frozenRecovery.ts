@@ -80,6 +80,15 @@ export async function recoverFrozen(marker: FrozenMarker, deps: FrozenRecoveryDe
 }
 
 /**
+ * Whether this migration froze the container with this id: its record says so, or the source's
+ * own marker does (fsync'd before every freeze; a Redis crash can rewind the record to before
+ * it). Checkpointed alone is not enough: someone else may have frozen it (frozenByOther).
+ */
+export function frozenByThisMigration(rec: { frozenAt?: number }, marker: FrozenMarker | null, containerId: string | undefined): boolean {
+  return !!rec.frozenAt || (!!containerId && marker?.containerId === containerId);
+}
+
+/**
  * A checkpointed container this migration did not freeze (no frozenAt in its record, no marker
  * of its own on the host): someone else's, whom only a person can ask. Never brought back.
  */

@@ -5,7 +5,7 @@ import type { Step } from './context';
 import { fileSize, removeFile } from '../archive/localFiles';
 import { readFrozenMarker, removeFrozenMarker } from '../archive/frozenMarker';
 import { restoreFrozen } from './recoverFrozen';
-import { frozenByOther } from './frozenRecovery';
+import { frozenByOther, frozenByThisMigration } from './frozenRecovery';
 import { clearDestination } from './destinationCopy';
 import { coerceError } from '../errors/coerceError';
 import { SshError } from '../errors';
@@ -41,10 +41,8 @@ export const rollback: Step = async (ctx) => {
   // container's lock: nothing below could act on it.
   if (await stopStrayExport(ctx.localRunner, here.fifo)) ctx.log.warn('stopped a checkpoint export left behind by a dead worker');
   const before = await local.inspect(name);
-  // Frozen by this migration: the record says so, or this host's marker does (the record
-  // can be rewound by a Redis crash to before the freeze; the marker is on local disk).
   const marker = await readFrozenMarker(here.dir, rec.id);
-  const frozenByUs = (c: { id: string } | null): boolean => !!rec.frozenAt || (!!c && marker?.containerId === c.id);
+  const frozenByUs = (c: { id: string } | null): boolean => frozenByThisMigration(rec, marker, c?.id);
   const restorable = !!before && (before.running || before.checkpointed || frozenByUs(before));
   if (!restorable && !(archivePath && (await fileSize(archivePath)) !== null)) {
     const there = await ctx

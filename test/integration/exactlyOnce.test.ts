@@ -55,6 +55,16 @@ async function waitStep(cfg: TestConfig, id: string, pred: (r: MigrationRecord) 
   }
 }
 
+/**
+ * Until a worker of `cfg` on `host` has judged a frozen marker: its log says `says`, or (before
+ * the fixes) the container runs again. Returns the log then.
+ */
+async function untilMarkerJudged(cfg: TestConfig, host: string, name: string, says: string, tries: number): Promise<string> {
+  const log = join(OUTPUT, `${cfg.prefix}-worker-${host}.log`);
+  for (let i = 0; i < tries && containerState(host, name) !== 'running' && !readFileSync(log, 'utf8').includes(says); i++) await sleep(300);
+  return readFileSync(log, 'utf8');
+}
+
 function idOf(res: { stdout: string }): string {
   const m = /\b(m-[a-z0-9]+-[a-f0-9]{8})\b/.exec(res.stdout);
   assert.ok(m, `no migration id in ${res.stdout}`);
@@ -474,12 +484,9 @@ describe('exactly once: two Ferry installations share the hosts and their work d
     const id = idOf(queued);
     await waitStep(mine, id, (r) => r.step === 'restore');
     workers.push(...(await Promise.all(['a', 'b'].map((h) => startWorker(h, other)))));
-    // Until a's worker of the other installation has judged the marker: it says so, or (before
-    // the fix) brings the container back.
-    const log = join(OUTPUT, `${other.prefix}-worker-a.log`);
-    for (let i = 0; i < 200 && containerState('a', name) !== 'running' && !readFileSync(log, 'utf8').includes('another Ferry installation'); i++) await sleep(300);
+    const log = await untilMarkerJudged(other, 'a', name, 'another Ferry installation', 200);
     assert.equal(containerState('a', name), 'exited', 'still frozen on a: the other installation did not bring it back');
-    assert.match(readFileSync(log, 'utf8'), /another Ferry installation/);
+    assert.match(log, /another Ferry installation/);
     workers.push(await startWorker('b', mine));
     const rec = await waitEnded(mine, id);
     assert.equal(rec.state, 'succeeded', rec.error);
@@ -586,12 +593,10 @@ describe('exactly once: a frozen marker older than any lost record', function ()
     const marker = (at: number) => writeFileSync(join(dir, `${migrationId}.frozen`), JSON.stringify({ migrationId, container: name, containerId, from: 'a', to: 'b', at }), { mode: 0o600 });
     marker(Date.now() - 10 * 24 * 3600_000);
     workers.push(await startWorker('a', cfg));
-    // Until the worker has judged the marker: it says so, or (before the fix) brings the
-    // container back, which under load took up to 40 s.
-    const log = join(OUTPUT, `${cfg.prefix}-worker-a.log`);
-    for (let i = 0; i < 300 && containerState('a', name) !== 'running' && !readFileSync(log, 'utf8').includes('frozen long ago'); i++) await sleep(300);
+    // Before the fix, bringing it back took up to 40 s under load.
+    const log = await untilMarkerJudged(cfg, 'a', name, 'frozen long ago', 300);
     assert.equal(containerState('a', name), 'exited', 'a 10-day-old checkpoint was not brought back');
-    assert.match(readFileSync(log, 'utf8'), /frozen long ago/);
+    assert.match(log, /frozen long ago/);
     marker(Date.now());
     for (let i = 0; i < 300 && containerState('a', name) !== 'running'; i++) await sleep(200);
     assert.equal(containerState('a', name), 'running', 'a young marker without a record: the container comes back');
