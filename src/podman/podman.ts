@@ -185,10 +185,12 @@ export class Podman {
   }
 
   /** Restores a checkpointed container where it stands (the rollback path; no archive). */
-  async restoreInPlace(name: string, opts: { tcpEstablished: boolean; fileLocks: boolean; skipInFlight?: boolean; timeoutMs?: number }): Promise<void> {
+  async restoreInPlace(name: string, opts: { tcpEstablished: boolean; fileLocks: boolean; skipInFlight?: boolean; newAddress?: boolean; timeoutMs?: number }): Promise<void> {
     // An image dumped with tcp-close restores only with it: the rollback needs the same options as a restore elsewhere.
     const args = [...(await this.criuFlags('restore', opts)), 'container', 'restore'];
     if (opts.tcpEstablished) args.push('--tcp-established');
+    // Its own address may have gone to another container while it was frozen (recoverFrozen.ts).
+    if (opts.newAddress) args.push('--ignore-static-ip', '--ignore-static-mac');
     if (opts.fileLocks) args.push('--file-locks');
     args.push(name);
     await this.ok(args, { timeoutMs: opts.timeoutMs, criu: 'restore' });

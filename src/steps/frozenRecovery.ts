@@ -74,9 +74,9 @@ export async function recoverFrozen(marker: FrozenMarker, deps: FrozenRecoveryDe
     await deps.removeIdleDestinationCopy();
   }
   await deps.beforeRestore?.();
-  const how = await restoreFrozen(deps.local, deps.localRunner, info, deps.config, deps.config.timeouts.step.rollback);
+  const back = await restoreFrozen(deps.local, deps.localRunner, info, deps.config, deps.config.timeouts.step.rollback);
   await removeFrozenMarker(deps.workDir, marker.migrationId);
-  return { kind: 'restored', how };
+  return { kind: 'restored', how: back.warning ? `${back.how}; ${back.warning}` : back.how };
 }
 
 /**

@@ -110,7 +110,9 @@ export const rollback: Step = async (ctx) => {
     how = 'already running on the source';
   } else if (info && frozenByUs(info)) {
     try {
-      how = `restored ${await restoreFrozen(local, ctx.localRunner, info, config, config.timeouts.step.rollback)}`;
+      const back = await restoreFrozen(local, ctx.localRunner, info, config, config.timeouts.step.rollback);
+      how = `restored ${back.how}`;
+      if (back.warning) warnings.push(back.warning);
     } catch (e: unknown) {
       if (!archivePath || (await fileSize(archivePath)) === null) throw e;
       await local.remove(name);

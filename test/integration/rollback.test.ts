@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { archivesOn, containerState, ferry, readCounter, removeContainers, runCounter, startWorker, stopWorkers, TestConfig, uid, variant, WorkerProc, makeConfig } from '../support/bed';
+import { archivesOn, bed, containerState, ferry, mustPodman, onHost, readCounter, removeContainers, runCounter, startWorker, stopWorkers, TestConfig, uid, variant, WorkerProc, makeConfig } from '../support/bed';
 import { describeExtended } from '../support/tier';
 
 describe('a failed restore rolls back to the source', function () {
@@ -73,5 +73,62 @@ describeExtended('a destination whose inventory lacks the source rolls back, nev
     assert.equal(containerState('b', name), null);
     assert.equal(readCounter('a', name).token, before.token);
     assert.deepEqual(archivesOn('a'), []);
+  });
+});
+
+describe('a frozen container whose address was given to another container comes back in place (finding 13)', function () {
+  this.timeout(180_000);
+  let cfg: TestConfig;
+  let workers: WorkerProc[] = [];
+  const name = `rb-ip-${uid()}`;
+  const other = `rb-ip-other-${uid()}`;
+
+  before(async () => {
+    cfg = makeConfig();
+    const broken = variant(cfg, { b: { podman: ['podman', '--runtime', '/nonexistent/runc'] } });
+    workers = [await startWorker('a', cfg), await startWorker('b', broken)];
+    runCounter('a', name);
+  });
+
+  after(async () => {
+    await stopWorkers(workers);
+    removeContainers([name, other]);
+  });
+
+  it('brings it back on a with its memory and a new address, and says so', async () => {
+    await new Promise((r) => setTimeout(r, 1000));
+    const ip = mustPodman('a', 'container', 'inspect', '--format', '{{.NetworkSettings.IPAddress}}', name);
+    assert.match(ip, /^\d+\.\d+\.\d+\.\d+$/);
+    const before = readCounter('a', name);
+    // The checkpoint frees the container's address; while it is frozen (here: while the
+    // restore on b fails and retries) a new container on a is given it. Its export is cut
+    // short too, as in the nemesis run (seed 1200015), so no archive on a offers another way
+    // back: the archive this migration wrote on a goes.
+    const archivesBefore = new Set(archivesOn('a'));
+    let taken = false;
+    const take = (async () => {
+      for (let i = 0; i < 600 && !taken; i++) {
+        const ours = archivesOn('a').filter((f) => !archivesBefore.has(f) && f.includes('.tar') && !f.includes('.part'));
+        if (ours.length && containerState('a', name) === 'exited') {
+          mustPodman('a', 'run', '-d', '--name', other, '--ip', ip, bed().image, 'sleep', '600');
+          onHost('a', ['rm', '-f', '--', ...ours.map((f) => `/var/lib/ferry/archives/${f}`)]);
+          taken = true;
+        } else await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    const res = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait', '--probe', 'none']);
+    await take;
+    assert.ok(taken, 'the container was seen frozen on a and its address given away');
+    assert.equal(res.code, 1, `${res.stdout}\n${res.stderr}`);
+    assert.match(res.stdout, /state:\s+failed-rolled-back/, res.stdout);
+    assert.match(res.stdout, new RegExp(`warning: container "${name}" came back with a new IP address: its own, ${ip.replace(/\./g, '\\.')}, had been given to another container`), res.stdout);
+    assert.equal(containerState('a', name), 'running', 'runs on a again');
+    assert.equal(containerState('b', name), null, 'not on b');
+    const after = readCounter('a', name);
+    assert.equal(after.token, before.token, 'same process, not a restart');
+    assert.ok(after.count > before.count, `counter continued on a: ${before.count} -> ${after.count}`);
+    assert.notEqual(mustPodman('a', 'container', 'inspect', '--format', '{{.NetworkSettings.IPAddress}}', name), ip);
+    assert.equal(mustPodman('a', 'container', 'inspect', '--format', '{{.NetworkSettings.IPAddress}}', other), ip, 'the other container keeps the address');
+    assert.equal(containerState('a', other), 'running');
   });
 });
