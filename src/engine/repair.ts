@@ -156,7 +156,7 @@ export function createRepairer(deps: RepairDeps) {
       }
       if (verdict.kind !== 'stale') log.warn({ migrationId: marker.migrationId, container: marker.container, verdict }, 'a container frozen for a migration that no longer knows it');
       if (verdict.kind === 'restored') fixed++;
-      if (!rec && verdict.kind !== 'unknown') await settleLostRecord(marker, verdict.kind);
+      if (!rec && verdict.kind !== 'unknown') await settleLostRecord(marker, verdict.kind, verdict.kind === 'restored' ? verdict.warning : undefined);
     } finally {
       await lock.release();
     }
@@ -168,7 +168,7 @@ export function createRepairer(deps: RepairDeps) {
    * its files go, and a final record says what happened, so that the id the user was given
    * answers instead of "not found" and the migration has ended.
    */
-  async function settleLostRecord(marker: FrozenMarker, where: 'stale' | 'restored' | 'on-destination'): Promise<void> {
+  async function settleLostRecord(marker: FrozenMarker, where: 'stale' | 'restored' | 'on-destination', warning?: string): Promise<void> {
     const files = migrationFiles({ id: marker.migrationId, from: marker.from, to: marker.to }, config);
     for (const f of [files.source.archive, files.source.part, files.source.fifo, files.source.plain]) await removeFile(f);
     await deps
@@ -195,7 +195,7 @@ export function createRepairer(deps: RepairDeps) {
       probe: { kind: 'none' },
       source: undefined,
       history: [],
-      warnings: [],
+      warnings: warning ? [warning] : [],
       error,
     };
     try {

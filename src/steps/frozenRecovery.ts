@@ -16,7 +16,7 @@ export type FrozenVerdict =
   /** The destination could not be asked: nothing was done, try again later. */
   | { kind: 'unknown'; why: string }
   /** Brought back here, where it was frozen. */
-  | { kind: 'restored'; how: string };
+  | { kind: 'restored'; how: string; warning?: string };
 
 export interface FrozenRecoveryDeps {
   config: FerryConfig;
@@ -76,7 +76,7 @@ export async function recoverFrozen(marker: FrozenMarker, deps: FrozenRecoveryDe
   await deps.beforeRestore?.();
   const back = await restoreFrozen(deps.local, deps.localRunner, info, deps.config, deps.config.timeouts.step.rollback);
   await removeFrozenMarker(deps.workDir, marker.migrationId);
-  return { kind: 'restored', how: back.warning ? `${back.how}; ${back.warning}` : back.how };
+  return { kind: 'restored', ...back };
 }
 
 /**
@@ -121,6 +121,8 @@ export async function recoverFrozenInStep(ctx: StepContext, marker: FrozenMarker
     throw new AlreadyMovedError(`container "${marker.container}" already runs on host ${rec.to}, though this migration's record lost that progress (a Redis crash); going on from verify there`, marker.containerId, marker.at);
   }
   if (verdict.kind === 'restored') {
+    // Said at once: the step may yet fail, and its next attempt finds the container running.
+    if (verdict.warning) await ctx.mark({ warnings: [...rec.warnings, verdict.warning] });
     // The archives the superseded checkpoint wrote (and streamed) belong to no one now: a
     // checkpoint that runs again writes its own, and a cancel would otherwise leave them.
     const { source: here, destination: there } = ctx.files;

@@ -1,12 +1,12 @@
 import { isAbsolute, join } from 'node:path';
 import type { FerryConfig } from '../config/load';
-import { CommandError, coerceError } from '../errors';
+import { CommandError, coerceError, StepError } from '../errors';
 import type { CommandRunner } from '../exec/runner';
 import type { ContainerInfo } from '../podman/parse';
 import type { Podman } from '../podman/podman';
 
-/** podman's words when CNI refuses the address an in-place restore asks for. */
-const ADDRESS_TAKEN = /requested IP address (\S+) is not available/i;
+/** podman's words when the address an in-place restore asks for is held (CNI's host-local, then netavark's). */
+const ADDRESS_TAKEN = /requested ip address (\S+) is (?:not available|already allocated)/i;
 
 /**
  * Brings back, where it stands, a container that a checkpoint froze. Two shapes are seen:
@@ -16,34 +16,46 @@ const ADDRESS_TAKEN = /requested IP address (\S+) is not available/i;
  * rootfs-diff.tar it was writing is truncated. The CRIU images are whole and the rootfs is
  * still on disk, so without that truncated diff the in-place restore works.
  *
- * And the address it had may be gone: the checkpoint released it, and while the container
- * was frozen another container on this host may have been given it (a small or busy network
- * recycles addresses; finding 13 met it after a killed checkpoint). podman then refuses
- * every in-place restore ("requested IP address … is not available"), which left the
- * container frozen. It comes back with a new address instead, said in `warning`, unless
- * its TCP connections are kept: those live only on the old address.
+ * And the address it had may be held. By the container itself (a killed podman left its
+ * lease): podman's teardown of the refused attempt frees it, and the next attempt gets it.
+ * Or by another container given it while this one was frozen (finding 13): then every
+ * in-place restore is refused, which left the container frozen for good. After a second
+ * refusal it comes back with a new address, said in `warning`, unless its TCP connections
+ * are kept: those live only on the old address, and the operator must free it.
  */
 export async function restoreFrozen(local: Podman, runner: CommandRunner, info: ContainerInfo, config: FerryConfig, timeoutMs: number): Promise<{ how: string; warning?: string }> {
-  const opts = { ...config.checkpoint, timeoutMs };
   const name = info.name.replace(/^\//, '');
-  // An earlier in-place restore whose podman was killed may have left the runtime holding the
-  // container (running, unknown to podman): podman's restore would collide with it, or run a second.
-  await local.reapRuntimeLeftover(info.id, { keepRunning: true });
+  // Every attempt shares the step's one time limit.
+  const deadline = Date.now() + timeoutMs;
   let withoutDiff = false;
-  let lostAddress: string | null = null;
-  // Each repair is tried once, and only when podman's refusal points at it.
+  let refusedAddress: string | null = null;
+  let newAddress = false;
   for (;;) {
+    // An earlier restore whose podman was killed (or timed out) may have left the runtime holding
+    // the container (running, unknown to podman): podman's restore would collide with it, or run a second.
+    await local.reapRuntimeLeftover(info.id, { keepRunning: true });
     try {
-      await local.restoreInPlace(name, { ...opts, newAddress: lostAddress !== null });
-      const how = `in place${withoutDiff ? ', without the truncated rootfs diff' : ''}${lostAddress ? `, with a new IP address (${lostAddress} was taken)` : ''}`;
-      return lostAddress ? { how, warning: `container "${name}" came back with a new IP address: its own, ${lostAddress}, had been given to another container while it was frozen` } : { how };
+      await local.restoreInPlace(name, { ...config.checkpoint, newAddress, timeoutMs: Math.max(1000, deadline - Date.now()) });
+      const how = `in place${withoutDiff ? ', without the truncated rootfs diff' : ''}${newAddress ? `, with a new IP address (${refusedAddress} was taken)` : ''}`;
+      if (!newAddress) return { how };
+      return { how, warning: `container "${name}" came back with a new IP address: its own, ${refusedAddress}, had been given to another container while it was frozen (an address fixed with --ip no longer applies to it)` };
     } catch (e: unknown) {
       const err = coerceError(e);
-      const taken = ADDRESS_TAKEN.exec(err instanceof CommandError ? `${err.message}\n${err.stderr}` : err.message);
-      if (taken && lostAddress === null && !config.checkpoint.tcpEstablished) {
-        // podman's own teardown of the failed attempt freed any lease this container held, so
-        // another holds the address; the runtime holds nothing of this one (reaped above).
-        lostAddress = taken[1];
+      // Killed by its time limit or stopped with its attempt: not a refusal to repair.
+      if (!(err instanceof CommandError) || err.exitCode === null || Date.now() >= deadline) throw e;
+      const taken = ADDRESS_TAKEN.exec(`${err.message}\n${err.stderr}`);
+      if (taken && refusedAddress === null) {
+        refusedAddress = taken[1];
+        continue;
+      }
+      if (taken && !newAddress) {
+        if (config.checkpoint.tcpEstablished) {
+          throw new StepError(
+            `container "${name}" cannot come back on ${local.where}: its IP address ${taken[1]} was given to another container while it was frozen, and its TCP connections (checkpoint.tcpEstablished) live only on that address. Free the address and the rollback's next attempt restores it`,
+            { code: 'ADDRESS_TAKEN' },
+          );
+        }
+        newAddress = true;
         continue;
       }
       if (!taken && !withoutDiff && info.staticDir && isAbsolute(info.staticDir)) {

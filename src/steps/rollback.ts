@@ -112,7 +112,11 @@ export const rollback: Step = async (ctx) => {
     try {
       const back = await restoreFrozen(local, ctx.localRunner, info, config, config.timeouts.step.rollback);
       how = `restored ${back.how}`;
-      if (back.warning) warnings.push(back.warning);
+      if (back.warning) {
+        warnings.push(back.warning);
+        // Said at once: the step may yet fail, and its next attempt finds the container running.
+        await ctx.mark({ warnings: [...rec.warnings, ...warnings] });
+      }
     } catch (e: unknown) {
       if (!archivePath || (await fileSize(archivePath)) === null) throw e;
       await local.remove(name);
