@@ -93,6 +93,11 @@ export function archivesOn(host: string): string[] {
   return r.code === 0 ? r.stdout.split('\n').filter((f) => f.startsWith('m-')) : [];
 }
 
+/** What one migration left in a host's work dir (archive, partial archive, frozen marker): a user expects nothing. */
+export function filesOfMigration(host: string, id: string): string[] {
+  return archivesOn(host).filter((f) => f.split('.')[0] === id);
+}
+
 export async function httpGet(address: string, port: number, path = '/'): Promise<{ status: number; body: string } | null> {
   try {
     const res = await fetch(`http://${address}:${port}${path}`, { signal: AbortSignal.timeout(3000) });
