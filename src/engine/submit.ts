@@ -79,6 +79,13 @@ export async function submitMigration(deps: SubmitDeps, req: MigrateRequest): Pr
       throw e;
     }
     await queues.enqueue(from, id, 'preflight', req.priority ? { priority: req.priority } : {});
+    // A Redis crash between the record and the job (appendfsync everysec drops its last
+    // second) kept the job and lost the record: the id would answer "unknown migration" for
+    // ever (nemesis seed 1520022). Its job fails on that at once and touches nothing. Only a
+    // definite "no record" says so; an unreachable Redis leaves the answer as it was.
+    if ((await store.get(id).catch(() => rec)) === null) {
+      throw new FerryError(`migration ${id} was lost by Redis as it was submitted (a crash or failover dropped its record); nothing was changed on any host: submit it again`, { code: 'SUBMISSION_LOST' });
+    }
   } catch (e: unknown) {
     await store.unlock(id, pairs);
     throw e;
