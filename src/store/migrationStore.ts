@@ -46,6 +46,18 @@ export function newMigrationId(now = Date.now()): string {
  * per-container locks. Updates are read-modify-write under WATCH, so a cancel from the CLI
  * and a step finishing on a worker never overwrite each other.
  */
+/** KEYS[1] the record; ARGV: the text read, the text to write, its TTL. 1 written, 0 changed meanwhile, -1 gone. */
+const COMPARE_AND_SET = `local cur = redis.call('GET', KEYS[1])
+if not cur then return -1 end
+if cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1`;
+
+/** KEYS[1] a lock; ARGV: the holder's value seen, ours. 1 when it was still that holder's and is now ours. */
+const REPLACE_LOCK = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1`;
+
 export class MigrationStore {
   private readonly k: ReturnType<typeof keys>;
   // WATCH belongs to the connection, not to the caller: updates from this process are
@@ -102,30 +114,25 @@ export class MigrationStore {
     return run;
   }
 
+  /**
+   * Read, apply `fn`, then write only if the record is still the text that was read (one Lua
+   * compare-and-set). Not WATCH/MULTI: ioredis resends unanswered commands after a reconnect,
+   * on a new connection where the WATCH is gone, and a resent write then applied blindly. A
+   * Redis crash had dropped a just-submitted record; the resent start-of-step write brought it
+   * back as `running`, with no job and no index entry, for ever (nemesis seed 1530027).
+   */
   private async updateNow(id: string, fn: (rec: MigrationRecord) => MigrationRecord | null): Promise<MigrationRecord> {
     const key = this.k.migration(id);
+    const notFound = () => new FerryError(`migration ${id} not found`, { code: 'NOT_FOUND', permanent: true });
     for (let i = 0; i < 50; i++) {
-      await this.redis.watch(key);
       const text = await this.redis.get(key);
-      if (!text) {
-        await this.redis.unwatch();
-        throw new FerryError(`migration ${id} not found`, { code: 'NOT_FOUND', permanent: true });
-      }
-      const current = JSON.parse(text) as MigrationRecord;
-      let next: MigrationRecord | null;
-      try {
-        next = fn(structuredClone(current));
-      } catch (e: unknown) {
-        await this.redis.unwatch();
-        throw e;
-      }
-      if (!next) {
-        await this.redis.unwatch();
-        return current;
-      }
+      if (!text) throw notFound();
+      const next = fn(JSON.parse(text) as MigrationRecord);
+      if (!next) return JSON.parse(text) as MigrationRecord;
       next.updatedAt = Date.now();
-      const res = await this.redis.multi().set(key, JSON.stringify(next), 'EX', RECORD_TTL_S).exec();
-      if (res) return next;
+      const res = await this.redis.eval(COMPARE_AND_SET, 1, key, text, JSON.stringify(next), RECORD_TTL_S);
+      if (res === 1) return next;
+      if (res === -1) throw notFound();
     }
     throw new FerryError(`migration ${id}: too much contention updating the record`);
   }
@@ -196,14 +203,9 @@ export class MigrationStore {
           for (const t of taken) await this.releaseKey(t, id);
           return { ok: false, heldBy: holder, host: p.host };
         }
-        // Holder is gone or finished: replace only if it is still that holder.
-        await this.redis.watch(key);
-        if ((await this.redis.get(key)) !== value) {
-          await this.redis.unwatch();
-          continue;
-        }
-        const res = await this.redis.multi().set(key, `${id}@${Date.now()}`).exec();
-        if (res) {
+        // Holder is gone or finished: replace only if it is still that holder (a compare-and-set,
+        // for the reason updateNow gives: a resent write must not take a lock someone took meanwhile).
+        if ((await this.redis.eval(REPLACE_LOCK, 1, key, value, `${id}@${Date.now()}`)) === 1) {
           taken.push(key);
           break;
         }

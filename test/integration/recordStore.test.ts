@@ -1,0 +1,80 @@
+import { strict as assert } from 'node:assert';
+import { loadConfig } from '../../src/config/load';
+import { RECORD_VERSION, type MigrationRecord } from '../../src/engine/model';
+import { createRedis, type RedisConnection } from '../../src/redis';
+import { keys } from '../../src/store/keys';
+import { MigrationStore } from '../../src/store/migrationStore';
+import { makeConfig } from '../support/bed';
+
+/**
+ * The record store against the bed's real Redis, at the moment a connection drops: ioredis
+ * resends what was not answered, on a new connection.
+ */
+describe('record updates across a dropped Redis connection', function () {
+  this.timeout(30_000);
+  const conns: RedisConnection[] = [];
+  let prefix = '';
+
+  afterEach(async () => {
+    if (conns[1]) {
+      const left = await conns[1].keys(`${prefix}:*`);
+      if (left.length) await conns[1].del(...left);
+    }
+    for (const c of conns.splice(0)) c.disconnect();
+  });
+
+  function record(id: string): MigrationRecord {
+    const now = Date.now();
+    return { v: RECORD_VERSION, id, container: 'web', from: 'a', to: 'b', state: 'queued', step: 'preflight', createdAt: now, updatedAt: now, probe: { kind: 'none' }, history: [], warnings: [] };
+  }
+
+  // Nemesis seed 1530027: a Redis crash dropped a just-submitted record; the worker's
+  // start-of-step write, resent after the reconnect without its WATCH, brought it back as
+  // `running` with no job and no index entry, and the migration never ended.
+  it('a write resent after the record vanished does not bring it back', async () => {
+    const conf = loadConfig({ file: makeConfig().file, env: {} });
+    prefix = conf.redis.prefix;
+    const conn = createRedis(conf);
+    const other = createRedis(conf);
+    conns.push(conn, other);
+    const store = new MigrationStore(conn, prefix);
+    const id = `m-test-${Date.now().toString(36)}`;
+    await store.create(record(id));
+    const key = keys(prefix).migration(id);
+    let lostMeanwhile: Promise<number> | undefined;
+    const update = store.update(id, (r) => {
+      // Between the read and the write: Redis loses the record, and this connection drops
+      // (ioredis reconnects and sends the write on the new one).
+      lostMeanwhile = other.del(key);
+      conn.disconnect(true);
+      return { ...r, state: 'running' };
+    });
+    await assert.rejects(update, (e: Error & { code?: string }) => e.code === 'NOT_FOUND');
+    assert.equal(await lostMeanwhile, 1);
+    assert.equal(await other.get(key), null, 'the lost record stays lost');
+  });
+
+  it('a write resent after another writer changed the record does not overwrite it', async () => {
+    const conf = loadConfig({ file: makeConfig().file, env: {} });
+    prefix = conf.redis.prefix;
+    const conn = createRedis(conf);
+    const other = createRedis(conf);
+    conns.push(conn, other);
+    const store = new MigrationStore(conn, prefix);
+    const id = `m-test-${Date.now().toString(36)}`;
+    await store.create(record(id));
+    const key = keys(prefix).migration(id);
+    let first = true;
+    const updated = await store.update(id, (r) => {
+      if (first) {
+        first = false;
+        // Another attempt writes in between; this connection drops before its own write.
+        void other.set(key, JSON.stringify({ ...r, state: 'rolling-back' }));
+        conn.disconnect(true);
+      }
+      return r.state === 'rolling-back' ? null : { ...r, state: 'running' };
+    });
+    assert.equal(updated.state, 'rolling-back', 'the update saw the other write and left it');
+    assert.equal((JSON.parse((await other.get(key)) ?? '{}') as MigrationRecord).state, 'rolling-back');
+  });
+});
