@@ -41,11 +41,6 @@ export function newMigrationId(now = Date.now()): string {
   return `m-${now.toString(36)}-${randomBytes(4).toString('hex')}`;
 }
 
-/**
- * Migration records (JSON per id, indexed by creation time), their event streams and the
- * per-container locks. Updates are read-modify-write under WATCH, so a cancel from the CLI
- * and a step finishing on a worker never overwrite each other.
- */
 /** KEYS[1] the record; ARGV: the text read, the text to write, its TTL. 1 written, 0 changed meanwhile, -1 gone. */
 const COMPARE_AND_SET = `local cur = redis.call('GET', KEYS[1])
 if not cur then return -1 end
@@ -58,10 +53,15 @@ const REPLACE_LOCK = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1`;
 
+/**
+ * Migration records (JSON per id, indexed by creation time), their event streams and the
+ * per-container locks. Updates are read-modify-write with a compare-and-set, so a cancel from
+ * the CLI and a step finishing on a worker never overwrite each other.
+ */
 export class MigrationStore {
   private readonly k: ReturnType<typeof keys>;
-  // WATCH belongs to the connection, not to the caller: updates from this process are
-  // queued one after another so concurrent steps cannot clear each other's WATCH.
+  // Updates from this process go one after another: concurrent ones on one record would only
+  // make each other read again.
   private updating: Promise<unknown> = Promise.resolve();
 
   constructor(
