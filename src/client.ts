@@ -62,6 +62,8 @@ export class FerryClient {
   async cancel(id: string): Promise<MigrationRecord> {
     let ended = false;
     const rec = await this.store.update(id, (r) => {
+      // Run again when the record changed meanwhile (a worker starting its step): only the last run counts.
+      ended = false;
       if (TERMINAL_STATES.has(r.state)) return null;
       r.cancelRequested = true;
       if (r.state === 'queued') {

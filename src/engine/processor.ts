@@ -284,6 +284,8 @@ export function createStepProcessor(deps: ProcessorDeps) {
     const token = randomBytes(12).toString('hex');
     let took = false;
     const rec = await store.update(migrationId, (r) => {
+      // Run again when the record changed meanwhile: only the last run counts.
+      took = false;
       if (TERMINAL_STATES.has(r.state) || r.state === 'rolling-back' || r.restoreStartedAt || stepOrder(r.step) > stepOrder('restore')) return null;
       r.attempt = { step: 'rollback', token, host: self.name, n: 0, startedAt: Date.now() };
       r.state = 'rolling-back';

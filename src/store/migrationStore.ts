@@ -41,9 +41,13 @@ export function newMigrationId(now = Date.now()): string {
   return `m-${now.toString(36)}-${randomBytes(4).toString('hex')}`;
 }
 
-/** KEYS[1] the record; ARGV: the text read, the text to write, its TTL. 1 written, 0 changed meanwhile, -1 gone. */
+/**
+ * KEYS[1] the record; ARGV: the text read, the text to write, its TTL. 1 written (or already
+ * ours: this very write, resent after its reply was lost), 0 changed meanwhile, -1 gone.
+ */
 const COMPARE_AND_SET = `local cur = redis.call('GET', KEYS[1])
 if not cur then return -1 end
+if cur == ARGV[2] then return 1 end
 if cur ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1`;
