@@ -4,6 +4,7 @@ import { RECORD_VERSION, type MigrationRecord } from '../../src/engine/model';
 import { createRedis, type RedisConnection } from '../../src/redis';
 import { keys } from '../../src/store/keys';
 import { MigrationStore } from '../../src/store/migrationStore';
+import { FerryClient } from '../../src/client';
 import { makeConfig } from '../support/bed';
 
 /**
@@ -76,5 +77,39 @@ describe('record updates across a dropped Redis connection', function () {
     });
     assert.equal(updated.state, 'rolling-back', 'the update saw the other write and left it');
     assert.equal((JSON.parse((await other.get(key)) ?? '{}') as MigrationRecord).state, 'rolling-back');
+  });
+
+  // From a cold read of 00e6b67: the update's callback runs again when the record changed
+  // meanwhile, and cancel kept the first run's "ended" (queued) after the second saw a running
+  // migration: it released the running migration's locks.
+  it("a cancel that loses the race to a step's start leaves the running migration its locks", async () => {
+    const conf = loadConfig({ file: makeConfig().file, env: {} });
+    prefix = conf.redis.prefix;
+    const conn = createRedis(conf);
+    const other = createRedis(conf);
+    conns.push(conn, other);
+    const client = new FerryClient(conf, conn);
+    try {
+      const rec = await client.migrate({ container: 'web', from: 'a', to: 'b', probe: { kind: 'none' } });
+      const k = keys(prefix);
+      const update = client.store.update.bind(client.store);
+      let first = true;
+      client.store.update = (id, fn) =>
+        update(id, (r) => {
+          if (first) {
+            first = false;
+            // A worker starts preflight between cancel's read and its write.
+            void other.set(k.migration(id), JSON.stringify({ ...r, state: 'running' }), 'EX', 3600);
+            conn.disconnect(true);
+          }
+          return fn(r);
+        });
+      const after = await client.cancel(rec.id);
+      assert.equal(after.state, 'running');
+      assert.equal(after.cancelRequested, true);
+      for (const key of [k.lock('a', 'web'), k.lock('b', 'web')]) assert.match((await other.get(key)) ?? '', new RegExp(`^${rec.id}@`), `${key} still held by the running migration`);
+    } finally {
+      await client.close();
+    }
   });
 });
