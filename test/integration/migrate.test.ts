@@ -57,8 +57,9 @@ describe('migrate one container between two real hosts', function () {
     assert.equal(containerState('a', name), null, 'a no longer has the container');
     assert.equal(containerState('b', name), 'running');
     // Only this migration's files: another test run's on the same bed are not this one's to judge.
-    assert.deepEqual(filesOfMigration('a', migrationId(res.stdout)), []);
-    assert.deepEqual(filesOfMigration('b', migrationId(res.stdout)), []);
+    const id = migrationId(res.stdout);
+    assert.deepEqual(filesOfMigration('a', id), []);
+    assert.deepEqual(filesOfMigration('b', id), []);
   });
 
   it('keeps the memory state: a counter goes on from where it was', async () => {

@@ -24,6 +24,24 @@ describe('record updates across a dropped Redis connection', function () {
     for (const c of conns.splice(0)) c.disconnect();
   });
 
+  /** A fresh prefix, the connection under test (`conn`) and a second one that acts meanwhile (`other`). */
+  function connect() {
+    const conf = loadConfig({ file: makeConfig().file, env: {} });
+    prefix = conf.redis.prefix;
+    const conn = createRedis(conf);
+    const other = createRedis(conf);
+    conns.push(conn, other);
+    return { conf, conn, other, k: keys(prefix) };
+  }
+
+  /** A queued record written through the store on `conn`, and its key. */
+  async function stored(conn: RedisConnection) {
+    const store = new MigrationStore(conn, prefix);
+    const id = `m-test-${Date.now().toString(36)}`;
+    await store.create(record(id));
+    return { store, id, key: keys(prefix).migration(id) };
+  }
+
   function record(id: string): MigrationRecord {
     const now = Date.now();
     return { v: RECORD_VERSION, id, container: 'web', from: 'a', to: 'b', state: 'queued', step: 'preflight', createdAt: now, updatedAt: now, probe: { kind: 'none' }, history: [], warnings: [] };
@@ -33,15 +51,8 @@ describe('record updates across a dropped Redis connection', function () {
   // start-of-step write, resent after the reconnect without its WATCH, brought it back as
   // `running` with no job and no index entry, and the migration never ended.
   it('a write resent after the record vanished does not bring it back', async () => {
-    const conf = loadConfig({ file: makeConfig().file, env: {} });
-    prefix = conf.redis.prefix;
-    const conn = createRedis(conf);
-    const other = createRedis(conf);
-    conns.push(conn, other);
-    const store = new MigrationStore(conn, prefix);
-    const id = `m-test-${Date.now().toString(36)}`;
-    await store.create(record(id));
-    const key = keys(prefix).migration(id);
+    const { conn, other } = connect();
+    const { store, id, key } = await stored(conn);
     let lostMeanwhile: Promise<number> | undefined;
     const update = store.update(id, (r) => {
       // Between the read and the write: Redis loses the record, and this connection drops
@@ -56,15 +67,8 @@ describe('record updates across a dropped Redis connection', function () {
   });
 
   it('a write resent after another writer changed the record does not overwrite it', async () => {
-    const conf = loadConfig({ file: makeConfig().file, env: {} });
-    prefix = conf.redis.prefix;
-    const conn = createRedis(conf);
-    const other = createRedis(conf);
-    conns.push(conn, other);
-    const store = new MigrationStore(conn, prefix);
-    const id = `m-test-${Date.now().toString(36)}`;
-    await store.create(record(id));
-    const key = keys(prefix).migration(id);
+    const { conn, other } = connect();
+    const { store, id, key } = await stored(conn);
     let first = true;
     const updated = await store.update(id, (r) => {
       if (first) {
@@ -83,15 +87,10 @@ describe('record updates across a dropped Redis connection', function () {
   // meanwhile, and cancel kept the first run's "ended" (queued) after the second saw a running
   // migration: it released the running migration's locks.
   it("a cancel that loses the race to a step's start leaves the running migration its locks", async () => {
-    const conf = loadConfig({ file: makeConfig().file, env: {} });
-    prefix = conf.redis.prefix;
-    const conn = createRedis(conf);
-    const other = createRedis(conf);
-    conns.push(conn, other);
+    const { conf, conn, other, k } = connect();
     const client = new FerryClient(conf, conn);
     try {
       const rec = await client.migrate({ container: 'web', from: 'a', to: 'b', probe: { kind: 'none' } });
-      const k = keys(prefix);
       const update = client.store.update.bind(client.store);
       let first = true;
       client.store.update = (id, fn) =>

@@ -21,6 +21,16 @@ import {
 } from '../support/bed';
 import { describeExtended } from '../support/tier';
 
+/**
+ * Workers on a and b where b's own worker is misconfigured: its podman points at a runtime
+ * that does not exist. Host a still reaches b's podman correctly over SSH, so preflight
+ * passes and the failure comes where it hurts: at restore, after the container was frozen.
+ */
+async function workersWithRestoreFailingOnB(cfg: TestConfig): Promise<WorkerProc[]> {
+  const broken = variant(cfg, { b: { podman: ['podman', '--runtime', '/nonexistent/runc'] } });
+  return [await startWorker('a', cfg), await startWorker('b', broken)];
+}
+
 describe('a failed restore rolls back to the source', function () {
   this.timeout(180_000);
   let cfg: TestConfig;
@@ -29,11 +39,7 @@ describe('a failed restore rolls back to the source', function () {
 
   before(async () => {
     cfg = makeConfig();
-    // Host b's own worker is misconfigured: its podman points at a runtime that does not
-    // exist. Host a still reaches b's podman correctly over SSH, so preflight passes and
-    // the failure comes where it hurts: at restore, after the container was frozen.
-    const broken = variant(cfg, { b: { podman: ['podman', '--runtime', '/nonexistent/runc'] } });
-    workers = [await startWorker('a', cfg), await startWorker('b', broken)];
+    workers = await workersWithRestoreFailingOnB(cfg);
     runCounter('a', name);
   });
 
@@ -57,8 +63,9 @@ describe('a failed restore rolls back to the source', function () {
     assert.equal(after.token, before.token, 'same process, not a restart');
     assert.ok(after.count > before.count, `counter continued on a: ${before.count} -> ${after.count}`);
     // Only this migration's files: another test run's on the same bed are not this one's to judge.
-    assert.deepEqual(filesOfMigration('a', migrationId(res.stdout)), []);
-    assert.deepEqual(filesOfMigration('b', migrationId(res.stdout)), []);
+    const id = migrationId(res.stdout);
+    assert.deepEqual(filesOfMigration('a', id), []);
+    assert.deepEqual(filesOfMigration('b', id), []);
   });
 });
 
@@ -105,8 +112,7 @@ describe('a frozen container whose address was given to another container comes 
 
   before(async () => {
     cfg = makeConfig();
-    const broken = variant(cfg, { b: { podman: ['podman', '--runtime', '/nonexistent/runc'] } });
-    workers = [await startWorker('a', cfg), await startWorker('b', broken)];
+    workers = await workersWithRestoreFailingOnB(cfg);
     runCounter('a', name);
   });
 
