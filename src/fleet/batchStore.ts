@@ -8,8 +8,12 @@ const TTL_S = 30 * 24 * 3600;
 
 // Picks the first pending item whose hosts both have room, within the batch's parallelism,
 // and marks it running, in one atomic step: two workers refilling slots at once cannot
-// start the same item twice or overshoot a limit.
+// start the same item twice or overshoot a limit. Each pick carries a token (ARGV[3]) and
+// remembers its item under it for a while: a pick resent after its reply was lost answers the
+// item it already took, instead of taking a second and leaving the first running unsubmitted.
 const PICK = `
+local prev = redis.call('hget', KEYS[4], ARGV[3])
+if prev then return prev end
 if redis.call('scard', KEYS[2]) >= tonumber(ARGV[1]) then return false end
 local items = redis.call('lrange', KEYS[1], 0, -1)
 for _, it in ipairs(items) do
@@ -21,10 +25,22 @@ for _, it in ipairs(items) do
     redis.call('sadd', KEYS[2], it)
     redis.call('hincrby', KEYS[3], from, 1)
     redis.call('hincrby', KEYS[3], to, 1)
+    redis.call('hset', KEYS[4], ARGV[3], it)
+    redis.call('expire', KEYS[4], 3600)
     return it
   end
 end
 return false`;
+
+// KEYS: record, index, active set, pending list; ARGV: record text, TTL, creation time, id, slots.
+const CREATE = `
+local cur = redis.call('get', KEYS[1])
+if cur then return cur == ARGV[1] and 1 or 0 end
+redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('zadd', KEYS[2], ARGV[3], ARGV[4])
+redis.call('sadd', KEYS[3], ARGV[4])
+for i = 5, #ARGV do redis.call('rpush', KEYS[4], ARGV[i]) end
+return 1`;
 
 // Frees an item's slot once; a second call for the same item changes nothing.
 const DONE = `
@@ -57,7 +73,7 @@ export class BatchStore {
 
   private k(id: string) {
     const k = this.keys;
-    return { rec: k.batch(id), pending: k.batchPending(id), running: k.batchRunning(id), load: k.batchLoad(id) };
+    return { rec: k.batch(id), pending: k.batchPending(id), running: k.batchRunning(id), load: k.batchLoad(id), picks: k.batchPicks(id) };
   }
 
   get activeKey(): string {
@@ -66,10 +82,10 @@ export class BatchStore {
 
   async create(b: BatchRecord): Promise<void> {
     const k = this.k(b.id);
-    const m = this.redis.multi().set(k.rec, JSON.stringify(b), 'EX', TTL_S, 'NX').zadd(this.keys.batches, b.createdAt, b.id).sadd(this.activeKey, b.id);
-    if (b.items.length) m.rpush(k.pending, ...b.items.map(slotOf));
-    const res = await m.exec();
-    if (res?.[0][1] !== 'OK') throw new FerryError(`batch ${b.id} already exists`);
+    // One script, not MULTI with SET NX: a create resent after its reply was lost finds its own
+    // record and must not report "already exists" (nor queue the items twice).
+    const res = await this.redis.eval(CREATE, 4, k.rec, this.keys.batches, this.activeKey, k.pending, JSON.stringify(b), TTL_S, b.createdAt, b.id, ...b.items.map(slotOf));
+    if (res !== 1) throw new FerryError(`batch ${b.id} already exists`);
   }
 
   async get(id: string): Promise<BatchRecord | null> {
@@ -95,7 +111,8 @@ export class BatchStore {
 
   async pick(b: BatchRecord): Promise<string | null> {
     const k = this.k(b.id);
-    const r = await this.redis.eval(PICK, 3, k.pending, k.running, k.load, String(b.maxParallel), String(b.perHost));
+    const token = randomBytes(8).toString('hex');
+    const r = await this.redis.eval(PICK, 4, k.pending, k.running, k.load, k.picks, String(b.maxParallel), String(b.perHost), token);
     return typeof r === 'string' ? r : null;
   }
 

@@ -22,6 +22,8 @@ export function keys(prefix: string) {
     batchPending: (id: string) => `${batch(id)}:pending`,
     batchRunning: (id: string) => `${batch(id)}:running`,
     batchLoad: (id: string) => `${batch(id)}:load`,
+    /** What each recent pick took, by the pick's token (a resent pick answers the same). */
+    batchPicks: (id: string) => `${batch(id)}:picks`,
     batches: `${prefix}:batches`,
     activeBatches: `${prefix}:batches:active`,
   };

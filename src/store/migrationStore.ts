@@ -52,8 +52,24 @@ if cur ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1`;
 
-/** KEYS[1] a lock; ARGV: the holder's value seen, ours. 1 when it was still that holder's and is now ours. */
-const REPLACE_LOCK = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+/**
+ * KEYS[1] the record, KEYS[2] the index; ARGV: the record's text, its TTL, its creation time, its
+ * id. 1 created, or this very record already there (the create, resent after its reply was
+ * lost); 0 another record holds the id.
+ */
+const CREATE = `local cur = redis.call('GET', KEYS[1])
+if cur then return cur == ARGV[1] and 1 or 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+return 1`;
+
+/**
+ * KEYS[1] a lock; ARGV: the holder's value seen, ours. 1 when it was still that holder's and is
+ * now ours (or is ours already: this replace, resent after its reply was lost).
+ */
+const REPLACE_LOCK = `local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[2] then return 1 end
+if cur ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1`;
 
@@ -76,8 +92,10 @@ export class MigrationStore {
   }
 
   async create(rec: MigrationRecord): Promise<void> {
-    const ok = await this.redis.multi().set(this.k.migration(rec.id), JSON.stringify(rec), 'EX', RECORD_TTL_S, 'NX').zadd(this.k.migrations, rec.createdAt, rec.id).exec();
-    if (ok?.[0][1] !== 'OK') throw new FerryError(`migration ${rec.id} already exists`);
+    // Not SET NX: a create resent after a reconnect found its own record and reported "already
+    // exists", failing a submission whose migration then ran.
+    const ok = await this.redis.eval(CREATE, 2, this.k.migration(rec.id), this.k.migrations, JSON.stringify(rec), RECORD_TTL_S, rec.createdAt, rec.id);
+    if (ok !== 1) throw new FerryError(`migration ${rec.id} already exists`);
     await this.event({ migrationId: rec.id, type: 'created', at: rec.createdAt, state: rec.state });
   }
 
@@ -192,7 +210,8 @@ export class MigrationStore {
       for (;;) {
         // The value carries when it was taken: a lock whose holder has no record yet is
         // being submitted right now, and only a long-recordless one is a crash's leftover.
-        const set = await this.redis.set(key, `${id}@${Date.now()}`, 'NX');
+        const mine = `${id}@${Date.now()}`;
+        const set = await this.redis.set(key, mine, 'NX');
         if (set === 'OK') {
           taken.push(key);
           break;
@@ -200,6 +219,13 @@ export class MigrationStore {
         const value = await this.redis.get(key);
         if (value === null) continue;
         const [holder, at] = value.split('@');
+        // This very SET, resent after its reply was lost: ours now, and released with the
+        // others if a later pair is refused (not left behind for the grace period).
+        if (value === mine) {
+          taken.push(key);
+          break;
+        }
+        // Held since an earlier call (preflight adds pairs to those of the submission).
         if (holder === id) break;
         const rec = await this.get(holder);
         const live = rec ? !TERMINAL_STATES.has(rec.state) : Date.now() - Number(at) < LOCK_GRACE_MS;

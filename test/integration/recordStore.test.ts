@@ -5,6 +5,8 @@ import { createRedis, type RedisConnection } from '../../src/redis';
 import { keys } from '../../src/store/keys';
 import { MigrationStore } from '../../src/store/migrationStore';
 import { FerryClient } from '../../src/client';
+import { BatchStore, newBatchId } from '../../src/fleet/batchStore';
+import type { BatchRecord } from '../../src/fleet/model';
 import { makeConfig } from '../support/bed';
 
 /**
@@ -40,6 +42,19 @@ describe('record updates across a dropped Redis connection', function () {
     const id = `m-test-${Date.now().toString(36)}`;
     await store.create(record(id));
     return { store, id, key: keys(prefix).migration(id) };
+  }
+
+  /**
+   * Makes `method` of `conn` run each command twice and answer the second reply: what Redis
+   * sees when a command ran, its reply was lost with the connection, and ioredis resent it.
+   */
+  function resendEach(conn: RedisConnection, method: 'eval' | 'set') {
+    const target = conn as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    const original = target[method].bind(conn);
+    target[method] = async (...args: unknown[]) => {
+      await original(...args);
+      return original(...args);
+    };
   }
 
   function record(id: string): MigrationRecord {
@@ -110,5 +125,48 @@ describe('record updates across a dropped Redis connection', function () {
     } finally {
       await client.close();
     }
+  });
+
+  // From the cold read of a0fe920: a create whose reply was lost and which was resent found
+  // its own record and reported "already exists". The submission failed while its migration,
+  // recorded and locked, was run by the repair loop.
+  it('a submission resent after its reply was lost succeeds once', async () => {
+    const { conn, other, k } = connect();
+    const store = new MigrationStore(conn, prefix);
+    const rec = record(`m-test-${Date.now().toString(36)}`);
+    await store.create(rec);
+    await store.create(rec);
+    assert.deepEqual(JSON.parse((await other.get(k.migration(rec.id))) ?? '{}'), rec);
+    assert.deepEqual(await other.zrange(k.migrations, 0, -1), [rec.id]);
+    await assert.rejects(store.create({ ...rec, container: 'other' }), /already exists/, 'another record under the same id is still refused');
+  });
+
+  it('a lock resent after its reply was lost is released with the others when a later one is refused', async () => {
+    const { conn, other, k } = connect();
+    const store = new MigrationStore(conn, prefix);
+    const { id: holder } = await stored(other);
+    await new MigrationStore(other, prefix).lock(holder, [{ host: 'b', container: 'web' }]);
+    resendEach(conn, 'set');
+    const got = await store.lock('m-test-second', [
+      { host: 'a', container: 'web' },
+      { host: 'b', container: 'web' },
+    ]);
+    assert.deepEqual(got, { ok: false, heldBy: holder, host: 'b' });
+    assert.equal(await other.get(k.lock('a', 'web')), null, "the refused submission's first lock is not left behind");
+  });
+
+  it('a batch pick resent after its reply was lost starts the item it took, not a second one', async () => {
+    const { conn, other, k } = connect();
+    const batches = new BatchStore(conn, prefix);
+    const now = Date.now();
+    const items = ['web', 'db'].map((container, index) => ({ index, container, from: 'a', to: 'b', migrationId: `m-test-${index}` }));
+    const b: BatchRecord = { id: newBatchId(now), kind: 'batch', state: 'running', createdAt: now, maxParallel: 2, perHost: 2, items };
+    await batches.create(b);
+    await batches.create(b);
+    assert.equal(await other.llen(k.batchPending(b.id)), 2, 'a resent create queues the items once');
+    resendEach(conn, 'eval');
+    assert.equal(await batches.pick(b), '0|a|b');
+    assert.deepEqual(await other.smembers(k.batchRunning(b.id)), ['0|a|b'], 'only the item the caller will submit is running');
+    assert.equal(await other.llen(k.batchPending(b.id)), 1);
   });
 });
