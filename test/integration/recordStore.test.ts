@@ -127,6 +127,23 @@ describe('record updates across a dropped Redis connection', function () {
     }
   });
 
+  // From the cold read of 00e6b67: a compare-and-set whose reply was lost, resent, found its
+  // own text and reported a conflict, so the callback ran again on its own result (a step
+  // start pushed a second history entry).
+  it('an update resent after its reply was lost counts as written, once', async () => {
+    const { conn, other } = connect();
+    const { store, id, key } = await stored(conn);
+    resendEach(conn, 'eval');
+    let runs = 0;
+    const updated = await store.update(id, (r) => {
+      runs++;
+      return { ...r, warnings: [...r.warnings, 'once'] };
+    });
+    assert.equal(runs, 1, 'the callback ran once');
+    assert.deepEqual(updated.warnings, ['once']);
+    assert.deepEqual((JSON.parse((await other.get(key)) ?? '{}') as MigrationRecord).warnings, ['once']);
+  });
+
   // From the cold read of a0fe920: a create whose reply was lost and which was resent found
   // its own record and reported "already exists". The submission failed while its migration,
   // recorded and locked, was run by the repair loop.
