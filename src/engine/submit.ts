@@ -1,10 +1,11 @@
 import { FerryConfig, findHost } from '../config/load';
-import { FerryError, ValidationError } from '../errors';
+import { coerceError, FerryError, ValidationError } from '../errors';
 import { checkContainerName, checkHostName } from '../names';
 import type { HostQueues } from '../queues';
 import type { MigrationStore } from '../store/migrationStore';
 import { lockPairs, newMigrationId } from '../store/migrationStore';
-import { HealthProbe, MigrationRecord, RECORD_VERSION } from './model';
+import { HealthProbe, LockPair, MigrationRecord, RECORD_VERSION } from './model';
+import { withState } from './transitions';
 
 export interface MigrateRequest {
   container: string;
@@ -87,8 +88,44 @@ export async function submitMigration(deps: SubmitDeps, req: MigrateRequest): Pr
       throw new FerryError(`migration ${id} was lost by Redis as it was submitted (a crash or failover dropped its record); nothing was changed on any host: submit it again`, { code: 'SUBMISSION_LOST' });
     }
   } catch (e: unknown) {
-    await store.unlock(id, pairs);
-    throw e;
+    return settleFailedSubmission(store, rec, pairs, coerceError(e));
   }
   return rec;
+}
+
+/**
+ * A submission failed part way: what the user is told must be what happens. Its record may
+ * exist already, queued, and the repair loop would run it (its job may even be queued: a reply
+ * lost on a dropped connection). Withdrawn while nothing has started it, the migration never
+ * runs and its locks go; one a worker already started is reported as submitted; and when Redis
+ * cannot say, the locks stay (they hold a migration that may run) and the error says so.
+ */
+async function settleFailedSubmission(store: MigrationStore, rec: MigrationRecord, pairs: LockPair[], err: Error): Promise<MigrationRecord> {
+  if (err instanceof FerryError && err.code === 'SUBMISSION_LOST') {
+    await store.unlock(rec.id, pairs);
+    throw err;
+  }
+  let withdrawn = false;
+  let now: MigrationRecord;
+  try {
+    now = await store.update(rec.id, (r) => {
+      withdrawn = false;
+      if (r.state !== 'queued' || r.attempt || r.createdAt !== rec.createdAt) return null;
+      withdrawn = true;
+      return withState(r, 'failed', Date.now(), `not submitted: ${err.message}`);
+    });
+  } catch (e: unknown) {
+    const why = coerceError(e);
+    if (why instanceof FerryError && why.code === 'NOT_FOUND') {
+      await store.unlock(rec.id, pairs);
+      throw err;
+    }
+    throw new FerryError(`submitting migration ${rec.id} failed (${err.message}) and Redis could not say whether it was recorded (${why.message}): \`ferry status ${rec.id}\` shows it once Redis answers`, {
+      code: 'SUBMISSION_UNKNOWN',
+      cause: err,
+    });
+  }
+  if (!withdrawn) return now;
+  await store.ended(now, 'failed', now.finishedAt ?? Date.now(), now.error);
+  throw err;
 }

@@ -33,9 +33,13 @@ end
 return false`;
 
 // KEYS: record, index, active set, pending list; ARGV: record text, TTL, creation time, id, slots.
+// A resent create finds its own batch by id and creation time (it may have moved on since).
 const CREATE = `
 local cur = redis.call('get', KEYS[1])
-if cur then return cur == ARGV[1] and 1 or 0 end
+if cur then
+  local r = cjson.decode(cur)
+  return (r.id == ARGV[4] and r.createdAt == tonumber(ARGV[3])) and 1 or 0
+end
 redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('zadd', KEYS[2], ARGV[3], ARGV[4])
 redis.call('sadd', KEYS[3], ARGV[4])

@@ -54,11 +54,15 @@ return 1`;
 
 /**
  * KEYS[1] the record, KEYS[2] the index; ARGV: the record's text, its TTL, its creation time, its
- * id. 1 created, or this very record already there (the create, resent after its reply was
- * lost); 0 another record holds the id.
+ * id. 1 created, or this very submission's record already there (the create, resent after its
+ * reply was lost: a worker may have moved the record on since, so it is known by its id and
+ * creation time, not its text); 0 another record holds the id.
  */
 const CREATE = `local cur = redis.call('GET', KEYS[1])
-if cur then return cur == ARGV[1] and 1 or 0 end
+if cur then
+  local r = cjson.decode(cur)
+  return (r.id == ARGV[4] and r.createdAt == tonumber(ARGV[3])) and 1 or 0
+end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 return 1`;

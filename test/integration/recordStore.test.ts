@@ -6,6 +6,8 @@ import { keys } from '../../src/store/keys';
 import { MigrationStore } from '../../src/store/migrationStore';
 import { FerryClient } from '../../src/client';
 import { BatchStore, newBatchId } from '../../src/fleet/batchStore';
+import { submitMigration } from '../../src/engine/submit';
+import type { HostQueues } from '../../src/queues';
 import type { BatchRecord } from '../../src/fleet/model';
 import { makeConfig } from '../support/bed';
 
@@ -155,7 +157,12 @@ describe('record updates across a dropped Redis connection', function () {
     await store.create(rec);
     assert.deepEqual(JSON.parse((await other.get(k.migration(rec.id))) ?? '{}'), rec);
     assert.deepEqual(await other.zrange(k.migrations, 0, -1), [rec.id]);
-    await assert.rejects(store.create({ ...rec, container: 'other' }), /already exists/, 'another record under the same id is still refused');
+    // The resend may come after a worker moved the record on: still this submission's.
+    const moved = { ...rec, state: 'running' as const };
+    await other.set(k.migration(rec.id), JSON.stringify(moved));
+    await store.create(rec);
+    assert.deepEqual(JSON.parse((await other.get(k.migration(rec.id))) ?? '{}'), moved, 'and it is left as the worker wrote it');
+    await assert.rejects(store.create({ ...rec, createdAt: rec.createdAt + 1 }), /already exists/, 'another submission under the same id is still refused');
   });
 
   it('a lock resent after its reply was lost is released with the others when a later one is refused', async () => {
@@ -185,5 +192,40 @@ describe('record updates across a dropped Redis connection', function () {
     assert.equal(await batches.pick(b), '0|a|b');
     assert.deepEqual(await other.smembers(k.batchRunning(b.id)), ['0|a|b'], 'only the item the caller will submit is running');
     assert.equal(await other.llen(k.batchPending(b.id)), 1);
+  });
+
+  // From the cold read of c50ea7c: a job that could not be queued (its reply lost, Redis gone
+  // for longer than ioredis retries) failed the submission and freed its locks, but left its
+  // record queued, which the repair loop then ran, unlocked, though the user was told it failed.
+  describe('a submission whose job could not be queued', () => {
+    function submitWith(enqueue: (id: string) => Promise<void>) {
+      const { conf, conn, other, k } = connect();
+      const store = new MigrationStore(conn, prefix);
+      const queues = { enqueue: (_host: string, id: string) => enqueue(id) } as unknown as HostQueues;
+      const submitted = submitMigration({ config: conf, store, queues, isCordoned: () => Promise.resolve(false) }, { container: 'web', from: 'a', to: 'b' });
+      return { submitted, other, k };
+    }
+
+    it('is withdrawn: its record ends failed and its locks go', async () => {
+      let id = '';
+      const { submitted, other, k } = submitWith((mid) => ((id = mid), Promise.reject(new Error('Connection is closed.'))));
+      await assert.rejects(submitted, /Connection is closed/);
+      const rec = JSON.parse((await other.get(k.migration(id))) ?? '{}') as MigrationRecord;
+      assert.equal(rec.state, 'failed', 'the repair loop finds nothing to run');
+      assert.match(rec.error ?? '', /not submitted: Connection is closed/);
+      assert.equal(await other.get(k.lock('a', 'web')), null);
+      assert.equal(await other.get(k.lock('b', 'web')), null);
+    });
+
+    it('is reported as submitted when a worker started it meanwhile, and keeps its locks', async () => {
+      const { submitted, other, k } = submitWith(async (mid) => {
+        const r = JSON.parse((await other.get(k.migration(mid))) ?? '{}') as MigrationRecord;
+        await other.set(k.migration(mid), JSON.stringify({ ...r, state: 'running' }));
+        throw new Error('Connection is closed.');
+      });
+      const rec = await submitted;
+      assert.equal(rec.state, 'running');
+      assert.match((await other.get(k.lock('a', 'web'))) ?? '', new RegExp(`^${rec.id}@`));
+    });
   });
 });
