@@ -11,7 +11,7 @@ import { LocalRunner } from '../src/exec/localRunner';
 import { HostQueues, hostQueueName, urgentQueueName } from '../src/queues';
 import { checkRedisSettings, createRedis, refusedPassword } from '../src/redis';
 import { SshPool } from '../src/ssh/pool';
-import { BatchRunner } from '../src/fleet/batchRunner';
+import { BATCH_RECORDLESS_GRACE_MS, BatchRunner } from '../src/fleet/batchRunner';
 import { BatchStore } from '../src/fleet/batchStore';
 import { HostState } from '../src/store/hostState';
 import { createControlWorker } from './controlWorker';
@@ -128,6 +128,11 @@ export class HostWorker extends EventEmitter {
       if (repairing || this.closing) return;
       repairing = true;
       repair()
+        .catch((e: unknown) => this.emit('error', coerceError(e)))
+        // Batches too: a slot whose migration ended while its end could not be reported, or
+        // picked by a process that died before submitting it, would otherwise wait for a
+        // worker to restart, and the batch with it.
+        .then(() => batches.reconcileAll({ graceMs: BATCH_RECORDLESS_GRACE_MS }))
         .catch((e: unknown) => this.emit('error', coerceError(e)))
         .finally(() => (repairing = false));
     };

@@ -8,6 +8,12 @@ import { BatchStore, newBatchId, slotOf } from './batchStore';
 import { batchCounts } from './model';
 import type { BatchItem, BatchRecord, BatchView } from './model';
 
+/**
+ * How long a periodic reconcile leaves a picked slot without a migration record to whoever
+ * picked it: submitting takes milliseconds, so one still recordless after this was abandoned.
+ */
+export const BATCH_RECORDLESS_GRACE_MS = 30_000;
+
 export interface BatchRequest {
   kind: 'batch' | 'drain';
   items: Omit<BatchItem, 'index' | 'migrationId'>[];
@@ -31,6 +37,9 @@ export class BatchRunner {
     private readonly store: MigrationStore,
     private readonly submit: SubmitDeps,
   ) {}
+
+  /** Slots seen picked without a migration record, and since when (see reconcile). */
+  private readonly recordlessSince = new Map<string, number>();
 
   async create(req: BatchRequest): Promise<BatchRecord> {
     const now = Date.now();
@@ -68,12 +77,23 @@ export class BatchRunner {
   }
 
   private async start(b: BatchRecord, item: BatchItem, slot: string): Promise<void> {
+    // A cancel may have come in since this slot was picked: the item does not start (the
+    // cancel left its slot to us or to reconcile, as it had no migration yet).
+    if ((await this.batches.get(b.id))?.cancelRequested) {
+      await this.batches.done(b.id, slot);
+      return;
+    }
     try {
       await submitMigration(this.submit, { container: item.container, from: item.from, to: item.to, probe: item.probe, id: item.migrationId, batchId: b.id });
     } catch (e: unknown) {
+      // The slot is freed only when no migration of the item can run: a refused submission
+      // leaves none or a failed one, but one that could not tell (Redis unreachable) may have
+      // left it live, and its end frees the slot (or reconcile does, later).
+      const rec = await this.store.get(item.migrationId).catch(() => undefined);
+      if (rec === undefined || (rec && !TERMINAL_STATES.has(rec.state))) return;
       // Refused before it began (lock held, host cordoned...): recorded as failed so the
       // batch reports it, and its slot goes to the next item.
-      await this.recordRefused(b, item, coerceError(e).message);
+      if (!rec) await this.recordRefused(b, item, coerceError(e).message);
       await this.batches.done(b.id, slot);
     }
   }
@@ -113,25 +133,38 @@ export class BatchRunner {
     await this.fill(b.id);
   }
 
-  /** After a crash anywhere: re-submit what was picked but never recorded, free slots of ended migrations, refill. */
-  async reconcile(batchId: string): Promise<void> {
+  /**
+   * After a crash anywhere: re-submit what was picked but never recorded, free slots of ended
+   * migrations, refill. A slot picked but not recorded yet may be another process's submission
+   * under way: with `graceMs` such a slot is acted on only once it has been seen so for that long
+   * (the periodic pass; a worker starting up acts at once, as before).
+   */
+  async reconcile(batchId: string, opts: { graceMs?: number } = {}): Promise<void> {
     const b = await this.batches.get(batchId);
     if (!b) return;
+    const seen = new Set<string>();
     for (const slot of await this.batches.running(batchId)) {
       const item = b.items[Number(slot.split('|')[0])];
       const rec = await this.store.get(item.migrationId);
       if (!rec) {
+        const key = `${batchId} ${slot}`;
+        seen.add(key);
+        const since = this.recordlessSince.get(key) ?? Date.now();
+        this.recordlessSince.set(key, since);
+        if (Date.now() - since < (opts.graceMs ?? 0)) continue;
+        this.recordlessSince.delete(key);
         if (b.cancelRequested) await this.batches.done(b.id, slot);
         else await this.start(b, item, slot);
       } else if (TERMINAL_STATES.has(rec.state)) {
         await this.batches.done(b.id, slot);
       }
     }
+    for (const key of this.recordlessSince.keys()) if (key.startsWith(`${batchId} `) && !seen.has(key)) this.recordlessSince.delete(key);
     await this.fill(batchId);
   }
 
-  async reconcileAll(): Promise<void> {
-    for (const id of await this.batches.active()) await this.reconcile(id);
+  async reconcileAll(opts: { graceMs?: number } = {}): Promise<void> {
+    for (const id of await this.batches.active()) await this.reconcile(id, opts);
   }
 
   private async maybeFinish(batchId: string): Promise<void> {
@@ -153,8 +186,11 @@ export class BatchRunner {
       await this.batches.dropPending(batchId);
       for (const slot of await this.batches.running(batchId)) {
         const item = b.items[Number(slot.split('|')[0])];
-        const rec = (await this.store.get(item.migrationId)) ? await cancelMigration(item.migrationId) : null;
-        if (!rec || TERMINAL_STATES.has(rec.state)) await this.batches.done(b.id, slot);
+        // No record yet: another process may be submitting it right now. Its start sees the
+        // cancel and frees the slot; if that process died, reconcile does.
+        if (!(await this.store.get(item.migrationId))) continue;
+        const rec = await cancelMigration(item.migrationId);
+        if (TERMINAL_STATES.has(rec.state)) await this.batches.done(b.id, slot);
       }
       await this.maybeFinish(batchId);
     }
