@@ -11,7 +11,7 @@ import { LocalRunner } from '../src/exec/localRunner';
 import { HostQueues, hostQueueName, urgentQueueName } from '../src/queues';
 import { checkRedisSettings, createRedis, refusedPassword } from '../src/redis';
 import { SshPool } from '../src/ssh/pool';
-import { BATCH_RECORDLESS_GRACE_MS, BatchRunner } from '../src/fleet/batchRunner';
+import { BatchRunner } from '../src/fleet/batchRunner';
 import { BatchStore } from '../src/fleet/batchStore';
 import { HostState } from '../src/store/hostState';
 import { createControlWorker } from './controlWorker';
@@ -118,7 +118,8 @@ export class HostWorker extends EventEmitter {
     this.control.on('error', (e) => this.emit('error', coerceError(e)));
     this.control.on('failed', (job, e) => log.warn({ jobId: job?.id, err: e.message }, 'control job failed'));
     void this.control.run().catch((e: unknown) => this.emit('error', coerceError(e)));
-    // A batch whose window was left half-refilled by a crash of any Ferry process goes on.
+    // A batch whose window was left half-refilled by a crash of any Ferry process goes on: ended
+    // migrations free their slots now, picks never recorded are submitted by the periodic pass.
     await batches.reconcileAll().catch((e: unknown) => this.emit('error', coerceError(e)));
     // Jobs removed by hand or lost in a Redis crash, and containers frozen for a migration
     // that lost track of them: looked for now and every few seconds (engine/repair.ts).
@@ -132,7 +133,7 @@ export class HostWorker extends EventEmitter {
         // Batches too: a slot whose migration ended while its end could not be reported, or
         // picked by a process that died before submitting it, would otherwise wait for a
         // worker to restart, and the batch with it.
-        .then(() => batches.reconcileAll({ graceMs: BATCH_RECORDLESS_GRACE_MS }))
+        .then(() => batches.reconcileAll())
         .catch((e: unknown) => this.emit('error', coerceError(e)))
         .finally(() => (repairing = false));
     };

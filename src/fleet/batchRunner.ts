@@ -136,8 +136,10 @@ export class BatchRunner {
   /**
    * After a crash anywhere: re-submit what was picked but never recorded, free slots of ended
    * migrations, refill. A slot picked but not recorded yet may be another process's submission
-   * under way: with `graceMs` such a slot is acted on only once it has been seen so for that long
-   * (the periodic pass; a worker starting up acts at once, as before).
+   * under way: such a slot is acted on only once this process has seen it so for `graceMs`
+   * (default BATCH_RECORDLESS_GRACE_MS; a process starting up only notes it, and its periodic
+   * pass acts). Acting at once raced a live picker: a cancel then freed the slot of a migration
+   * about to start, and two processes submitted one item.
    */
   async reconcile(batchId: string, opts: { graceMs?: number } = {}): Promise<void> {
     const b = await this.batches.get(batchId);
@@ -151,7 +153,7 @@ export class BatchRunner {
         seen.add(key);
         const since = this.recordlessSince.get(key) ?? Date.now();
         this.recordlessSince.set(key, since);
-        if (Date.now() - since < (opts.graceMs ?? 0)) continue;
+        if (Date.now() - since < (opts.graceMs ?? BATCH_RECORDLESS_GRACE_MS)) continue;
         this.recordlessSince.delete(key);
         if (b.cancelRequested) await this.batches.done(b.id, slot);
         else await this.start(b, item, slot);
@@ -164,7 +166,10 @@ export class BatchRunner {
   }
 
   async reconcileAll(opts: { graceMs?: number } = {}): Promise<void> {
-    for (const id of await this.batches.active()) await this.reconcile(id, opts);
+    const active = await this.batches.active();
+    // Sightings of batches that ended meanwhile are forgotten.
+    for (const key of this.recordlessSince.keys()) if (!active.includes(key.split(' ')[0])) this.recordlessSince.delete(key);
+    for (const id of active) await this.reconcile(id, opts);
   }
 
   private async maybeFinish(batchId: string): Promise<void> {
