@@ -118,7 +118,9 @@ describe('postcopy: CRIU pagemap images', () => {
   });
 });
 
-describe('postcopy: the runtime wrapper', () => {
+describe('postcopy: the runtime wrapper', function () {
+  // It starts several processes (sh, node for the split): seconds on a loaded machine, not 2.
+  this.timeout(20_000);
   it('derives every path from the migration id and refuses ids that are not plain names', () => {
     const p = lazyPaths('m-abc.1', '/x');
     assert.equal(p.runtime, '/x/m-abc.1/runc');
