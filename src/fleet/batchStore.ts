@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { RedisConnection as IORedis } from '../redis';
 import { FerryError } from '../errors';
 import type { BatchItem, BatchRecord } from './model';
+import { createScript } from '../store/createScript';
 import { keys, Keys } from '../store/keys';
 
 const TTL_S = 30 * 24 * 3600;
@@ -32,19 +33,10 @@ for _, it in ipairs(items) do
 end
 return false`;
 
-// KEYS: record, index, active set, pending list; ARGV: record text, TTL, creation time, id, slots.
-// A resent create finds its own batch by id and creation time (it may have moved on since).
-const CREATE = `
-local cur = redis.call('get', KEYS[1])
-if cur then
-  local r = cjson.decode(cur)
-  return (r.id == ARGV[4] and r.createdAt == tonumber(ARGV[3])) and 1 or 0
-end
-redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('zadd', KEYS[2], ARGV[3], ARGV[4])
-redis.call('sadd', KEYS[3], ARGV[4])
-for i = 5, #ARGV do redis.call('rpush', KEYS[4], ARGV[i]) end
-return 1`;
+// Also KEYS[3] the active set and KEYS[4] the pending list; ARGV[5..] the items' slots.
+const CREATE = createScript(`redis.call('SADD', KEYS[3], ARGV[4])
+for i = 5, #ARGV do redis.call('RPUSH', KEYS[4], ARGV[i]) end
+`);
 
 // Frees an item's slot once; a second call for the same item changes nothing.
 const DONE = `

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { RedisConnection as IORedis } from '../redis';
 import { FerryError, SupersededError } from '../errors';
 import { LockPair, MigrationEvent, MigrationRecord, MigrationState, TERMINAL_STATES } from '../engine/model';
+import { createScript } from './createScript';
 import { keys } from './keys';
 import { decodeEvent } from './eventStream';
 
@@ -52,20 +53,7 @@ if cur ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1`;
 
-/**
- * KEYS[1] the record, KEYS[2] the index; ARGV: the record's text, its TTL, its creation time, its
- * id. 1 created, or this very submission's record already there (the create, resent after its
- * reply was lost: a worker may have moved the record on since, so it is known by its id and
- * creation time, not its text); 0 another record holds the id.
- */
-const CREATE = `local cur = redis.call('GET', KEYS[1])
-if cur then
-  local r = cjson.decode(cur)
-  return (r.id == ARGV[4] and r.createdAt == tonumber(ARGV[3])) and 1 or 0
-end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-return 1`;
+const CREATE = createScript();
 
 /**
  * KEYS[1] a lock; ARGV: the holder's value seen, ours. 1 when it was still that holder's and is
