@@ -118,9 +118,6 @@ export class HostWorker extends EventEmitter {
     this.control.on('error', (e) => this.emit('error', coerceError(e)));
     this.control.on('failed', (job, e) => log.warn({ jobId: job?.id, err: e.message }, 'control job failed'));
     void this.control.run().catch((e: unknown) => this.emit('error', coerceError(e)));
-    // A batch whose window was left half-refilled by a crash of any Ferry process goes on: ended
-    // migrations free their slots now, picks never recorded are submitted by the periodic pass.
-    await batches.reconcileAll().catch((e: unknown) => this.emit('error', coerceError(e)));
     // Jobs removed by hand or lost in a Redis crash, and containers frozen for a migration
     // that lost track of them: looked for now and every few seconds (engine/repair.ts).
     const repair = createRepairer({ config, self, installation, store, queues, localRunner, remoteRunner: (name) => this.ssh.get(name), log });
@@ -130,9 +127,10 @@ export class HostWorker extends EventEmitter {
       repairing = true;
       repair()
         .catch((e: unknown) => this.emit('error', coerceError(e)))
-        // Batches too: a slot whose migration ended while its end could not be reported, or
-        // picked by a process that died before submitting it, would otherwise wait for a
-        // worker to restart, and the batch with it.
+        // Batches too, from the first pass on: a window left half-refilled by a crash of any
+        // Ferry process goes on. A slot whose migration ended while its end could not be
+        // reported, or picked by a process that died before submitting it, would otherwise
+        // wait for a worker to restart, and the batch with it.
         .then(() => batches.reconcileAll())
         .catch((e: unknown) => this.emit('error', coerceError(e)))
         .finally(() => (repairing = false));
