@@ -47,6 +47,8 @@ export function formatRecord(rec: MigrationRecord): string {
   ];
   if (rec.archive) lines.push(`  archive: ${formatBytes(rec.archive.bytes)} sha256 ${rec.archive.sha256.slice(0, 16)}…`);
   if (rec.frozenAt && rec.answeredAt) lines.push(`  downtime: ${rec.answeredAt - rec.frozenAt} ms (frozen until answering on ${rec.to})`);
+  const memory = formatMemoryCopy(rec);
+  if (memory) lines.push(`  memory:  ${memory}`);
   if (rec.error) lines.push(`  error:   ${rec.error}`);
   for (const w of rec.warnings) lines.push(`  warning: ${w}`);
   for (const h of rec.history) {
@@ -54,6 +56,23 @@ export function formatRecord(rec: MigrationRecord): string {
     lines.push(`  - ${h.step.padEnd(10)} on ${h.host} attempt ${h.attempt}: ${h.ok === undefined ? 'running' : h.ok ? 'ok' : 'failed'} (${ms})${h.error ? ` ${h.error}` : ''}`);
   }
   return lines.join('\n');
+}
+
+/**
+ * How the memory moved, and for post-copy the window in which the container needed both hosts
+ * (docs/post-copy.md): from the freeze until the destination held every page.
+ */
+export function formatMemoryCopy(rec: MigrationRecord, now = Date.now()): string {
+  const pc = rec.postCopy;
+  if (pc?.mode === 'lazy') {
+    const pages = pc.lazyPages !== undefined ? `${formatBytes(pc.lazyPages * 4096)} of pages after the restore` : 'pages after the restore';
+    if (pc.allPagesAt && rec.frozenAt) return `post-copy: ${pages}; every page on ${rec.to} ${pc.allPagesAt - rec.frozenAt} ms after the freeze (until then ${rec.from} had to stay up)`;
+    if (rec.frozenAt && categoryOf(rec.state) === 'running') return `post-copy: ${pages}; copying, ${((now - rec.frozenAt) / 1000).toFixed(1)} s since the freeze (${rec.from} must stay up until every page is on ${rec.to})`;
+    return `post-copy: ${pages}`;
+  }
+  if (rec.memoryCopyReason) return `plain (${rec.memoryCopy ?? 'plain'} was asked: ${rec.memoryCopyReason})`;
+  if (pc) return 'post-copy chosen; not frozen yet';
+  return rec.memoryCopy && rec.memoryCopy !== 'plain' ? `${rec.memoryCopy} asked` : '';
 }
 
 export function formatDuration(ms: number | undefined): string {

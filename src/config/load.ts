@@ -5,6 +5,7 @@ import { coerceError } from '../errors/coerceError';
 import { buildSchema } from './schema';
 import { HostConfig, parseInventory } from './hosts';
 import type { StepName } from '../engine/steps';
+import type { MemoryCopy } from '../engine/model';
 import { HooksConfig, parseCutoverHooks } from '../hooks/config';
 
 export type { StepName };
@@ -23,7 +24,17 @@ export interface FerryConfig {
   hosts: HostConfig[];
   retry: { attempts: Record<StepName, number>; backoffMs: number };
   timeouts: { step: Record<StepName, number>; sshConnectMs: number; frozenMs: number };
-  checkpoint: { compression: 'none' | 'gzip' | 'zstd'; tcpEstablished: boolean; fileLocks: boolean; skipInFlight: boolean; keepAddress: boolean; sharedMounts: string[]; copyMounts: string[] };
+  checkpoint: {
+    compression: 'none' | 'gzip' | 'zstd';
+    memoryCopy: MemoryCopy;
+    postCopyDeadlineSeconds: number;
+    tcpEstablished: boolean;
+    fileLocks: boolean;
+    skipInFlight: boolean;
+    keepAddress: boolean;
+    sharedMounts: string[];
+    copyMounts: string[];
+  };
   archive: { encryption: 'none' | 'aes-256-gcm'; keyFile: string; plainDir: string };
   verify: { timeoutMs: number; intervalMs: number };
   hooks: HooksConfig;
@@ -155,6 +166,12 @@ export function loadConfig(opts: LoadOptions = {}): FerryConfig {
   // A cluster only runs a multi-key command (BullMQ's scripts, Ferry's own) when every key
   // hashes to one slot: the prefix becomes the hash tag of every key, e.g. "{ferry}:…".
   const redis = raw.redis.cluster.nodes.length > 0 ? { ...raw.redis, prefix: `{${raw.redis.prefix}}` } : raw.redis;
+  // Verify waits for the last page: a deadline past its time limit would time verify out first.
+  if (raw.checkpoint.postCopyDeadlineSeconds * 1000 >= raw.timeouts.step.verify) {
+    throw new ConfigError(
+      `invalid configuration${file ? ` (${file})` : ''}: checkpoint.postCopyDeadlineSeconds (${raw.checkpoint.postCopyDeadlineSeconds} s) must be shorter than timeouts.step.verify (${raw.timeouts.step.verify} ms), which waits for every page`,
+    );
+  }
   const hosts = parseInventory(raw.hosts);
   let cutover;
   try {

@@ -1,6 +1,7 @@
 import convict from 'convict';
 import { STEP_NAMES, STEP_TABLE, StepInfo } from '../engine/steps';
 import { HOOK_FAILURE_POLICIES } from '../hooks/config';
+import { MEMORY_COPY_MODES } from '../engine/model';
 import { CONTROL_CHARS } from '../names';
 
 /** One setting per step, its default taken from the step table. */
@@ -77,6 +78,17 @@ export function buildSchema() {
     },
     checkpoint: {
       compression: { doc: 'archive compression', format: ['none', 'gzip', 'zstd'], default: 'zstd', env: 'FERRY_CHECKPOINT_COMPRESSION' },
+      memoryCopy: {
+        doc: 'how memory moves: plain (inside the archive, while the container is frozen: the freeze grows with memory), post-copy (the container runs on the destination at once while its memory follows; the source host must stay up until every page arrived, see docs/post-copy.md), auto (post-copy where preflight proves both hosts can, plain elsewhere). `ferry migrate --memory-copy` overrides it',
+        format: [...MEMORY_COPY_MODES],
+        default: 'plain',
+        env: 'FERRY_MEMORY_COPY',
+      },
+      postCopyDeadlineSeconds: {
+        doc: 'post-copy: the destination kills its copy (and the source brings the container back) when not every page arrived this long after the restore; keep it below timeouts.step.verify, which waits for the pages',
+        format: 'positive-int',
+        default: 90,
+      },
       tcpEstablished: { doc: 'checkpoint established TCP connections (--tcp-established)', format: 'strict-boolean', default: false },
       fileLocks: { doc: 'checkpoint file locks (--file-locks)', format: 'strict-boolean', default: false },
       skipInFlight: {

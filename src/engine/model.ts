@@ -13,6 +13,28 @@ export { TERMINAL_STATES } from './states';
 
 export type HealthProbe = { kind: 'none' } | { kind: 'auto' } | { kind: 'http'; port: number; path: string } | { kind: 'tcp'; port: number } | { kind: 'exec'; argv: string[] };
 
+/** How a container's memory moves (docs/post-copy.md); the request's choice, or checkpoint.memoryCopy. */
+export const MEMORY_COPY_MODES = ['plain', 'post-copy', 'auto'] as const;
+export type MemoryCopy = (typeof MEMORY_COPY_MODES)[number];
+
+/**
+ * A post-copy migration's facts. Set by preflight when it chose post-copy; the ports when the
+ * checkpoint sets it up (before the freeze); mode once the dump was split (or not); allPagesAt
+ * once the destination holds every page, which is when the source may let its copy go.
+ */
+export interface PostCopyState {
+  deadlineSeconds: number;
+  serverPort?: number;
+  lazyPort?: number;
+  /** lazy: the archive holds no lazy pages, the source serves them; whole: the split failed, a plain restore. */
+  mode?: 'lazy' | 'whole';
+  imagesDir?: string;
+  keepDir?: string;
+  lazyPages?: number;
+  /** When the destination's last page arrived (its clock, ms since the epoch). */
+  allPagesAt?: number;
+}
+
 export interface StepRecord {
   step: StepName;
   host: string;
@@ -98,6 +120,11 @@ export interface MigrationRecord {
   failure?: { step: StepName; error: string };
   warnings: string[];
   cancelRequested?: boolean;
+  /** What was asked for; absent in records from before post-copy: plain. */
+  memoryCopy?: MemoryCopy;
+  postCopy?: PostCopyState;
+  /** Why memory moved plain although post-copy or auto was asked for. */
+  memoryCopyReason?: string;
 }
 
 export interface MigrationEvent {

@@ -4,7 +4,7 @@ import { checkContainerName, checkHostName } from '../names';
 import type { HostQueues } from '../queues';
 import type { MigrationStore } from '../store/migrationStore';
 import { lockPairs, newMigrationId } from '../store/migrationStore';
-import { HealthProbe, LockPair, MigrationRecord, RECORD_VERSION } from './model';
+import { HealthProbe, LockPair, MEMORY_COPY_MODES, MemoryCopy, MigrationRecord, RECORD_VERSION } from './model';
 import { withState } from './transitions';
 
 export interface MigrateRequest {
@@ -16,6 +16,8 @@ export interface MigrateRequest {
   /** Given by batches, which choose ids up front so a resumed batch re-submits idempotently. */
   id?: string;
   priority?: number;
+  /** How memory moves; default checkpoint.memoryCopy. */
+  memoryCopy?: MemoryCopy;
 }
 
 export interface SubmitDeps {
@@ -42,6 +44,9 @@ export async function submitMigration(deps: SubmitDeps, req: MigrateRequest): Pr
       throw new ValidationError(`unknown ${role} host "${name}": the inventory has ${config.hosts.map((h) => h.name).join(', ') || 'no hosts'}`);
     }
   }
+  if (req.memoryCopy !== undefined && !(MEMORY_COPY_MODES as readonly string[]).includes(req.memoryCopy)) {
+    throw new ValidationError(`unknown memory copy mode ${JSON.stringify(req.memoryCopy)}: use ${MEMORY_COPY_MODES.join(', ')}`);
+  }
   if (from === to) throw new ValidationError(`source and destination are the same host ("${from}"): nothing to migrate`);
   if (req.id) {
     const existing = await store.get(req.id);
@@ -67,6 +72,7 @@ export async function submitMigration(deps: SubmitDeps, req: MigrateRequest): Pr
     updatedAt: now,
     probe: req.probe ?? { kind: 'auto' },
     batchId: req.batchId,
+    memoryCopy: req.memoryCopy ?? config.checkpoint.memoryCopy,
     history: [],
     warnings: [],
   };

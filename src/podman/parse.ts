@@ -20,6 +20,8 @@ export interface ContainerInfo {
   memoryLimit: number;
   /** podman's per-container folder (checkpoint images and rootfs-diff.tar live there). */
   staticDir: string;
+  /** The OCI runtime the container was created with ("runc", "crun"); '' when podman does not say. */
+  runtime: string;
   /** What the container mounts besides its image: bind mounts, volumes, tmpfs. */
   mounts: MountInfo[];
   /** The pod's id, '' when the container is in none. */
@@ -91,6 +93,7 @@ export function parseInspect(stdout: string): ContainerInfo {
     ports,
     memoryLimit: Number(hostConfig.Memory ?? 0) || 0,
     staticDir: str(first.StaticDir),
+    runtime: str(first.OCIRuntime),
     mounts: parseMounts(first.Mounts, hostConfig.Tmpfs),
     pod: str(first.Pod),
     podName: '',

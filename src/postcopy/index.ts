@@ -9,6 +9,7 @@ export {
   completeLazyCheckpoint,
   ensureWholeDump,
   finishOnSource,
+  forgetLazyRestore,
   installLazyRuntime,
   lazyRestore,
   openPageTunnel,
@@ -22,10 +23,11 @@ export {
   restorePipeMaxSize,
   rollbackInPlace,
   serveLazyPages,
+  stopLazyDaemon,
   stopPageServer,
   waitAllPagesCopied,
 } from './postcopy';
-export type { AbortResult, CheckpointArgs, InstallOptions, LazyCheckpoint, LazyCopyState, LazyHost, LazyMigration, RestoreArgs, SshTarget } from './postcopy';
+export type { AbortResult, CheckpointArgs, InstallOptions, LazyCheckpoint, LazyCopyState, LazyFiles, LazyHost, LazyMigration, RestoreArgs, SshTarget } from './postcopy';
 
 /** Where the split script is, next to this module, for installLazyRuntime on a host that runs this same build. */
 export const SPLIT_SCRIPT = require.resolve('./splitMain');

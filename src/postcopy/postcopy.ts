@@ -44,6 +44,9 @@ export interface LazyMigration {
   root?: string;
 }
 
+/** What names a migration's post-copy files on a host: enough to find and remove them when the rest is lost. */
+export type LazyFiles = Pick<LazyMigration, 'migrationId' | 'root'>;
+
 export interface LazyHost {
   runner: CommandRunner;
   /** podman's command prefix on that host (default ['podman']). */
@@ -59,7 +62,7 @@ export interface SshTarget {
   knownHosts: string;
 }
 
-export function pathsOf(m: LazyMigration): LazyPaths {
+export function pathsOf(m: LazyFiles): LazyPaths {
   return lazyPaths(m.migrationId, m.root);
 }
 
@@ -120,7 +123,7 @@ export async function raisePipeMaxSize(runner: CommandRunner, m: LazyMigration):
 }
 
 /** Puts back what raisePipeMaxSize changed (nothing when it changed nothing). */
-export async function restorePipeMaxSize(runner: CommandRunner, m: LazyMigration): Promise<void> {
+export async function restorePipeMaxSize(runner: CommandRunner, m: LazyFiles): Promise<void> {
   const p = pathsOf(m);
   await must(runner, ['sh', '-c', '[ -e "$1" ] || exit 0; cat "$1" > /proc/sys/fs/pipe-max-size && rm -f "$1"', 'ferry-pipe-max', p.pipeMaxBefore]);
 }
@@ -170,7 +173,7 @@ export async function openPageTunnel(source: CommandRunner, m: LazyMigration, de
 }
 
 /** Closes the tunnel (nothing to do when it is gone already). */
-export async function closePageTunnel(source: CommandRunner, m: LazyMigration, dest: SshTarget): Promise<void> {
+export async function closePageTunnel(source: CommandRunner, m: LazyFiles, dest: SshTarget): Promise<void> {
   const p = pathsOf(m);
   await source.run(['sh', '-c', '[ -S "$1" ] || exit 0; shift; exec "$@" >/dev/null 2>&1', 'ferry-page-tunnel-close', p.tunnelControl, 'ssh', '-S', p.tunnelControl, '-O', 'exit', ...sshBase(dest), `${dest.user}@${dest.address}`], {
     timeoutMs: 15_000,
@@ -242,6 +245,8 @@ export async function completeLazyCheckpoint(source: CommandRunner, m: LazyMigra
 const PUT_BACK = [
   'img=$1 keep=$2',
   '[ -d "$keep" ] || exit 0',
+  // podman removes its checkpoint folder once a restore in place has used it: nothing to mend.
+  '[ -d "$img" ] || exit 0',
   'for f in "$keep"/pagemap-*.img "$keep"/pages-*.img; do',
   '  [ -e "$f" ] || continue',
   '  n=${f##*/}',
@@ -261,7 +266,7 @@ export async function putBackWholeDump(source: CommandRunner, imagesDir: string,
 }
 
 /** ensureWholeDump's answer: the folders of this migration's lazy dump, if there was one. */
-export async function ensureWholeDump(source: CommandRunner, m: LazyMigration): Promise<{ imagesDir: string; keepDir: string } | null> {
+export async function ensureWholeDump(source: CommandRunner, m: LazyFiles): Promise<{ imagesDir: string; keepDir: string } | null> {
   const p = pathsOf(m);
   const res = await source.run(['cat', p.checkpointState]);
   const [mode, imagesDir, keepDir] = res.code === 0 ? res.stdout.split('\n') : [];
@@ -303,7 +308,7 @@ export async function serveLazyPages(source: CommandRunner, m: LazyMigration, ke
 }
 
 /** Stops the page server if it still runs (its pid is checked to be that server's, not a reused one). */
-export async function stopPageServer(source: CommandRunner, m: LazyMigration): Promise<void> {
+export async function stopPageServer(source: CommandRunner, m: LazyFiles): Promise<void> {
   const p = pathsOf(m);
   const script = [
     'pidf=$1 rc=$2',
@@ -332,9 +337,8 @@ export interface RestoreArgs {
  * while its memory is still arriving; the source keeps the whole dump until waitAllPagesCopied.
  */
 export async function lazyRestore(dest: LazyHost, m: LazyMigration, a: RestoreArgs): Promise<string> {
-  const p = pathsOf(m);
   const podman = dest.podman ?? ['podman'];
-  await must(dest.runner, ['rm', '-f', p.lazyRc, p.lazyKilled, p.lazyStatus, p.lazyPid]);
+  await forgetLazyRestore(dest.runner, m);
   const argv = [...podmanWithWrapper(m.migrationId, podman, m.root), ...(a.globalFlags ?? []), 'container', 'restore', '--import', a.archive, '--print-stats', ...(a.extra ?? [])];
   const res = await dest.runner.run(argv, { timeoutMs: a.timeoutMs });
   if (res.code !== 0) throw new CommandError(dest.runner.where, argv, res.code, res.stderr);
@@ -363,7 +367,7 @@ function parseLazyState(out: string): LazyCopyState {
 const STATE_SCRIPT = 'echo "rc=$(cat "$1" 2>/dev/null)"; echo "killed=$(cat "$2" 2>/dev/null)"; [ -e "$3" ] && echo started=1';
 
 /** Where the page copy stands, as the destination's own files say. */
-export async function readLazyCopy(dest: CommandRunner, m: LazyMigration): Promise<LazyCopyState> {
+export async function readLazyCopy(dest: CommandRunner, m: LazyFiles): Promise<LazyCopyState> {
   const p = pathsOf(m);
   const res = await must(dest, ['sh', '-c', STATE_SCRIPT, 'ferry-lazy-state', p.lazyRc, p.lazyKilled, p.lazyStatus]);
   return parseLazyState(res.stdout);
@@ -395,6 +399,27 @@ export async function waitAllPagesCopied(dest: CommandRunner, m: LazyMigration, 
   }
 }
 
+const STOP_DAEMON = [
+  'pidf=$1 rc=$2',
+  'if [ ! -e "$rc" ] && [ -s "$pidf" ]; then pid=$(cat "$pidf"); grep -q lazy-pages "/proc/$pid/cmdline" 2>/dev/null && kill -9 "$pid"; fi',
+  'i=0; while [ -s "$pidf" ] && [ ! -e "$rc" ] && [ "$i" -lt 500 ]; do i=$((i+1)); sleep 0.01; done',
+].join('\n');
+
+/**
+ * Kills the destination's lazy-pages daemon if it still runs (its supervisor then kills the
+ * container it was feeding) and waits until it has ended. Nothing to do when none runs.
+ */
+export async function stopLazyDaemon(dest: CommandRunner, m: LazyFiles): Promise<void> {
+  const p = pathsOf(m);
+  await must(dest, ['sh', '-c', STOP_DAEMON, 'ferry-lazy-abort', p.lazyPid, p.lazyRc], { timeoutMs: 20_000 });
+}
+
+/** Clears the destination's record of an earlier lazy restore, before a new one starts. */
+export async function forgetLazyRestore(dest: CommandRunner, m: LazyFiles): Promise<void> {
+  const p = pathsOf(m);
+  await must(dest, ['rm', '-f', p.lazyRc, p.lazyKilled, p.lazyStatus, p.lazyPid]);
+}
+
 export interface AbortResult {
   /** What the copy was when abort started. */
   before: LazyCopyState;
@@ -411,7 +436,6 @@ export interface AbortResult {
  * a container of that name but another id is left alone (an error says so).
  */
 export async function abortLazyRestore(dest: LazyHost, m: LazyMigration, container: string, opts: { evenIfComplete?: boolean; containerId?: string } = {}): Promise<AbortResult> {
-  const p = pathsOf(m);
   const podman = dest.podman ?? ['podman'];
   if (opts.containerId) {
     // Another container by that name is not ours to kill.
@@ -423,12 +447,7 @@ export async function abortLazyRestore(dest: LazyHost, m: LazyMigration, contain
   if (before.state === 'complete' && !opts.evenIfComplete) {
     throw new PostCopyError(`${dest.runner.where}: every page of "${container}" had arrived; not removing the destination's copy`, { code: 'POSTCOPY_ALREADY_COMPLETE', permanent: true });
   }
-  const kill = [
-    'pidf=$1 rc=$2',
-    'if [ ! -e "$rc" ] && [ -s "$pidf" ]; then pid=$(cat "$pidf"); grep -q lazy-pages "/proc/$pid/cmdline" 2>/dev/null && kill -9 "$pid"; fi',
-    'i=0; while [ -s "$pidf" ] && [ ! -e "$rc" ] && [ "$i" -lt 500 ]; do i=$((i+1)); sleep 0.01; done',
-  ].join('\n');
-  await must(dest.runner, ['sh', '-c', kill, 'ferry-lazy-abort', p.lazyPid, p.lazyRc], { timeoutMs: 20_000 });
+  await stopLazyDaemon(dest.runner, m);
   await dest.runner.run([...podman, 'container', 'kill', '--signal', 'KILL', container], { timeoutMs: 30_000 });
   await dest.runner.run([...podman, 'container', 'rm', '--force', '--time', '0', container], { timeoutMs: 60_000 });
   const exists = await dest.runner.run([...podman, 'container', 'exists', container], { timeoutMs: 30_000 });
@@ -472,6 +491,6 @@ export async function finishOnSource(source: CommandRunner, dest: CommandRunner,
 }
 
 /** Removes one host's post-copy files of a migration (state, wrapper, logs); call last, on both hosts. */
-export async function removeLazyFiles(runner: CommandRunner, m: LazyMigration): Promise<void> {
+export async function removeLazyFiles(runner: CommandRunner, m: LazyFiles): Promise<void> {
   await must(runner, ['rm', '-rf', '--', pathsOf(m).dir]);
 }

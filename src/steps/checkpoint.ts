@@ -12,6 +12,8 @@ import { readFrozenMarker, writeFrozenMarker } from '../archive/frozenMarker';
 import { mountedVolumes, syncVolumes, VolumeSync } from './volumes';
 import { declaredCopiedMounts } from './movable';
 import { FolderSync, syncCopiedMounts } from './copiedMounts';
+import { setUpPostCopy, wrappedPodman } from './postCopy';
+import { completeLazyCheckpoint, serveLazyPages } from '../postcopy';
 
 const PROGRESS_EVERY_MS = 250;
 
@@ -59,6 +61,8 @@ export const checkpoint: Step = async (ctx) => {
   }
   // Before the freeze: a missing or unsafe key must not cost the container a restart.
   const key = encrypted ? await loadArchiveKey(config.archive.keyFile) : undefined;
+  // Post-copy's wrapper, pipe and tunnel, all before the freeze (steps/postCopy.ts).
+  const lazy = rec.postCopy ? await setUpPostCopy(ctx) : null;
   // Volumes: the bulk is copied now, while the container runs; only what changes from here
   // to the freeze is copied again inside it (steps/volumes.ts).
   const volumes = mountedVolumes(info);
@@ -95,7 +99,10 @@ export const checkpoint: Step = async (ctx) => {
     void ctx.progress({ percent: 50, bytes, message: 'checkpointing' }).catch(() => undefined);
   };
   const opts = { ...config.checkpoint, ignoreVolumes: volumes.length > 0, timeoutMs: config.timeouts.step.checkpoint };
-  const out = await checkpointStreaming(local, ctx.localRunner, rec.container, { part, fifo: here.fifo }, opts, target, { onBytes, encryptWith: key });
+  const out = await checkpointStreaming(lazy ? wrappedPodman(ctx) : local, ctx.localRunner, rec.container, { part, fifo: here.fifo }, opts, target, { onBytes, encryptWith: key });
+  // At once: podman's folder whole again (any restore in place needs it), the pages served.
+  const ck = lazy ? await completeLazyCheckpoint(ctx.localRunner, lazy, '') : null;
+  if (lazy && ck?.mode === 'lazy' && ck.keepDir) await serveLazyPages(ctx.localRunner, lazy, ck.keepDir);
   await started;
   // The container's processes are gone now: its volumes and folders no longer change.
   const delta = volumes.length > 0 ? await syncVolumes(ctx, volumes) : [];
@@ -117,6 +124,7 @@ export const checkpoint: Step = async (ctx) => {
       compression: config.checkpoint.compression,
       encryption: config.archive.encryption,
       frozenUs: stats.frozenUs,
+      ...(ck ? { memoryCopy: ck.mode === 'lazy' ? 'post-copy' : 'plain (split failed)', lazyPages: ck.split?.lazyPages } : {}),
       reRestored,
       streamed: out.streamed,
       streamError: out.streamError,
@@ -136,6 +144,12 @@ export const checkpoint: Step = async (ctx) => {
       },
       checkpointStats: stats,
       frozenAt,
+      ...(lazy && ck
+        ? {
+            postCopy: { deadlineSeconds: lazy.deadlineSeconds, serverPort: lazy.serverPort, lazyPort: lazy.lazyPort, mode: ck.mode, imagesDir: ck.imagesDir, keepDir: ck.keepDir, lazyPages: ck.split?.lazyPages },
+            ...(ck.mode === 'whole' ? { memoryCopyReason: 'the dump could not be split (see split.err in the post-copy folder on the source): memory moved in the archive' } : {}),
+          }
+        : {}),
       ...(out.streamed ? { bytesTransferred: bytes } : {}),
     },
   };

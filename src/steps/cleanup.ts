@@ -4,6 +4,8 @@ import { removeFile } from '../archive/localFiles';
 import { removeFrozenMarker } from '../archive/frozenMarker';
 import { removeMovedSourceVolumes } from './volumes';
 import { retireSourceFolders } from './copiedMounts';
+import { lazyOf, mayUsePostCopy, sshTargetOf, tearDownPostCopy } from './postCopy';
+import { finishOnSource } from '../postcopy';
 
 /**
  * Source host, after the destination was verified: remove the frozen source container
@@ -19,6 +21,10 @@ export const cleanup: Step = async (ctx) => {
     if (info.running) {
       throw new StepError(`container "${rec.container}" runs on BOTH ${rec.from} and ${rec.to}; not removing either. Stop the copy you do not want by hand`, { code: 'DOUBLE_RUN', permanent: true });
     }
+    // Post-copy: the kept dump is the last whole copy until the destination says it has every
+    // page; finishOnSource refuses otherwise. Once the source container is gone, so is the dump.
+    const lazy = rec.postCopy?.mode === 'lazy' ? lazyOf(rec) : null;
+    if (lazy) await finishOnSource(ctx.localRunner, ctx.remote(rec.to).runner, lazy, sshTargetOf(ctx.remote(rec.to).host), rec.postCopy?.keepDir);
     await ctx.fence();
     await local.remove(rec.container);
     removedSource = true;
@@ -50,6 +56,7 @@ export const cleanup: Step = async (ctx) => {
     for (const f of folders.renamed) warnings.push(`host ${rec.from} keeps the folder's stale copy as ${f}: remove it once the container on ${rec.to} is checked`);
     for (const k of folders.kept) warnings.push(`host ${rec.from} keeps ${k}: it was copied to ${rec.to}, this copy is stale`);
   }
+  if (mayUsePostCopy(rec)) warnings.push(...(await tearDownPostCopy(ctx)));
   // Whether or not the record still knows of an archive (a Redis crash can rewind it): the
   // paths are derived from the migration id, and removing what is not there costs nothing.
   await removeFile(ctx.files.source.archive);

@@ -74,7 +74,7 @@ export async function recoverFrozen(marker: FrozenMarker, deps: FrozenRecoveryDe
     await deps.removeIdleDestinationCopy();
   }
   await deps.beforeRestore?.();
-  const back = await restoreFrozen(deps.local, deps.localRunner, info, deps.config, deps.config.timeouts.step.rollback);
+  const back = await restoreFrozen(deps.local, deps.localRunner, info, deps.config, deps.config.timeouts.step.rollback, marker.migrationId);
   await removeFrozenMarker(deps.workDir, marker.migrationId);
   return { kind: 'restored', ...back };
 }

@@ -13,6 +13,7 @@ import type { CommandRunner } from '../exec/runner';
 import { loadArchiveKey } from '../archive/key';
 import { checkRemoteArchiveKey } from '../archive/remoteKey';
 import type { MountInfo } from '../podman/parse';
+import { choosePostCopy } from './postCopy';
 import { declaredSharedMounts, LABEL_SHARED_MOUNTS, movabilityProblems, WHAT_MOVES_DOC } from './movable';
 
 async function checkArchiveKeys(config: FerryConfig, destRunner: CommandRunner, dest: string): Promise<void> {
@@ -99,13 +100,14 @@ export const preflight: Step = async (ctx) => {
   const dest = ctx.remote(rec.to);
   // Independent checks at once: each is a command (most over SSH), and they add up.
   const shared = declaredSharedMounts(info, ctx.config);
-  const [clash, criuSource, criuDest, hasImage, volumes, copiedMounts] = await Promise.all([
+  const [clash, criuSource, criuDest, hasImage, volumes, copiedMounts, memoryCopy] = await Promise.all([
     dest.podman.find(name),
     checkCriu(ctx.localRunner),
     checkCriu(dest.runner),
     dest.podman.imageExists(info.imageId),
     checkVolumes(ctx, info),
     checkCopiedMounts(ctx, info),
+    choosePostCopy(ctx, info),
     checkArchiveKeys(ctx.config, dest.runner, rec.to),
     ...shared.map((m) => checkSharedMount(ctx.localRunner, dest.runner, m, rec.from, rec.to)),
   ]);
@@ -132,8 +134,11 @@ export const preflight: Step = async (ctx) => {
       ...(volumes.length > 0 ? { volumes } : {}),
       ...(copiedMounts.length > 0 ? { copiedMounts } : {}),
       ...(name !== rec.container ? { resolvedFrom: rec.container } : {}),
+      memoryCopy: memoryCopy.postCopy ? 'post-copy' : 'plain',
+      ...(memoryCopy.memoryCopyReason ? { memoryCopyReason: memoryCopy.memoryCopyReason } : {}),
     },
     patch: {
+      ...memoryCopy,
       container: name,
       source: {
         id: info.id,

@@ -4,6 +4,7 @@ import { CommandError, coerceError, StepError } from '../errors';
 import type { CommandRunner } from '../exec/runner';
 import type { ContainerInfo } from '../podman/parse';
 import type { Podman } from '../podman/podman';
+import { mendSplitDump } from './postCopy';
 
 /** podman's words when the address an in-place restore asks for is held (CNI's host-local, then netavark's). */
 const ADDRESS_TAKEN = /requested ip address (\S+) is (?:not available|already allocated)/i;
@@ -23,8 +24,11 @@ const ADDRESS_TAKEN = /requested ip address (\S+) is (?:not available|already al
  * refusal it comes back with a new address, said in `warning`, unless its TCP connections
  * are kept: those live only on the old address, and the operator must free it.
  */
-export async function restoreFrozen(local: Podman, runner: CommandRunner, info: ContainerInfo, config: FerryConfig, timeoutMs: number): Promise<{ how: string; warning?: string }> {
+export async function restoreFrozen(local: Podman, runner: CommandRunner, info: ContainerInfo, config: FerryConfig, timeoutMs: number, migrationId: string): Promise<{ how: string; warning?: string }> {
   const name = info.name.replace(/^\//, '');
+  // A lazy (post-copy) checkpoint splits podman's folder for a moment: restored split, the
+  // memory would be wrong. Asked of the host's disk, which a rewound record cannot forget.
+  await mendSplitDump(runner, migrationId);
   // Every attempt shares the step's one time limit.
   const deadline = Date.now() + timeoutMs;
   let withoutDiff = false;

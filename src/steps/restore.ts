@@ -5,6 +5,8 @@ import { withImportableArchive } from '../archive/plain';
 import type { CriuStats } from '../podman/parse';
 import { removeStorageOnlyCopy } from './storageCopy';
 import { VOLUME_MIGRATION_LABEL } from './volumes';
+import { lazyOf, wrappedPodman } from './postCopy';
+import { forgetLazyRestore, serveLazyPages } from '../postcopy';
 
 /**
  * Destination host: check the archive's hash once more (nothing is restored from a file
@@ -50,10 +52,18 @@ export const restore: Step = async (ctx) => {
       throw new StepError(`host ${rec.to} lacks the copy of volume ${missing.join(', ')} made for this migration; not restoring the container without its data`, { code: 'VOLUME_MISSING', permanent: true });
     }
   }
+  // Post-copy: the source serves the pages (a server serves one restore: started again for a retry).
+  const lazy = rec.postCopy?.mode === 'lazy' ? lazyOf(rec) : null;
+  if (lazy) {
+    if (!rec.postCopy?.keepDir) throw new StepError(`migration ${rec.id} is post-copy but its record does not say where the source keeps the pages`, { code: 'POSTCOPY_NO_DUMP', permanent: true });
+    await forgetLazyRestore(ctx.localRunner, lazy);
+    await serveLazyPages(ctx.remote(rec.from).runner, lazy, rec.postCopy.keepDir);
+  }
+  const podman = lazy ? wrappedPodman(ctx) : local;
   await ctx.mark({ restoreStartedAt: Date.now() });
-  await ctx.progress({ percent: 20, message: 'restoring' });
+  await ctx.progress({ percent: 20, message: lazy ? 'restoring; the memory follows' : 'restoring' });
   const restoreOnce = () =>
-    withImportableArchive(here, archive, config.archive.keyFile, (importable) => local.restoreImport(importable, { ...config.checkpoint, ignoreVolumes: !!archive.volumes?.length, timeoutMs: config.timeouts.step.restore }));
+    withImportableArchive(here, archive, config.archive.keyFile, (importable) => podman.restoreImport(importable, { ...config.checkpoint, ignoreVolumes: !!archive.volumes?.length, timeoutMs: config.timeouts.step.restore }));
   let stats: CriuStats;
   try {
     stats = await restoreOnce();

@@ -11,6 +11,7 @@ import { coerceError } from '../errors/coerceError';
 import { SshError } from '../errors';
 import { removeCopiedVolumes, volumesMissingOnSource } from './volumes';
 import { foldersMissingOnSource, removeCopiedFolders } from './copiedMounts';
+import { mayUsePostCopy, stopDestinationLazyCopy, tearDownPostCopy } from './postCopy';
 
 /** The destination could not be reached at all (as opposed to answering with a failure). */
 function isUnreachable(e: unknown): boolean {
@@ -76,6 +77,7 @@ export const rollback: Step = async (ctx) => {
       const destLock = await ctx.lockOn(rec.to);
       try {
         await ctx.fence();
+        if (mayUsePostCopy(rec)) await stopDestinationLazyCopy(ctx);
         const cleared = await clearDestination(ctx.remote(rec.to).podman, name, sourceId, rec.to);
         removedFromDestination = cleared.removed;
         stuck = cleared.stuck;
@@ -110,7 +112,7 @@ export const rollback: Step = async (ctx) => {
     how = 'already running on the source';
   } else if (info && frozenByUs(info)) {
     try {
-      const back = await restoreFrozen(local, ctx.localRunner, info, config, config.timeouts.step.rollback);
+      const back = await restoreFrozen(local, ctx.localRunner, info, config, config.timeouts.step.rollback, rec.id);
       how = `restored ${back.how}`;
       if (back.warning) {
         warnings.push(back.warning);
@@ -148,6 +150,8 @@ export const rollback: Step = async (ctx) => {
     if (again.stuck) warnings.push(`host ${rec.to} keeps ${again.stuck}; it never ran there. Remove it (\`podman rm -f ${name}\`, or \`podman ps -a --external\` to find it) once space is freed`);
     else removedFromDestination = true;
   }
+  // Post-copy: the page server, the tunnel and the kept dump, now that the source runs it again.
+  if (mayUsePostCopy(rec)) warnings.push(...(await tearDownPostCopy(ctx)));
   // Whatever an interrupted checkpoint left here too: the partial archive and its pipe.
   for (const f of [here.archive, here.part, here.fifo, here.plain]) await removeFile(f);
   await removeFrozenMarker(here.dir, rec.id);

@@ -3,6 +3,11 @@ import { coerceError } from '../errors/coerceError';
 import type { Step } from './context';
 import { removeFile } from '../archive/localFiles';
 import { waitHealthy } from './probes';
+import { lazyOf } from './postCopy';
+import { PostCopyError, readLazyCopy, waitAllPagesCopied } from '../postcopy';
+
+/** The destination's supervisor ends the copy at the deadline; its verdict may take a moment to be written. */
+const PAGES_GRACE_MS = 10_000;
 
 /**
  * Destination host: the restored container is the one we checkpointed, it runs, and its
@@ -15,6 +20,14 @@ export const verify: Step = async (ctx) => {
   if (!info || info.id !== rec.source?.id) {
     throw new StepError(`container "${rec.container}" is not on host ${rec.to} after restore`, { code: 'RESTORE_MISSING' });
   }
+  const lazy = rec.postCopy?.mode === 'lazy' ? lazyOf(rec) : null;
+  if (!info.running && lazy) {
+    // A copy that stopped waiting for its pages was killed by this host's supervisor: say so, for good.
+    const copy = await readLazyCopy(ctx.localRunner, lazy);
+    if (copy.state === 'failed') {
+      throw new StepError(`container "${rec.container}" on host ${rec.to}: the page copy failed (criu lazy-pages exited ${copy.rc}) and ${rec.to} killed its copy`, { code: 'POSTCOPY_COPY_FAILED', permanent: true });
+    }
+  }
   if (!info.running) {
     throw new StepError(`container "${rec.container}" on host ${rec.to} is not running after restore (state: ${info.status})`, { code: 'RESTORE_NOT_RUNNING' });
   }
@@ -25,12 +38,30 @@ export const verify: Step = async (ctx) => {
     throw new StepError(`container "${rec.container}" on host ${rec.to}: ${coerceError(e).message}`, { code: 'HEALTH_PROBE_FAILED', cause: e });
   }
   const answeredAt = Date.now();
+  // Post-copy: the source's copy may go only once this host holds every page.
+  let allPagesAt: number | undefined;
+  if (lazy) {
+    await ctx.progress({ percent: 50, message: 'answering; waiting for the last pages' });
+    try {
+      allPagesAt = await waitAllPagesCopied(ctx.localRunner, lazy, { timeoutMs: lazy.deadlineSeconds * 1000 + PAGES_GRACE_MS, signal: ctx.signal });
+    } catch (e: unknown) {
+      // The destination killed its copy (or never had one): no retry can bring the pages back.
+      const failed = e instanceof PostCopyError && (e.code === 'POSTCOPY_COPY_FAILED' || e.code === 'POSTCOPY_NOT_STARTED');
+      throw new StepError(`container "${rec.container}" on host ${rec.to}: ${coerceError(e).message}`, { code: failed ? 'POSTCOPY_COPY_FAILED' : 'POSTCOPY_WAIT', permanent: failed, cause: e });
+    }
+  }
   if (rec.archive) {
     // The plain copy too: a restore killed after podman finished never got to remove it.
     for (const f of [ctx.files.destination.archive, ctx.files.destination.plain]) await removeFile(f);
   }
   return {
-    result: { probe: rec.probe.kind, probeMs: health.ms, probeTries: health.tries, downtimeMs: rec.frozenAt ? answeredAt - rec.frozenAt : null },
-    patch: { answeredAt },
+    result: {
+      probe: rec.probe.kind,
+      probeMs: health.ms,
+      probeTries: health.tries,
+      downtimeMs: rec.frozenAt ? answeredAt - rec.frozenAt : null,
+      ...(allPagesAt && rec.frozenAt ? { allPagesMs: allPagesAt - rec.frozenAt } : {}),
+    },
+    patch: { answeredAt, ...(allPagesAt && rec.postCopy ? { postCopy: { ...rec.postCopy, allPagesAt } } : {}) },
   };
 };

@@ -29,6 +29,9 @@ import {
 } from '../../src/postcopy';
 import { bed, containerState, hostInfo, onHost, podmanOn, uid } from '../support/bed';
 import { describeExtended } from '../support/tier';
+import { counter, memoryMd5, sh, startWorkload as startOn } from '../support/memoryWorkload';
+
+const startWorkload = (name: string) => startOn(SRC, name);
 
 /*
  * Post-copy through podman on the real bed, two hosts only, driving src/postcopy directly
@@ -62,49 +65,6 @@ function sshTo(host: string): SshRunner {
 function target(host: string): SshTarget {
   const b = bed();
   return { user: 'root', address: hostInfo(host).address, port: 22, privateKey: b.ssh.key, knownHosts: b.ssh.knownHosts };
-}
-
-/*
- * The workload: a shell holding a 64 MB string (48 MB of random bytes, base64) in its memory,
- * with a counter and a random token written out every 0.2 s. On request (/tmp/want-md5) it
- * writes the md5 of the string it holds: the proof that its memory arrived whole.
- */
-const PAYLOAD =
-  'x=$(head -c 48000000 /dev/urandom | base64); printf %s "$x" | md5sum > /tmp/md5.0; tok=$RANDOM$RANDOM; i=0; while :; do i=$((i+1)); echo "$tok $i" > /tmp/count.new; mv /tmp/count.new /tmp/count; if [ -e /tmp/want-md5 ]; then rm -f /tmp/want-md5; printf %s "$x" | md5sum > /tmp/md5.new; mv /tmp/md5.new /tmp/md5; fi; sleep 0.2; done';
-
-function sh(host: string, script: string, ...args: string[]): string {
-  const r = onHost(host, ['sh', '-c', script, 'sh', ...args]);
-  if (r.code !== 0) throw new Error(`on ${host}: ${script} exited ${r.code}: ${r.stderr}`);
-  return r.stdout.trim();
-}
-
-function counter(host: string, name: string): { token: string; count: number } {
-  const out = sh(host, 'podman exec "$1" cat /tmp/count', name);
-  const [token, count] = out.split(' ');
-  return { token, count: Number(count) };
-}
-
-async function memoryMd5(host: string, name: string): Promise<string> {
-  sh(host, 'podman exec "$1" sh -c "rm -f /tmp/md5; touch /tmp/want-md5"', name);
-  for (let i = 0; i < 100; i++) {
-    const r = podmanOn(host, 'exec', name, 'cat', '/tmp/md5');
-    if (r.code === 0 && r.stdout.trim()) return r.stdout.trim();
-    await new Promise((res) => setTimeout(res, 200));
-  }
-  throw new Error(`no md5 from ${name} on ${host}`);
-}
-
-async function startWorkload(name: string): Promise<{ token: string; count: number; md5: string }> {
-  sh(SRC, 'podman run -d --name "$1" "$2" sh -c "$3" >/dev/null', name, bed().image, PAYLOAD);
-  for (let i = 0; i < 150; i++) {
-    const r = podmanOn(SRC, 'exec', name, 'cat', '/tmp/md5.0');
-    if (r.code === 0 && r.stdout.trim()) {
-      await new Promise((res) => setTimeout(res, 600));
-      return { ...counter(SRC, name), md5: r.stdout.trim() };
-    }
-    await new Promise((res) => setTimeout(res, 200));
-  }
-  throw new Error(`workload ${name} did not fill its memory`);
 }
 
 let nextPort = 30000 + Math.floor(Math.random() * 5000);

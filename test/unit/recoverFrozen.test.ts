@@ -25,6 +25,7 @@ const CNI_TAKEN = 'Error: plugin type="bridge" failed (add): cni plugin bridge f
 const NETAVARK_TAKEN = 'Error: IPAM error: requested ip address 10.88.0.4 is already allocated to container ID 0123abcd\n';
 const TRUNCATED = 'Error: failed to apply root file-system diff file /var/lib/containers/storage/…/rootfs-diff.tar: unexpected EOF\n';
 const ok: CommandResult = { code: 0, stdout: '', stderr: '' };
+const MID = 'm-test-0123abcd';
 
 /**
  * podman and runc on one host, as a runner: runc holds nothing of the container, and each
@@ -56,7 +57,7 @@ const refused = (stderr: string): CommandResult => ({ code: 125, stdout: '', std
 describe('bringing a frozen container back in place (restoreFrozen)', () => {
   it('tries its own address again first: a lease it still held was freed by the refused attempt', async () => {
     const h = host([refused(CNI_TAKEN), ok]);
-    const back = await restoreFrozen(h.podman, h.runner, info, config(), 60_000);
+    const back = await restoreFrozen(h.podman, h.runner, info, config(), 60_000, MID);
     assert.deepEqual(back, { how: 'in place' });
     assert.equal(h.restoreArgs.length, 2);
     assert.ok(!h.restoreArgs.flat().includes('--ignore-static-ip'));
@@ -65,7 +66,7 @@ describe('bringing a frozen container back in place (restoreFrozen)', () => {
   it('takes a new address, and says so, when another container holds its own (finding 13)', async () => {
     for (const taken of [CNI_TAKEN, NETAVARK_TAKEN]) {
       const h = host([refused(taken), refused(taken), ok]);
-      const back = await restoreFrozen(h.podman, h.runner, info, config(), 60_000);
+      const back = await restoreFrozen(h.podman, h.runner, info, config(), 60_000, MID);
       assert.match(back.how, /with a new IP address \(10\.88\.0\.4 was taken\)/);
       assert.match(back.warning ?? '', /came back with a new IP address: its own, 10\.88\.0\.4, had been given to another container/);
       assert.deepEqual(h.restoreArgs[2].slice(-3), ['--ignore-static-ip', '--ignore-static-mac', 'web']);
@@ -75,13 +76,16 @@ describe('bringing a frozen container back in place (restoreFrozen)', () => {
 
   it('keeps the address when TCP connections are kept: it says what to free instead', async () => {
     const h = host([refused(CNI_TAKEN), refused(CNI_TAKEN), ok]);
-    await assert.rejects(restoreFrozen(h.podman, h.runner, info, config({ tcpEstablished: true }), 60_000), (e: Error & { code?: string }) => e.code === 'ADDRESS_TAKEN' && e.message.includes('10.88.0.4 was given to another container'));
+    await assert.rejects(
+      restoreFrozen(h.podman, h.runner, info, config({ tcpEstablished: true }), 60_000, MID),
+      (e: Error & { code?: string }) => e.code === 'ADDRESS_TAKEN' && e.message.includes('10.88.0.4 was given to another container'),
+    );
     assert.equal(h.restoreArgs.length, 2);
   });
 
   it('drops a truncated rootfs diff once, and repairs the address after it', async () => {
     const h = host([refused(TRUNCATED), refused(CNI_TAKEN), refused(CNI_TAKEN), ok]);
-    const back = await restoreFrozen(h.podman, h.runner, info, config(), 60_000);
+    const back = await restoreFrozen(h.podman, h.runner, info, config(), 60_000, MID);
     assert.match(back.how, /without the truncated rootfs diff, with a new IP address/);
     assert.equal(h.removed.length, 1);
     assert.match(h.removed[0].at(-1) ?? '', /rootfs-diff\.tar$/);
@@ -89,10 +93,10 @@ describe('bringing a frozen container back in place (restoreFrozen)', () => {
 
   it('does not retry a restore its time limit killed, nor one that failed the same way twice', async () => {
     const killed = host([{ code: null, stdout: '', stderr: '(killed after 1000 ms time limit)' }, ok]);
-    await assert.rejects(restoreFrozen(killed.podman, killed.runner, info, config(), 60_000));
+    await assert.rejects(restoreFrozen(killed.podman, killed.runner, info, config(), 60_000, MID));
     assert.equal(killed.restoreArgs.length, 1);
     const broken = host([refused(TRUNCATED), refused(TRUNCATED), ok]);
-    await assert.rejects(restoreFrozen(broken.podman, broken.runner, info, config(), 60_000));
+    await assert.rejects(restoreFrozen(broken.podman, broken.runner, info, config(), 60_000, MID));
     assert.equal(broken.restoreArgs.length, 2);
   });
 });

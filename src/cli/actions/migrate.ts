@@ -3,12 +3,13 @@ import type { CliContext } from '../context';
 import { formatEvent, formatRecord } from '../render';
 import { parseProbe } from '../probe';
 import { outcomeCode } from '../exitCodes';
+import type { MemoryCopy } from '../../engine/model';
 
-export async function migrate(ctx: CliContext, container: string, opts: { from: string; to: string; probe: string; wait?: boolean; json?: boolean; timeout?: number }, cmd: Command): Promise<void> {
+export async function migrate(ctx: CliContext, container: string, opts: { from: string; to: string; probe: string; memoryCopy?: string; wait?: boolean; json?: boolean; timeout?: number }, cmd: Command): Promise<void> {
   const probe = parseProbe(opts.probe);
   const client = ctx.clientFor(ctx.configFrom(cmd));
   try {
-    const rec = await client.migrate({ container, from: opts.from, to: opts.to, probe });
+    const rec = await client.migrate({ container, from: opts.from, to: opts.to, probe, memoryCopy: opts.memoryCopy as MemoryCopy | undefined });
     if (!opts.wait) {
       ctx.io.out(opts.json ? JSON.stringify({ id: rec.id }) : rec.id);
       return;

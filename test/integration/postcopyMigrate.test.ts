@@ -1,0 +1,158 @@
+import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { lazyPaths } from '../../src/postcopy';
+import { bed, containerState, ferry, filesOfMigration, hostInfo, makeConfig, migrationId, onHost, record, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { counter, memoryMd5, sh, startWorkload } from '../support/memoryWorkload';
+
+/*
+ * `ferry migrate --memory-copy post-copy` on the real bed, through the workers and every step:
+ * the container runs on the destination while its memory follows, and the source lets its copy
+ * go only once every page arrived. Hosts c -> d (FERRY_TEST_POSTCOPY_HOSTS=d,e beside a campaign).
+ */
+const [SRC = 'c', DST = 'd'] = (process.env.FERRY_TEST_POSTCOPY_HOSTS ?? 'c,d').split(',');
+const PROBE = ['--probe', 'exec:cat /tmp/count'];
+
+/**
+ * What a post-copy migration may leave on a host: its folder of state files, or a process naming
+ * it (the bed's hosts share one pid namespace). The moved container's conmon names the wrapper
+ * that restored it in its command line but never runs it again (podman stop works without it).
+ */
+function postCopyLeftovers(host: string, id: string): string {
+  const dir = lazyPaths(id).dir;
+  const files = onHost(host, ['sh', '-c', '[ -e "$1" ] && ls -A "$1" || true', 'sh', dir]).stdout.trim();
+  const procs = readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e) && Number(e) !== process.pid)
+    .map((e) => {
+      try {
+        return readFileSync(`/proc/${e}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      } catch {
+        return '';
+      }
+    })
+    .filter((c) => c.includes(dir) && !c.startsWith('/usr/bin/conmon '));
+  return [files, ...procs].filter(Boolean).join('\n');
+}
+
+async function waitFor(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > until) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe(`ferry migrate --memory-copy post-copy (hosts ${SRC} -> ${DST})`, function () {
+  this.timeout(300_000);
+  let cfg: TestConfig;
+  let workers: WorkerProc[] = [];
+  const names: string[] = [];
+  let pipeBefore = '';
+
+  before(async function () {
+    const hosts = bed().hosts.map((h) => h.name);
+    if (!hosts.includes(SRC) || !hosts.includes(DST)) this.skip();
+    pipeBefore = onHost(SRC, ['cat', '/proc/sys/fs/pipe-max-size']).stdout.trim();
+    cfg = makeConfig();
+    workers = await startWorkers([SRC, DST], cfg);
+  });
+
+  after(async () => {
+    await stopWorkers(workers);
+    removeContainers(names);
+  });
+
+  it('moves a counter holding 64 MB: same process and memory, runs only on the destination, the page window in ferry status, nothing left behind', async () => {
+    const name = `pcm-${uid()}`;
+    names.push(name);
+    const before = await startWorkload(SRC, name);
+    const res = await ferry(cfg, ['migrate', name, '--from', SRC, '--to', DST, '--memory-copy', 'post-copy', ...PROBE, '--wait'], { timeoutMs: 240_000 });
+    assert.equal(res.code, 0, `ferry migrate failed:\n${res.stdout}\n${res.stderr}`);
+    assert.match(res.stdout, /state:\s+succeeded/);
+    assert.match(res.stdout, new RegExp(`memory:\\s+post-copy: .* of pages after the restore; every page on ${DST} \\d+ ms after the freeze`));
+    const id = migrationId(res.stdout);
+    const rec = await record(cfg, id);
+    assert.equal(rec.postCopy?.mode, 'lazy');
+    assert.ok((rec.postCopy?.lazyPages ?? 0) > 10_000, `most pages moved after the restore: ${JSON.stringify(rec.postCopy)}`);
+    assert.ok((rec.archive?.bytes ?? Infinity) < 4_000_000, `the archive holds no lazy pages: ${rec.archive?.bytes} bytes`);
+
+    assert.equal(containerState(DST, name), 'running');
+    assert.equal(containerState(SRC, name), null, `${SRC} no longer has it`);
+    const after = counter(DST, name);
+    assert.equal(after.token, before.token, 'the same process, not a restart');
+    assert.ok(after.count >= before.count, `the counter continued: ${before.count} -> ${after.count}`);
+    assert.equal(await memoryMd5(DST, name), before.md5, 'the 64 MB held in memory arrived whole');
+    assert.deepEqual(filesOfMigration(SRC, id), []);
+    assert.deepEqual(filesOfMigration(DST, id), []);
+    assert.equal(postCopyLeftovers(SRC, id), '');
+    assert.equal(postCopyLeftovers(DST, id), '');
+    assert.equal(onHost(SRC, ['cat', '/proc/sys/fs/pipe-max-size']).stdout.trim(), pipeBefore, 'fs.pipe-max-size is back');
+  });
+
+  it("the destination's page copy dies mid-copy: the migration rolls back, the container runs on the source with its memory, once", async () => {
+    const name = `pcf-${uid()}`;
+    names.push(name);
+    const before = await startWorkload(SRC, name);
+    const start = await ferry(cfg, ['migrate', name, '--from', SRC, '--to', DST, '--memory-copy', 'post-copy', ...PROBE]);
+    assert.equal(start.code, 0, start.stderr);
+    const id = start.stdout.trim();
+    const p = lazyPaths(id);
+    // The page server is slowed down (stopped 200 ms of every 220 ms) from its start, so that
+    // the container runs on the destination while most of its memory is still on the source.
+    const h = hostInfo(SRC);
+    const loop = 'while [ ! -s "$1" ]; do sleep 0.01; done; p=$(cat "$1"); while kill -STOP "$p" 2>/dev/null; do sleep 0.2; kill -CONT "$p" 2>/dev/null; sleep 0.02; done';
+    const slow = spawn('nsenter', [`--mount=${h.mountns}`, `--net=${h.netns}`, 'sh', '-c', loop, 'sh', p.serverPid], { stdio: 'ignore' });
+    try {
+      await waitFor(`the container runs on ${DST} and waits for pages`, () => containerState(DST, name) === 'running' && onHost(DST, ['test', '-s', p.lazyPid]).code === 0, 120_000);
+      assert.equal(onHost(DST, ['test', '-e', p.lazyRc]).code, 1, `pages still missing on ${DST}`);
+      sh(DST, 'kill -9 "$(cat "$1")"', p.lazyPid);
+    } finally {
+      slow.kill('SIGKILL');
+      onHost(SRC, ['sh', '-c', 'p=$(cat "$1" 2>/dev/null) && kill -CONT "$p" 2>/dev/null; true', 'sh', p.serverPid]);
+    }
+    let rec = await record(cfg, id);
+    for (let i = 0; i < 240 && !['succeeded', 'failed-rolled-back', 'failed', 'needs-attention', 'cancelled'].includes(rec.state); i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      rec = await record(cfg, id);
+    }
+    assert.equal(rec.state, 'failed-rolled-back', JSON.stringify(rec.history.map((x) => [x.step, x.ok, x.error])));
+    assert.match(rec.error ?? '', /page copy failed|killed its copy/);
+    assert.equal(containerState(SRC, name), 'running', `runs on ${SRC} again`);
+    assert.equal(containerState(DST, name), null, `not on ${DST}`);
+    const after = counter(SRC, name);
+    assert.equal(after.token, before.token, 'the same process, not a restart');
+    assert.ok(after.count >= before.count, `the counter continued: ${before.count} -> ${after.count}`);
+    assert.equal(await memoryMd5(SRC, name), before.md5, 'its memory is whole');
+    assert.equal(postCopyLeftovers(SRC, id), '');
+    assert.equal(postCopyLeftovers(DST, id), '');
+    assert.deepEqual(filesOfMigration(SRC, id), []);
+    assert.deepEqual(filesOfMigration(DST, id), []);
+  });
+
+  it('--memory-copy post-copy for a container that cannot: refused before the freeze, naming the reason; nothing changes', async () => {
+    const name = `pcr-${uid()}`;
+    names.push(name);
+    // runc under another name: podman calls it past the wrapper, which wraps the runtime named runc.
+    const dir = sh(SRC, 'd=$(mktemp -d /tmp/ferry-test-rt.XXXXXX) && ln -s "$(command -v runc)" "$d/altrt" && echo "$d"');
+    try {
+      const before = await startWorkload(SRC, name, ['--runtime', `${dir}/altrt`]);
+      const res = await ferry(cfg, ['migrate', name, '--from', SRC, '--to', DST, '--memory-copy', 'post-copy', ...PROBE, '--wait']);
+      assert.notEqual(res.code, 0, res.stdout);
+      assert.match(res.stdout + res.stderr, /post-copy is not possible .*runs with .*altrt, not runc/);
+      const rec = await record(cfg, migrationId(res.stdout));
+      assert.equal(rec.state, 'failed');
+      assert.equal(rec.frozenAt, undefined, 'never frozen');
+      assert.equal(containerState(SRC, name), 'running');
+      assert.equal(containerState(DST, name), null);
+      assert.equal(counter(SRC, name).token, before.token);
+      assert.equal(postCopyLeftovers(SRC, rec.id), '');
+      assert.equal(postCopyLeftovers(DST, rec.id), '');
+      const bad = await ferry(cfg, ['migrate', name, '--from', SRC, '--to', DST, '--memory-copy', 'lazy']);
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.stderr, /unknown memory copy mode "lazy": use plain, post-copy, auto/);
+    } finally {
+      onHost(SRC, ['podman', 'rm', '-f', '-t', '0', name]);
+      onHost(SRC, ['rm', '-rf', '--', dir]);
+    }
+  });
+});
