@@ -7,6 +7,7 @@ import { rawCleanup, rawMigrate } from '../lib/raw';
 import { inHost, run } from '../lib/shell';
 import { ratios, summarize } from '../lib/stats';
 import type { ItemResult } from './types';
+import type { MemoryCopy } from '../../src/engine/model';
 
 type Compression = 'none' | 'gzip' | 'zstd';
 
@@ -15,9 +16,11 @@ export interface Run {
   downMs: number;
   bytes: number;
   steps?: Record<string, number>;
+  /** Post-copy: from the freeze until the destination held every page (the source had to stay up). */
+  allPagesMs?: number;
 }
 
-export async function ferryRun(compression: Compression, reps: number, memhog: string, mib: number, archive?: Record<string, unknown>): Promise<Run[]> {
+export async function ferryRun(compression: Compression, reps: number, memhog: string, mib: number, archive?: Record<string, unknown>, memoryCopy: MemoryCopy = 'plain'): Promise<Run[]> {
   const rig = await startFerry(['a', 'b'], { compression, archive });
   const out: Run[] = [];
   try {
@@ -29,14 +32,16 @@ export async function ferryRun(compression: Compression, reps: number, memhog: s
         await sleep(2000); // memhog fills its memory first
         const poll = firstAnswer(hostInfo('b').address, port);
         const t0 = now();
-        const created = await rig.client.migrate({ container: name, from: 'a', to: 'b' });
+        const created = await rig.client.migrate({ container: name, from: 'a', to: 'b', memoryCopy });
         const rec = await waitDone(rig.client, created.id);
         const answered = await poll.promise;
-        if (rec.state !== 'succeeded') throw new Error(`ferry (${compression}) ended ${rec.state}: ${rec.error}`);
+        if (rec.state !== 'succeeded') throw new Error(`ferry (${compression}, ${memoryCopy}) ended ${rec.state}: ${rec.error}`);
+        if (memoryCopy === 'post-copy' && rec.postCopy?.mode !== 'lazy') throw new Error(`ferry post-copy moved memory plain: ${rec.memoryCopyReason}`);
         out.push({
           e2eMs: (rec.finishedAt ?? now()) - t0,
           downMs: answered && rec.frozenAt ? answered - rec.frozenAt : NaN,
           bytes: rec.archive?.bytes ?? NaN,
+          allPagesMs: rec.postCopy?.allPagesAt && rec.frozenAt ? rec.postCopy.allPagesAt - rec.frozenAt : undefined,
           steps: Object.fromEntries(rec.history.filter((h) => h.ok && h.finishedAt).map((h) => [h.step, (h.finishedAt ?? 0) - h.startedAt])),
         });
       } finally {
@@ -97,6 +102,7 @@ export async function memory(reps: number, memhog: string, mib: number, compress
   const raw = await rawRun(reps, memhog, mib);
   const byComp: Record<Compression, Run[]> = { none: [], gzip: [], zstd: [] };
   for (const c of compressions) byComp[c] = await ferryRun(c, reps, memhog, mib);
+  const lazy = await ferryRun('zstd', reps, memhog, mib, undefined, 'post-copy');
   const pick = (rs: Run[], k: 'e2eMs' | 'downMs' | 'bytes') => rs.map((r) => r[k]);
   const table = Object.fromEntries(
     compressions.map((c) => [
@@ -113,15 +119,23 @@ export async function memory(reps: number, memhog: string, mib: number, compress
   return [
     {
       item: 3,
-      title: `${mib} MiB dirtying container, downtime: memory-copy strategy ÷ plain checkpoint`,
+      title: `${mib} MiB dirtying container, downtime: ferry migrate --memory-copy post-copy ÷ plain checkpoint typed by hand`,
       goal: '≤ 0.5',
       notes: [
-        `Pre-copy and post-copy could not be measured here: ${preCopy}`,
-        'Shown instead: Ferry (plain checkpoint, archive streamed to the destination while it is written, zstd) ÷ the hand-typed plain checkpoint (write, scp, restore).',
+        `Pre-copy on this host: ${preCopy}`,
+        'Downtime polled from outside: freeze to first HTTP answer on the destination. Post-copy through Ferry (docs/post-copy.md) ÷ the hand-typed plain checkpoint (write, scp, restore); details also give Ferry plain (zstd, streamed) and the post-copy risk window (freeze until every page was on the destination).',
       ],
-      ratio: ratios(pick(byComp.zstd, 'downMs'), pick(raw, 'downMs')),
+      ratio: ratios(pick(lazy, 'downMs'), pick(raw, 'downMs')),
       met: (r) => r <= 0.5,
-      details: { ferryStreamedZstdDowntimeMs: summarize(pick(byComp.zstd, 'downMs')), rawPlainDowntimeMs: summarize(pick(raw, 'downMs')), rawArchiveBytes: summarize(pick(raw, 'bytes')) },
+      details: {
+        ferryPostCopyDowntimeMs: summarize(pick(lazy, 'downMs')),
+        ferryPostCopyAllPagesMs: summarize(lazy.map((r) => r.allPagesMs ?? NaN)),
+        ferryPostCopyArchiveBytes: summarize(pick(lazy, 'bytes')),
+        ferryPostCopyVsFerryPlain: ratios(pick(lazy, 'downMs'), pick(byComp.zstd, 'downMs')),
+        ferryStreamedZstdDowntimeMs: summarize(pick(byComp.zstd, 'downMs')),
+        rawPlainDowntimeMs: summarize(pick(raw, 'downMs')),
+        rawArchiveBytes: summarize(pick(raw, 'bytes')),
+      },
     },
     {
       item: 6,
