@@ -19,6 +19,7 @@ export {
   putBackWholeDump,
   raisePipeMaxSize,
   readLazyCopy,
+  readLazyDump,
   removeLazyFiles,
   restorePipeMaxSize,
   rollbackInPlace,
@@ -27,7 +28,7 @@ export {
   stopPageServer,
   waitAllPagesCopied,
 } from './postcopy';
-export type { AbortResult, CheckpointArgs, InstallOptions, LazyCheckpoint, LazyCopyState, LazyFiles, LazyHost, LazyMigration, RestoreArgs, SshTarget } from './postcopy';
+export type { AbortResult, CheckpointArgs, InstallOptions, LazyCheckpoint, LazyCopyState, LazyDump, LazyFiles, LazyHost, LazyMigration, RestoreArgs, SshTarget } from './postcopy';
 
 /** Where the split script is, next to this module, for installLazyRuntime on a host that runs this same build. */
 export const SPLIT_SCRIPT = require.resolve('./splitMain');

@@ -175,7 +175,10 @@ export async function openPageTunnel(source: CommandRunner, m: LazyMigration, de
 /** Closes the tunnel (nothing to do when it is gone already). */
 export async function closePageTunnel(source: CommandRunner, m: LazyFiles, dest: SshTarget): Promise<void> {
   const p = pathsOf(m);
-  await source.run(['sh', '-c', '[ -S "$1" ] || exit 0; shift; exec "$@" >/dev/null 2>&1', 'ferry-page-tunnel-close', p.tunnelControl, 'ssh', '-S', p.tunnelControl, '-O', 'exit', ...sshBase(dest), `${dest.user}@${dest.address}`], {
+  // A socket whose master died (a killed ssh, a host restart) answers nothing and would make
+  // every later open fail: it goes either way once the master was asked to exit.
+  const script = 'ctl=$1; shift; [ -e "$ctl" ] || exit 0; "$@" >/dev/null 2>&1; rm -f "$ctl"';
+  await must(source, ['sh', '-c', script, 'ferry-page-tunnel-close', p.tunnelControl, 'ssh', '-S', p.tunnelControl, '-O', 'exit', ...sshBase(dest), `${dest.user}@${dest.address}`], {
     timeoutMs: 15_000,
   });
 }
@@ -265,14 +268,31 @@ export async function putBackWholeDump(source: CommandRunner, imagesDir: string,
   await must(source, ['sh', '-c', PUT_BACK, 'ferry-put-back', imagesDir, keepDir]);
 }
 
-/** ensureWholeDump's answer: the folders of this migration's lazy dump, if there was one. */
-export async function ensureWholeDump(source: CommandRunner, m: LazyFiles): Promise<{ imagesDir: string; keepDir: string } | null> {
+/** The folders of a migration's lazy dump on the source. */
+export interface LazyDump {
+  imagesDir: string;
+  keepDir: string;
+}
+
+/**
+ * What the source's disk says of this migration's dump: its folders when it was split (or a
+ * split was under way when the host crashed), null when it was not or nothing is known. The
+ * host's own word, which a record rewound by a Redis crash cannot take back.
+ */
+export async function readLazyDump(source: CommandRunner, m: LazyFiles): Promise<LazyDump | null> {
   const p = pathsOf(m);
-  const res = await source.run(['cat', p.checkpointState]);
-  const [mode, imagesDir, keepDir] = res.code === 0 ? res.stdout.split('\n') : [];
-  if (mode !== 'lazy' || !imagesDir || !keepDir) return null;
-  await putBackWholeDump(source, imagesDir, keepDir);
+  const res = await source.run(['sh', '-c', '[ -e "$1" ] || exit 0; cat "$1"', 'ferry-lazy-dump', p.checkpointState]);
+  if (res.code !== 0) throw new CommandError(source.where, ['cat', p.checkpointState], res.code, res.stderr);
+  const [mode, imagesDir, keepDir] = res.stdout.split('\n');
+  if ((mode !== 'lazy' && mode !== 'splitting') || !imagesDir || !keepDir) return null;
   return { imagesDir, keepDir };
+}
+
+/** Makes podman's checkpoint folder whole again if this migration's dump was split; returns the dump's folders then. */
+export async function ensureWholeDump(source: CommandRunner, m: LazyFiles): Promise<LazyDump | null> {
+  const dump = await readLazyDump(source, m);
+  if (dump) await putBackWholeDump(source, dump.imagesDir, dump.keepDir);
+  return dump;
 }
 
 /**
@@ -379,7 +399,7 @@ export async function readLazyCopy(dest: CommandRunner, m: LazyFiles): Promise<L
  * in which case the destination has already killed its copy. Each wait is one remote command
  * polling the file locally (no round trip per poll).
  */
-export async function waitAllPagesCopied(dest: CommandRunner, m: LazyMigration, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<number> {
+export async function waitAllPagesCopied(dest: CommandRunner, m: LazyFiles, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<number> {
   const p = pathsOf(m);
   const until = Date.now() + opts.timeoutMs;
   const script = `i=0; while [ ! -e "$1" ] && [ "$i" -lt "$4" ]; do i=$((i+1)); sleep 0.02; done; ${STATE_SCRIPT}`;
@@ -403,21 +423,31 @@ const STOP_DAEMON = [
   'pidf=$1 rc=$2',
   'if [ ! -e "$rc" ] && [ -s "$pidf" ]; then pid=$(cat "$pidf"); grep -q lazy-pages "/proc/$pid/cmdline" 2>/dev/null && kill -9 "$pid"; fi',
   'i=0; while [ -s "$pidf" ] && [ ! -e "$rc" ] && [ "$i" -lt 500 ]; do i=$((i+1)); sleep 0.01; done',
+  // Its supervisor writes rc after it killed the copy: without rc, that kill may still come.
+  'if [ -s "$pidf" ] && [ ! -e "$rc" ]; then echo "the lazy-pages daemon $(cat "$pidf") did not end within 5 s"; exit 1; fi',
 ].join('\n');
 
 /**
  * Kills the destination's lazy-pages daemon if it still runs (its supervisor then kills the
- * container it was feeding) and waits until it has ended. Nothing to do when none runs.
+ * container it was feeding) and waits until its supervisor has recorded the end. Nothing to do
+ * when none runs; throws when one runs on.
  */
 export async function stopLazyDaemon(dest: CommandRunner, m: LazyFiles): Promise<void> {
   const p = pathsOf(m);
-  await must(dest, ['sh', '-c', STOP_DAEMON, 'ferry-lazy-abort', p.lazyPid, p.lazyRc], { timeoutMs: 20_000 });
+  const res = await dest.run(['sh', '-c', STOP_DAEMON, 'ferry-lazy-abort', p.lazyPid, p.lazyRc], { timeoutMs: 20_000 });
+  if (res.code !== 0) throw new PostCopyError(`${dest.where}: ${res.stdout.trim() || `could not stop the lazy-pages daemon: ${res.stderr.trim()}`}`, { code: 'POSTCOPY_DAEMON_RUNS' });
 }
 
-/** Clears the destination's record of an earlier lazy restore, before a new one starts. */
+/**
+ * Clears the destination's record of an earlier lazy restore, before a new one starts. Its
+ * daemon is stopped first: left running, its supervisor would later kill the new copy through
+ * the shared pid file, or write its own end as the new copy's. The nonce goes too, so a
+ * supervisor that was still starting writes and kills nothing.
+ */
 export async function forgetLazyRestore(dest: CommandRunner, m: LazyFiles): Promise<void> {
   const p = pathsOf(m);
-  await must(dest, ['rm', '-f', p.lazyRc, p.lazyKilled, p.lazyStatus, p.lazyPid]);
+  await stopLazyDaemon(dest, m);
+  await must(dest, ['rm', '-f', p.lazyGen, p.lazyRc, p.lazyKilled, p.lazyStatus, p.lazyPid]);
 }
 
 export interface AbortResult {
@@ -481,7 +511,7 @@ export async function rollbackInPlace(
  * back, and delete the kept dump. Checks the destination's word first, so no call order can
  * delete the last complete copy.
  */
-export async function finishOnSource(source: CommandRunner, dest: CommandRunner, m: LazyMigration, target: SshTarget, keepDir: string | undefined): Promise<void> {
+export async function finishOnSource(source: CommandRunner, dest: CommandRunner, m: LazyFiles, target: SshTarget, keepDir: string | undefined): Promise<void> {
   const s = await readLazyCopy(dest, m);
   if (s.state !== 'complete') throw new PostCopyError(`not deleting the source's copy of migration ${m.migrationId}: the destination's page copy is ${s.state}`, { code: 'POSTCOPY_NOT_COMPLETE', permanent: true });
   await stopPageServer(source, m);

@@ -37,7 +37,10 @@ export interface LazyPaths {
   runtime: string;
   /** The containers.conf naming it (CONTAINERS_CONF for podman). */
   containersConf: string;
-  /** Source: "lazy\nIMAGES\nKEEP\n" after a split dump, "whole\nIMAGES\n" when the split failed, "failed RC" when runc's dump did. */
+  /**
+   * Source: "splitting\nIMAGES\nKEEP\n" while the dump is split, "lazy\nIMAGES\nKEEP\n" after, "whole\nIMAGES\n" when the
+   * split failed, "failed RC" when runc's dump did.
+   */
   checkpointState: string;
   splitJson: string;
   /** Destination: a byte appears once the lazy-pages daemon listens for the restore. */
@@ -47,6 +50,8 @@ export interface LazyPaths {
   /** Destination: "killed MILLIS" when the supervisor killed the restored container. */
   lazyKilled: string;
   lazyPid: string;
+  /** Destination: the current lazy restore's nonce; a supervisor from an earlier restore that finds another one writes and kills nothing. */
+  lazyGen: string;
   /** Source: the page server's readiness byte, exit code and pid; `serverStarted` exists from its launch on. */
   serverStarted: string;
   serverStatus: string;
@@ -75,6 +80,7 @@ export function lazyPaths(migrationId: string, root = POSTCOPY_DIR): LazyPaths {
     lazyRc: f('lazy.rc'),
     lazyKilled: f('lazy.killed'),
     lazyPid: f('lazy.pid'),
+    lazyGen: f('lazy.gen'),
     serverStarted: f('server.started'),
     serverStatus: f('server.status'),
     serverRc: f('server.rc'),
@@ -130,16 +136,21 @@ put() { printf '%s\\n' "$2" > "$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"; }
 # Ferry's own entry points (never called by podman).
 case "$1" in
 __ferry_lazy_daemon)
-  # Destination: supervise criu lazy-pages for one restore.
-  img=$2 work=$3 pidfile=$4
+  # Destination: supervise criu lazy-pages for one restore. A supervisor whose restore was
+  # superseded (its nonce replaced) stops its daemon and touches nothing else: the pid file
+  # and the state files now belong to the newer restore.
+  img=$2 work=$3 pidfile=$4 gen=$5
+  mine() { [ "$(cat "$STATE/lazy.gen" 2>/dev/null)" = "$gen" ]; }
   criu lazy-pages --page-server --address 127.0.0.1 --port "$PORT" -D "$img" -W "$work" -o lazy-pages.log --status-fd 3 3>"$STATE/lazy.status" </dev/null >/dev/null 2>&1 &
   lp=$!
+  if ! mine; then kill -9 "$lp"; exit 0; fi
   put "$STATE/lazy.pid" "$lp"
   # The deadline: one-second naps, so this watcher ends within a second of the daemon.
   ( n=0; while [ ! -e "$STATE/lazy.rc" ] && [ "$n" -lt "$DEADLINE" ]; do sleep 1; n=$((n+1)); done
     [ -e "$STATE/lazy.rc" ] || kill -9 "$lp" ) </dev/null >/dev/null 2>&1 &
   wait "$lp"
   rc=$?
+  mine || exit 0
   if [ "$rc" -ne 0 ]; then
     # Pages it had not yet received would read as zeros: the container must not run on.
     [ -s "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null
@@ -188,7 +199,7 @@ if [ "$cmd" = checkpoint ] && [ -z "$help" ] && [ -n "$img" ]; then
   keep="\${img%/}.ferry-lazy"
   if [ -e "$keep" ]; then
     put "$STATE/checkpoint" "$(printf 'whole\\n%s' "$img")"
-  elif "$NODE" "$SPLIT" split "$img" "$keep" > "$STATE/split.json" 2> "$STATE/split.err"; then
+  elif put "$STATE/checkpoint" "$(printf 'splitting\n%s\n%s' "$img" "$keep")" && "$NODE" "$SPLIT" split "$img" "$keep" > "$STATE/split.json" 2> "$STATE/split.err"; then
     put "$STATE/checkpoint" "$(printf 'lazy\\n%s\\n%s' "$img" "$keep")"
     # The page server loads every page before it listens (about 1 s per GB): started now, it
     # does so while podman exports, not after.
@@ -206,8 +217,10 @@ fi
 if [ "$cmd" = restore ] && [ -z "$help" ] && [ -n "$img" ] && [ -n "$work" ]; then
   mkdir -p "$STATE"
   rm -f "$STATE/lazy.rc" "$STATE/lazy.killed" "$STATE/lazy.pid"
+  gen="$(date +%s%N).$$"
+  put "$STATE/lazy.gen" "$gen"
   : > "$STATE/lazy.status"
-  setsid -f "$0" __ferry_lazy_daemon "$img" "$work" "$pidfile" </dev/null >/dev/null 2>&1
+  setsid -f "$0" __ferry_lazy_daemon "$img" "$work" "$pidfile" "$gen" </dev/null >/dev/null 2>&1
   n=0
   while [ ! -s "$STATE/lazy.status" ] && [ ! -e "$STATE/lazy.rc" ]; do
     n=$((n+1))

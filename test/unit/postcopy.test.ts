@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -165,6 +165,34 @@ describe('postcopy: the runtime wrapper', function () {
       assert.equal(spawnSync(p.runtime, ['delete', '--force', 'cid']).status, 0);
       assert.equal(readFileSync(join(dir, 'runc.log'), 'utf8').trim().split('\n').pop(), 'delete --force cid');
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // Cold read of a67bf0b: a lazy-pages supervisor from an earlier restore attempt outlived it.
+  // When its daemon ended it killed whatever the shared pid file named (by then the newer
+  // restore's container) and wrote its own end as the newer copy's verdict.
+  it('a lazy-pages supervisor whose restore was superseded kills nothing and writes no verdict', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-pcs-'));
+    const victim = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const settings = { migrationId: 'm-sup', runc: '/bin/true', node: process.execPath, splitScript: '/nonexistent', lazyPort: 4000, serverPort: 0, deadlineSeconds: 60, root: join(dir, 'pc') };
+      const [cmd, ...args] = installArgv(settings);
+      assert.equal(spawnSync(cmd, [...args], { encoding: 'utf8' }).status, 0);
+      const p = lazyPaths('m-sup', join(dir, 'pc'));
+      const pidfile = join(dir, 'container.pid');
+      writeFileSync(pidfile, String(victim.pid));
+      // The newer restore wrote its nonce; this supervisor carries the older one. Its daemon
+      // fails at once (no images): the case in which a supervisor kills the container.
+      writeFileSync(p.lazyGen, 'newer\n');
+      const sup = spawnSync(p.runtime, ['__ferry_lazy_daemon', join(dir, 'no-images'), dir, pidfile, 'older'], { encoding: 'utf8', timeout: 15_000 });
+      assert.equal(sup.status, 0, sup.stderr);
+      // Not yet reaped (the event loop was blocked): a killed one would be a zombie.
+      const state = readFileSync(`/proc/${victim.pid}/stat`, 'utf8').split(') ')[1]?.[0];
+      assert.notEqual(state, 'Z', 'the process the pid file names still runs');
+      for (const f of [p.lazyRc, p.lazyKilled, p.lazyPid]) assert.equal(existsSync(f), false, `${f} not written`);
+    } finally {
+      victim.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
   });
