@@ -167,7 +167,9 @@ export function loadConfig(opts: LoadOptions = {}): FerryConfig {
   // hashes to one slot: the prefix becomes the hash tag of every key, e.g. "{ferry}:…".
   const redis = raw.redis.cluster.nodes.length > 0 ? { ...raw.redis, prefix: `{${raw.redis.prefix}}` } : raw.redis;
   // Verify waits for the last page: a deadline past its time limit would time verify out first.
-  if (raw.checkpoint.postCopyDeadlineSeconds * 1000 >= raw.timeouts.step.verify) {
+  // Checked here only when post-copy is the default; a single `--memory-copy post-copy` is
+  // refused in preflight instead, so a plain installation is not bound by it.
+  if (raw.checkpoint.memoryCopy !== 'plain' && raw.checkpoint.postCopyDeadlineSeconds * 1000 >= raw.timeouts.step.verify) {
     throw new ConfigError(
       `invalid configuration${file ? ` (${file})` : ''}: checkpoint.postCopyDeadlineSeconds (${raw.checkpoint.postCopyDeadlineSeconds} s) must be shorter than timeouts.step.verify (${raw.timeouts.step.verify} ms), which waits for every page`,
     );

@@ -21,6 +21,7 @@ import { hostForStep, nextStep, onStepExhausted, overallPercent, StepName, stepO
 import { withState, withStepFinished, withStepStarted } from './transitions';
 import { recordMigrationSpan, withStepSpan } from '../tracing';
 import { probeProblem } from '../steps/probes';
+import { mayUsePostCopy, tearDownPostCopyOf } from '../steps/postCopy';
 import { needsAttentionAfterRollback, podmanForRestoreByHand } from './attention';
 
 export interface ProcessorDeps {
@@ -160,6 +161,22 @@ export function createStepProcessor(deps: ProcessorDeps) {
       return (await readFrozenMarker(migrationFiles(rec, config).source.dir, rec.id)) !== null;
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * A cancel before the freeze: a checkpoint attempt the record forgot (a Redis crash rewinds
+   * history) may have set up post-copy (a tunnel, a raised pipe limit, files). Best effort: the
+   * container was not touched, and what is left is named in the log.
+   */
+  async function tearDownUnusedPostCopy(rec: MigrationRecord, log: Logger): Promise<void> {
+    const destHost = findHost(config, rec.to);
+    if (!mayUsePostCopy(rec) || !destHost) return;
+    try {
+      const left = await tearDownPostCopyOf({ id: rec.id, source: deps.localRunner, dest: deps.remoteRunner(rec.to), destHost });
+      if (left.length) log.warn({ left }, 'post-copy files left behind by the cancelled migration');
+    } catch (e: unknown) {
+      log.warn({ err: coerceError(e).message }, "could not tear down the cancelled migration's post-copy set-up");
     }
   }
 
@@ -351,6 +368,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
     // then the cancel goes through the checkpoint (which refuses to freeze) and rollback.
     const checkpointRan = found.history.some((h) => h.step === 'checkpoint');
     if (found.cancelRequested && (step === 'preflight' || (step === 'checkpoint' && !found.frozenAt && !checkpointRan)) && !(await frozenHere(found))) {
+      if (step === 'checkpoint') await tearDownUnusedPostCopy(found, log);
       await finish(found, 'cancelled', 'cancelled before the container was touched');
       return { cancelled: true };
     }

@@ -14,6 +14,7 @@ import type { HostQueues } from '../queues';
 import type { MigrationStore } from '../store/migrationStore';
 import { RECORD_TTL_S } from '../store/migrationStore';
 import { recoverFrozen } from '../steps/frozenRecovery';
+import { settleLostPostCopy } from '../steps/postCopy';
 import { stepJobId } from '../../jobs/stepJob';
 import { takeoverJobId } from '../../jobs/takeoverJob';
 import { migrationFiles } from './files';
@@ -156,7 +157,17 @@ export function createRepairer(deps: RepairDeps) {
       }
       if (verdict.kind !== 'stale') log.warn({ migrationId: marker.migrationId, container: marker.container, verdict }, 'a container frozen for a migration that no longer knows it');
       if (verdict.kind === 'restored') fixed++;
-      if (!rec && verdict.kind !== 'unknown') await settleLostRecord(marker, verdict.kind, verdict.kind === 'restored' ? verdict.warning : undefined);
+      if (!rec && verdict.kind !== 'unknown') {
+        const warnings = verdict.kind === 'restored' && verdict.warning ? [verdict.warning] : [];
+        // A post-copy migration leaves a page server, a tunnel and a raised pipe limit; found by
+        // the id alone. Moved: the source's stopped copy is the whole memory until the last page.
+        if (verdict.kind !== 'stale') {
+          const parts = { id: marker.migrationId, source: deps.localRunner, dest: deps.remoteRunner(marker.to), destHost: dest };
+          const waitMs = config.checkpoint.postCopyDeadlineSeconds * 1000 + 10_000;
+          warnings.push(...(await settleLostPostCopy(parts, verdict.kind, waitMs).catch((e: unknown) => [`its post-copy files and page server could not be cleared (${coerceError(e).message})`])));
+        }
+        await settleLostRecord(marker, verdict.kind, warnings);
+      }
     } finally {
       await lock.release();
     }
@@ -168,7 +179,7 @@ export function createRepairer(deps: RepairDeps) {
    * its files go, and a final record says what happened, so that the id the user was given
    * answers instead of "not found" and the migration has ended.
    */
-  async function settleLostRecord(marker: FrozenMarker, where: 'stale' | 'restored' | 'on-destination', warning?: string): Promise<void> {
+  async function settleLostRecord(marker: FrozenMarker, where: 'stale' | 'restored' | 'on-destination', warnings: string[]): Promise<void> {
     const files = migrationFiles({ id: marker.migrationId, from: marker.from, to: marker.to }, config);
     for (const f of [files.source.archive, files.source.part, files.source.fifo, files.source.plain]) await removeFile(f);
     await deps
@@ -195,7 +206,7 @@ export function createRepairer(deps: RepairDeps) {
       probe: { kind: 'none' },
       source: undefined,
       history: [],
-      warnings: warning ? [warning] : [],
+      warnings,
       error,
     };
     try {

@@ -4,8 +4,7 @@ import { removeFile } from '../archive/localFiles';
 import { removeFrozenMarker } from '../archive/frozenMarker';
 import { removeMovedSourceVolumes } from './volumes';
 import { retireSourceFolders } from './copiedMounts';
-import { lazyOf, mayUsePostCopy, sshTargetOf, tearDownPostCopy } from './postCopy';
-import { finishOnSource } from '../postcopy';
+import { finishLazyCopy, mayUsePostCopy, tearDownPostCopy } from './postCopy';
 
 /**
  * Source host, after the destination was verified: remove the frozen source container
@@ -22,9 +21,9 @@ export const cleanup: Step = async (ctx) => {
       throw new StepError(`container "${rec.container}" runs on BOTH ${rec.from} and ${rec.to}; not removing either. Stop the copy you do not want by hand`, { code: 'DOUBLE_RUN', permanent: true });
     }
     // Post-copy: the kept dump is the last whole copy until the destination says it has every
-    // page; finishOnSource refuses otherwise. Once the source container is gone, so is the dump.
-    const lazy = rec.postCopy?.mode === 'lazy' ? lazyOf(rec) : null;
-    if (lazy) await finishOnSource(ctx.localRunner, ctx.remote(rec.to).runner, lazy, sshTargetOf(ctx.remote(rec.to).host), rec.postCopy?.keepDir);
+    // page; finishLazyCopy refuses otherwise. Once the source container is gone, so is the dump.
+    // Whether the dump was split is asked of this host's disk too, not of the record alone.
+    await finishLazyCopy(ctx);
     await ctx.fence();
     await local.remove(rec.container);
     removedSource = true;

@@ -8,6 +8,7 @@ import { Podman } from '../podman/podman';
 import {
   closePageTunnel,
   ensureWholeDump,
+  finishOnSource,
   installLazyRuntime,
   LazyFiles,
   LazyMigration,
@@ -17,12 +18,15 @@ import {
   PostCopyError,
   probeLazySupport,
   raisePipeMaxSize,
+  readLazyCopy,
+  readLazyDump,
   removeLazyFiles,
   restorePipeMaxSize,
   SPLIT_SCRIPT,
   SshTarget,
   stopLazyDaemon,
   stopPageServer,
+  waitAllPagesCopied,
 } from '../postcopy';
 import type { StepContext } from './context';
 
@@ -78,6 +82,11 @@ export async function choosePostCopy(ctx: StepContext, info: ContainerInfo): Pro
   const dest = ctx.remote(rec.to);
   const [src, dst] = await Promise.all([probeLazySupport(ctx.localRunner, 'source', { node: process.execPath, script: SPLIT_SCRIPT }), probeLazySupport(dest.runner, 'destination')]);
   const reasons = [...src.reasons.map((r) => `${rec.from}: ${r}`), ...dst.reasons.map((r) => `${rec.to}: ${r}`)];
+  // Verify waits for the last page within its own time limit.
+  const { postCopyDeadlineSeconds } = ctx.config.checkpoint;
+  if (postCopyDeadlineSeconds * 1000 >= ctx.config.timeouts.step.verify) {
+    reasons.push(`checkpoint.postCopyDeadlineSeconds (${postCopyDeadlineSeconds} s) is not shorter than timeouts.step.verify (${ctx.config.timeouts.step.verify} ms), which waits for every page`);
+  }
   // The wrapper wraps runc: a container created with another runtime would be checkpointed past it.
   if (info.runtime && info.runtime !== 'runc') reasons.unshift(`the container runs with ${info.runtime}, not runc (post-copy wraps runc)`);
   if (reasons.length === 0) return { postCopy: { deadlineSeconds: ctx.config.checkpoint.postCopyDeadlineSeconds } };
@@ -133,27 +142,106 @@ async function forgetLazyDump(source: CommandRunner, id: string): Promise<void> 
   if (res.code !== 0) throw new StepError(`${source.where}: could not remove an earlier post-copy dump: ${res.stderr.trim()}`, { code: 'POSTCOPY_LEFTOVER' });
 }
 
+/** One migration's post-copy, found by its id alone: what a lost or rewound record still allows. */
+export interface PostCopyParts {
+  id: string;
+  source: CommandRunner;
+  dest: CommandRunner;
+  destHost: HostConfig;
+}
+
+function partsOf(ctx: StepContext): PostCopyParts {
+  const dest = ctx.remote(ctx.rec.to);
+  return { id: ctx.rec.id, source: ctx.localRunner, dest: dest.runner, destHost: dest.host };
+}
+
 /**
  * Source, once the container runs on one host only (cleanup after the destination holds every
  * page, or rollback after the destination's copy was killed): no server, no tunnel, no kept
  * dump, fs.pipe-max-size as it was, and no post-copy file on either host. Idempotent.
  */
 export async function tearDownPostCopy(ctx: StepContext): Promise<string[]> {
-  const { rec } = ctx;
-  const dest = ctx.remote(rec.to);
-  const m = byId(rec.id);
-  await forgetLazyDump(ctx.localRunner, rec.id);
-  await closePageTunnel(ctx.localRunner, m, sshTargetOf(dest.host));
-  await restorePipeMaxSize(ctx.localRunner, m);
-  await removeLazyFiles(ctx.localRunner, m);
+  return tearDownPostCopyOf(partsOf(ctx));
+}
+
+export async function tearDownPostCopyOf(parts: PostCopyParts): Promise<string[]> {
+  const m = byId(parts.id);
+  await forgetLazyDump(parts.source, parts.id);
+  await closePageTunnel(parts.source, m, sshTargetOf(parts.destHost));
+  await restorePipeMaxSize(parts.source, m);
+  await removeLazyFiles(parts.source, m);
   // The container runs where it should: a destination that cannot be reached now keeps a
   // folder of small files, which is no reason to fail the step.
   try {
-    await removeLazyFiles(dest.runner, m);
+    await removeLazyFiles(parts.dest, m);
     return [];
   } catch (e: unknown) {
-    return [`host ${rec.to} keeps ${pathsOf(m).dir} (post-copy files of this migration; ${coerceError(e).message}); remove it by hand`];
+    return [`host ${parts.destHost.name} keeps ${pathsOf(m).dir} (post-copy files of this migration; ${coerceError(e).message}); remove it by hand`];
   }
+}
+
+/**
+ * Whether this migration's memory is (or was) copied after the restore: the record says so,
+ * or, when the record may have lost it (a Redis crash rewinds it), the source's disk says the
+ * dump was split. Decisions that could delete the last whole copy ask this, never the record alone.
+ */
+export async function wasSplitOnSource(rec: MigrationRecord, source: CommandRunner): Promise<boolean> {
+  if (rec.postCopy?.mode === 'lazy') return true;
+  if (!mayUsePostCopy(rec)) return false;
+  return (await readLazyDump(source, byId(rec.id))) !== null;
+}
+
+/**
+ * Destination, verify: whether a lazy restore ran here for this migration, as the record or
+ * this host's own files say (a rewound record can forget; a lazy restore always leaves its
+ * status file until the teardown).
+ */
+export async function restoredLazily(ctx: StepContext): Promise<boolean> {
+  const { rec } = ctx;
+  if (rec.postCopy?.mode === 'lazy') return true;
+  if (!mayUsePostCopy(rec)) return false;
+  return (await readLazyCopy(ctx.localRunner, byId(rec.id))).state !== 'not-started';
+}
+
+/** The copy's deadline (seconds): the record's, else the configured one it was set up with. */
+export function deadlineOf(ctx: StepContext): number {
+  return ctx.rec.postCopy?.deadlineSeconds ?? ctx.config.checkpoint.postCopyDeadlineSeconds;
+}
+
+/**
+ * Cleanup, on the source, before its copy goes: when the dump was split, only once the
+ * destination says it holds every page (finishOnSource refuses otherwise), then the page server
+ * and the tunnel stop and the kept dump goes.
+ */
+export async function finishLazyCopy(ctx: StepContext): Promise<void> {
+  const { rec } = ctx;
+  if (!(await wasSplitOnSource(rec, ctx.localRunner))) return;
+  const dump = await readLazyDump(ctx.localRunner, byId(rec.id));
+  const dest = ctx.remote(rec.to);
+  await finishOnSource(ctx.localRunner, dest.runner, byId(rec.id), sshTargetOf(dest.host), dump?.keepDir ?? rec.postCopy?.keepDir);
+}
+
+/**
+ * The repair loop, for a frozen container whose record was lost. `restored`: the source runs it
+ * again, so post-copy is torn down. `on-destination`: the destination runs it, and while its
+ * pages are still arriving the source's stopped copy holds the only whole dump; this waits for
+ * the last page (up to `waitMs`), then tears down. Returns what the operator must be told.
+ */
+export async function settleLostPostCopy(parts: PostCopyParts, where: 'restored' | 'on-destination', waitMs: number): Promise<string[]> {
+  const m = byId(parts.id);
+  if (where === 'on-destination' && (await readLazyDump(parts.source, m))) {
+    const copy = await readLazyCopy(parts.dest, m);
+    if (copy.state === 'copying') await waitAllPagesCopied(parts.dest, m, { timeoutMs: waitMs }).catch(() => undefined);
+    const now = await readLazyCopy(parts.dest, m);
+    if (now.state === 'failed') {
+      return [`the page copy to ${parts.destHost.name} failed and ${parts.destHost.name} killed its copy: the stopped copy on the source is the container, with its memory; restore it there (podman container restore)`];
+    }
+    if (now.state !== 'complete') {
+      return [`the page copy to ${parts.destHost.name} is ${now.state}: the stopped copy on the source holds the container's memory; keep it (and ${pathsOf(m).dir} on both hosts) until the container on ${parts.destHost.name} is checked`];
+    }
+  }
+  if (where === 'restored') await stopLazyDaemon(parts.dest, m).catch(() => undefined);
+  return tearDownPostCopyOf(parts);
 }
 
 /**
@@ -165,7 +253,7 @@ export async function stopDestinationLazyCopy(ctx: StepContext): Promise<void> {
   await stopLazyDaemon(ctx.remote(ctx.rec.to).runner, byId(ctx.rec.id));
 }
 
-/** Before any restore in place on the source: podman's checkpoint folder whole again, if a lazy checkpoint split it. */
-export async function mendSplitDump(runner: CommandRunner, migrationId: string): Promise<void> {
-  await ensureWholeDump(runner, byId(migrationId));
+/** Before any restore in place on the source: podman's checkpoint folder whole again, if a lazy checkpoint split it. True when it had been split. */
+export async function mendSplitDump(runner: CommandRunner, migrationId: string): Promise<boolean> {
+  return (await ensureWholeDump(runner, byId(migrationId))) !== null;
 }

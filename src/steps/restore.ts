@@ -5,7 +5,7 @@ import { withImportableArchive } from '../archive/plain';
 import type { CriuStats } from '../podman/parse';
 import { removeStorageOnlyCopy } from './storageCopy';
 import { VOLUME_MIGRATION_LABEL } from './volumes';
-import { lazyOf, wrappedPodman } from './postCopy';
+import { lazyOf, wasSplitOnSource, wrappedPodman } from './postCopy';
 import { forgetLazyRestore, serveLazyPages } from '../postcopy';
 
 /**
@@ -53,11 +53,14 @@ export const restore: Step = async (ctx) => {
     }
   }
   // Post-copy: the source serves the pages (a server serves one restore: started again for a retry).
-  const lazy = rec.postCopy?.mode === 'lazy' ? lazyOf(rec) : null;
-  if (lazy) {
-    if (!rec.postCopy?.keepDir) throw new StepError(`migration ${rec.id} is post-copy but its record does not say where the source keeps the pages`, { code: 'POSTCOPY_NO_DUMP', permanent: true });
+  // Asked of the source's disk too: a split archive restored without its pages would run on zeros.
+  const split = await wasSplitOnSource(rec, ctx.remote(rec.from).runner);
+  const lazy = split ? lazyOf(rec) : null;
+  const keepDir = rec.postCopy?.keepDir;
+  if (split && (!lazy || !keepDir)) throw new StepError(`migration ${rec.id} is post-copy but its record lost its ports or where the source keeps the pages; not restoring`, { code: 'POSTCOPY_NO_DUMP', permanent: true });
+  if (lazy && keepDir) {
     await forgetLazyRestore(ctx.localRunner, lazy);
-    await serveLazyPages(ctx.remote(rec.from).runner, lazy, rec.postCopy.keepDir);
+    await serveLazyPages(ctx.remote(rec.from).runner, lazy, keepDir);
   }
   const podman = lazy ? wrappedPodman(ctx) : local;
   await ctx.mark({ restoreStartedAt: Date.now() });

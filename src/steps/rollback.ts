@@ -11,7 +11,7 @@ import { coerceError } from '../errors/coerceError';
 import { SshError } from '../errors';
 import { removeCopiedVolumes, volumesMissingOnSource } from './volumes';
 import { foldersMissingOnSource, removeCopiedFolders } from './copiedMounts';
-import { mayUsePostCopy, stopDestinationLazyCopy, tearDownPostCopy } from './postCopy';
+import { mayUsePostCopy, stopDestinationLazyCopy, tearDownPostCopy, wasSplitOnSource } from './postCopy';
 
 /** The destination could not be reached at all (as opposed to answering with a failure). */
 function isUnreachable(e: unknown): boolean {
@@ -30,7 +30,10 @@ export const rollback: Step = async (ctx) => {
   const name = rec.container;
   const sourceId = rec.source?.id;
   const here = ctx.files.source;
-  const archivePath = rec.archive ? here.archive : undefined;
+  // A post-copy archive holds almost no memory: the source's whole dump, restored in place, is
+  // the only way back. Asked of this host's disk, which a rewound record cannot make forget.
+  const lazyArchive = await wasSplitOnSource(rec, ctx.localRunner);
+  const archivePath = rec.archive && !lazyArchive ? here.archive : undefined;
   let removedFromDestination = false;
   let stuck: string | undefined;
   const warnings: string[] = [];
@@ -130,6 +133,8 @@ export const rollback: Step = async (ctx) => {
   } else if (!info && archivePath && (await fileSize(archivePath)) !== null) {
     await importArchive();
     how = 'restored from the archive';
+  } else if (!info && lazyArchive) {
+    throw new StepError(`container "${name}" is gone from host ${rec.from}, and with it the whole dump of its memory: its post-copy archive cannot bring it back`, { code: 'ROLLBACK_IMPOSSIBLE', permanent: true });
   } else if (info) {
     throw new StepError(`container "${name}" on host ${rec.from} is ${info.status} and holds no checkpoint to restore`, { code: 'ROLLBACK_IMPOSSIBLE', permanent: true });
   } else {

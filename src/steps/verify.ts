@@ -3,7 +3,7 @@ import { coerceError } from '../errors/coerceError';
 import type { Step } from './context';
 import { removeFile } from '../archive/localFiles';
 import { waitHealthy } from './probes';
-import { lazyOf } from './postCopy';
+import { deadlineOf, restoredLazily } from './postCopy';
 import { PostCopyError, readLazyCopy, waitAllPagesCopied } from '../postcopy';
 
 /** The destination's supervisor ends the copy at the deadline; its verdict may take a moment to be written. */
@@ -20,7 +20,8 @@ export const verify: Step = async (ctx) => {
   if (!info || info.id !== rec.source?.id) {
     throw new StepError(`container "${rec.container}" is not on host ${rec.to} after restore`, { code: 'RESTORE_MISSING' });
   }
-  const lazy = rec.postCopy?.mode === 'lazy' ? lazyOf(rec) : null;
+  // Asked of this host too: a record rewound by a Redis crash may have lost that the restore was lazy.
+  const lazy = (await restoredLazily(ctx)) ? { migrationId: rec.id } : null;
   if (!info.running && lazy) {
     // A copy that stopped waiting for its pages was killed by this host's supervisor: say so, for good.
     const copy = await readLazyCopy(ctx.localRunner, lazy);
@@ -43,7 +44,7 @@ export const verify: Step = async (ctx) => {
   if (lazy) {
     await ctx.progress({ percent: 50, message: 'answering; waiting for the last pages' });
     try {
-      allPagesAt = await waitAllPagesCopied(ctx.localRunner, lazy, { timeoutMs: lazy.deadlineSeconds * 1000 + PAGES_GRACE_MS, signal: ctx.signal });
+      allPagesAt = await waitAllPagesCopied(ctx.localRunner, lazy, { timeoutMs: deadlineOf(ctx) * 1000 + PAGES_GRACE_MS, signal: ctx.signal });
     } catch (e: unknown) {
       // The destination killed its copy (or never had one): no retry can bring the pages back.
       const failed = e instanceof PostCopyError && (e.code === 'POSTCOPY_COPY_FAILED' || e.code === 'POSTCOPY_NOT_STARTED');

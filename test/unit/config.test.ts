@@ -22,6 +22,17 @@ describe('configuration', () => {
     assert.equal(c.checkpoint.compression, 'zstd');
   });
 
+  // Cold read of a67bf0b: the post-copy deadline was checked against verify's time limit for
+  // every installation, so a plain one with a short verify limit no longer loaded.
+  it('checks the post-copy deadline against verify only where post-copy is the default', () => {
+    const short = { timeouts: { step: { verify: 60_000 } } };
+    assert.equal(loadConfig({ file: file({ ...short, hosts: [host] }), env: {} }).timeouts.step.verify, 60_000);
+    assert.throws(
+      () => loadConfig({ file: file({ ...short, checkpoint: { memoryCopy: 'post-copy' }, hosts: [host] }), env: {} }),
+      /checkpoint.postCopyDeadlineSeconds \(90 s\) must be shorter than timeouts.step.verify \(60000 ms\)/,
+    );
+  });
+
   it('lets the environment override the file', () => {
     const c = loadConfig({ file: file({ hosts: [host] }), env: { FERRY_REDIS_URL: 'redis://10.0.0.1:7000', FERRY_RETRY_ATTEMPTS_TRANSFER: '9' } });
     assert.equal(c.redis.url, 'redis://10.0.0.1:7000');
