@@ -40,6 +40,8 @@ export interface RepairDeps {
  * it expired.
  */
 const LOST_RECORD_MAX_AGE_MS = (RECORD_TTL_S * 1000) / 4;
+/** How long the repair pass waits for the last pages of a moved post-copy container whose record was lost. */
+const LOST_POSTCOPY_WAIT_MS = 15_000;
 
 /** How far back the loop looks for migrations that should be moving. */
 const LOOK_BACK_MS = 7 * 24 * 3600_000;
@@ -163,7 +165,8 @@ export function createRepairer(deps: RepairDeps) {
         // the id alone. Moved: the source's stopped copy is the whole memory until the last page.
         if (verdict.kind !== 'stale') {
           const parts = { id: marker.migrationId, source: deps.localRunner, dest: deps.remoteRunner(marker.to), destHost: dest };
-          const waitMs = config.checkpoint.postCopyDeadlineSeconds * 1000 + 10_000;
+          // Short: the repair pass (other frozen containers' deadlines) waits meanwhile.
+          const waitMs = Math.min(LOST_POSTCOPY_WAIT_MS, config.checkpoint.postCopyDeadlineSeconds * 1000);
           warnings.push(...(await settleLostPostCopy(parts, verdict.kind, waitMs).catch((e: unknown) => [`its post-copy files and page server could not be cleared (${coerceError(e).message})`])));
         }
         await settleLostRecord(marker, verdict.kind, warnings);

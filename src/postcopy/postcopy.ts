@@ -420,11 +420,15 @@ export async function waitAllPagesCopied(dest: CommandRunner, m: LazyFiles, opts
 }
 
 const STOP_DAEMON = [
-  'pidf=$1 rc=$2',
+  // The supervisor's command line is `sh RUNTIME __ferry_lazy_daemon ...`; this one's own ends
+  // with RUNTIME, so the pattern (a regex: the id's dots match themselves too) is built here.
+  'pidf=$1 rc=$2 sup="$3 __ferry_lazy_daemon"',
   'if [ ! -e "$rc" ] && [ -s "$pidf" ]; then pid=$(cat "$pidf"); grep -q lazy-pages "/proc/$pid/cmdline" 2>/dev/null && kill -9 "$pid"; fi',
-  'i=0; while [ -s "$pidf" ] && [ ! -e "$rc" ] && [ "$i" -lt 500 ]; do i=$((i+1)); sleep 0.01; done',
-  // Its supervisor writes rc after it killed the copy: without rc, that kill may still come.
-  'if [ -s "$pidf" ] && [ ! -e "$rc" ]; then echo "the lazy-pages daemon $(cat "$pidf") did not end within 5 s"; exit 1; fi',
+  // Its supervisor writes rc after it killed the copy: while it lives without rc, that kill may
+  // still come. One that is gone (the host restarted, it was killed) never writes rc: not waited for.
+  'alive() { [ ! -e "$rc" ] && pgrep -f -- "$sup" >/dev/null; }',
+  'i=0; while alive && [ "$i" -lt 100 ]; do i=$((i+1)); sleep 0.05; done',
+  'if alive; then echo "the lazy-pages supervisor of this migration did not end within 5 s"; exit 1; fi',
 ].join('\n');
 
 /**
@@ -434,7 +438,7 @@ const STOP_DAEMON = [
  */
 export async function stopLazyDaemon(dest: CommandRunner, m: LazyFiles): Promise<void> {
   const p = pathsOf(m);
-  const res = await dest.run(['sh', '-c', STOP_DAEMON, 'ferry-lazy-abort', p.lazyPid, p.lazyRc], { timeoutMs: 20_000 });
+  const res = await dest.run(['sh', '-c', STOP_DAEMON, 'ferry-lazy-abort', p.lazyPid, p.lazyRc, p.runtime], { timeoutMs: 20_000 });
   if (res.code !== 0) throw new PostCopyError(`${dest.where}: ${res.stdout.trim() || `could not stop the lazy-pages daemon: ${res.stderr.trim()}`}`, { code: 'POSTCOPY_DAEMON_RUNS' });
 }
 

@@ -50,7 +50,7 @@ export interface LazyPaths {
   /** Destination: "killed MILLIS" when the supervisor killed the restored container. */
   lazyKilled: string;
   lazyPid: string;
-  /** Destination: the current lazy restore's nonce; a supervisor from an earlier restore that finds another one writes and kills nothing. */
+  /** Destination: the current lazy restore's nonce; a supervisor or restore from an earlier one that finds another nonce writes and kills nothing. */
   lazyGen: string;
   /** Source: the page server's readiness byte, exit code and pid; `serverStarted` exists from its launch on. */
   serverStarted: string;
@@ -131,6 +131,9 @@ DEADLINE=${s.deadlineSeconds}
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# A newer lazy restore wrote another nonce. A missing nonce file is no sign of one: the kills
+# that keep a copy from running on missing pages must not depend on a file being there.
+superseded() { [ -e "$STATE/lazy.gen" ] && [ "$(cat "$STATE/lazy.gen" 2>/dev/null)" != "$1" ]; }
 put() { printf '%s\\n' "$2" > "$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"; }
 
 # Ferry's own entry points (never called by podman).
@@ -140,17 +143,16 @@ __ferry_lazy_daemon)
   # superseded (its nonce replaced) stops its daemon and touches nothing else: the pid file
   # and the state files now belong to the newer restore.
   img=$2 work=$3 pidfile=$4 gen=$5
-  mine() { [ "$(cat "$STATE/lazy.gen" 2>/dev/null)" = "$gen" ]; }
   criu lazy-pages --page-server --address 127.0.0.1 --port "$PORT" -D "$img" -W "$work" -o lazy-pages.log --status-fd 3 3>"$STATE/lazy.status" </dev/null >/dev/null 2>&1 &
   lp=$!
-  if ! mine; then kill -9 "$lp"; exit 0; fi
+  if superseded "$gen"; then kill -9 "$lp"; exit 0; fi
   put "$STATE/lazy.pid" "$lp"
   # The deadline: one-second naps, so this watcher ends within a second of the daemon.
   ( n=0; while [ ! -e "$STATE/lazy.rc" ] && [ "$n" -lt "$DEADLINE" ]; do sleep 1; n=$((n+1)); done
     [ -e "$STATE/lazy.rc" ] || kill -9 "$lp" ) </dev/null >/dev/null 2>&1 &
   wait "$lp"
   rc=$?
-  mine || exit 0
+  superseded "$gen" && exit 0
   if [ "$rc" -ne 0 ]; then
     # Pages it had not yet received would read as zeros: the container must not run on.
     [ -s "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null
@@ -225,7 +227,7 @@ if [ "$cmd" = restore ] && [ -z "$help" ] && [ -n "$img" ] && [ -n "$work" ]; th
   while [ ! -s "$STATE/lazy.status" ] && [ ! -e "$STATE/lazy.rc" ]; do
     n=$((n+1))
     if [ "$n" -gt 1000 ]; then
-      [ -s "$STATE/lazy.pid" ] && kill -9 "$(cat "$STATE/lazy.pid")" 2>/dev/null
+      superseded "$gen" || { [ -s "$STATE/lazy.pid" ] && kill -9 "$(cat "$STATE/lazy.pid")" 2>/dev/null; }
       echo "ferry: criu lazy-pages did not get ready in 10 s; see $work/lazy-pages.log" >&2
       exit 1
     fi
@@ -245,12 +247,12 @@ if [ "$cmd" = restore ] && [ -z "$help" ] && [ -n "$img" ] && [ -n "$work" ]; th
   "$RUNC" "$@"
   rc=$?
   if [ "$rc" -ne 0 ]; then
-    # No restored process will ever hand the daemon its memory: stop it.
-    [ -s "$STATE/lazy.pid" ] && kill -9 "$(cat "$STATE/lazy.pid")" 2>/dev/null
+    # No restored process will ever hand the daemon its memory: stop it (unless it is a newer restore's).
+    superseded "$gen" || { [ -s "$STATE/lazy.pid" ] && kill -9 "$(cat "$STATE/lazy.pid")" 2>/dev/null; }
     exit "$rc"
   fi
   # The daemon may have failed while runc restored, before the pid file existed.
-  if [ -e "$STATE/lazy.rc" ] && [ "$(cut -d' ' -f1 "$STATE/lazy.rc")" != 0 ]; then
+  if ! superseded "$gen" && [ -e "$STATE/lazy.rc" ] && [ "$(cut -d' ' -f1 "$STATE/lazy.rc")" != 0 ]; then
     [ -s "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null
     put "$STATE/lazy.killed" "killed $(ms)"
     echo "ferry: criu lazy-pages failed during the restore; the restored container was killed" >&2

@@ -12,7 +12,7 @@ import { readFrozenMarker, writeFrozenMarker } from '../archive/frozenMarker';
 import { mountedVolumes, syncVolumes, VolumeSync } from './volumes';
 import { declaredCopiedMounts } from './movable';
 import { FolderSync, syncCopiedMounts } from './copiedMounts';
-import { setUpPostCopy, wrappedPodman } from './postCopy';
+import { forgetEarlierLazyDump, setUpPostCopy, wrappedPodman } from './postCopy';
 import { completeLazyCheckpoint, serveLazyPages } from '../postcopy';
 
 const PROGRESS_EVERY_MS = 250;
@@ -63,6 +63,7 @@ export const checkpoint: Step = async (ctx) => {
   const key = encrypted ? await loadArchiveKey(config.archive.keyFile) : undefined;
   // Post-copy's wrapper, pipe and tunnel, all before the freeze (steps/postCopy.ts).
   const lazy = rec.postCopy ? await setUpPostCopy(ctx) : null;
+  if (!lazy) await forgetEarlierLazyDump(ctx);
   // Volumes: the bulk is copied now, while the container runs; only what changes from here
   // to the freeze is copied again inside it (steps/volumes.ts).
   const volumes = mountedVolumes(info);

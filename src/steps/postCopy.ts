@@ -156,6 +156,15 @@ function partsOf(ctx: StepContext): PostCopyParts {
 }
 
 /**
+ * Checkpoint of a migration that may have used post-copy but goes plain now (a rewound record
+ * whose `auto` preflight chose otherwise the second time): an earlier attempt's split dump and
+ * its state file go, or a later in-place restore would mend the new dump with the old pages.
+ */
+export async function forgetEarlierLazyDump(ctx: StepContext): Promise<void> {
+  if (mayUsePostCopy(ctx.rec)) await forgetLazyDump(ctx.localRunner, ctx.rec.id);
+}
+
+/**
  * Source, once the container runs on one host only (cleanup after the destination holds every
  * page, or rollback after the destination's copy was killed): no server, no tunnel, no kept
  * dump, fs.pipe-max-size as it was, and no post-copy file on either host. Idempotent.
@@ -192,6 +201,20 @@ export async function wasSplitOnSource(rec: MigrationRecord, source: CommandRunn
 }
 
 /**
+ * Destination, restore: whether the archive is a split one that needs the source's pages. A
+ * record is written whole, so one that has the checkpoint's archive (restore requires it) also
+ * has its `postCopy.mode`, or, when `auto` chose plain, preflight's reason: then it is trusted,
+ * and a plain or fallen-back migration asks nothing more inside the downtime. Only a record
+ * with neither (which no rewind makes, but a hand edit could) asks the source's disk.
+ */
+export async function restoreNeedsPages(ctx: StepContext): Promise<boolean> {
+  const { rec } = ctx;
+  if (rec.postCopy?.mode) return rec.postCopy.mode === 'lazy';
+  if (!mayUsePostCopy(rec) || rec.memoryCopyReason) return false;
+  return wasSplitOnSource(rec, ctx.remote(rec.from).runner);
+}
+
+/**
  * Destination, verify: whether a lazy restore ran here for this migration, as the record or
  * this host's own files say (a rewound record can forget; a lazy restore always leaves its
  * status file until the teardown).
@@ -224,14 +247,16 @@ export async function finishLazyCopy(ctx: StepContext): Promise<void> {
 /**
  * The repair loop, for a frozen container whose record was lost. `restored`: the source runs it
  * again, so post-copy is torn down. `on-destination`: the destination runs it, and while its
- * pages are still arriving the source's stopped copy holds the only whole dump; this waits for
- * the last page (up to `waitMs`), then tears down. Returns what the operator must be told.
+ * pages are still arriving the source's stopped copy holds the only whole dump; this waits a
+ * little for the last page (`waitMs`: the repair pass waits meanwhile), then tears down, or
+ * leaves it all running and says so. Returns what the operator must be told.
  */
 export async function settleLostPostCopy(parts: PostCopyParts, where: 'restored' | 'on-destination', waitMs: number): Promise<string[]> {
   const m = byId(parts.id);
   if (where === 'on-destination' && (await readLazyDump(parts.source, m))) {
     const copy = await readLazyCopy(parts.dest, m);
     if (copy.state === 'copying') await waitAllPagesCopied(parts.dest, m, { timeoutMs: waitMs }).catch(() => undefined);
+    // Still copying: the page server, tunnel and files stay (the copy needs them); said below.
     const now = await readLazyCopy(parts.dest, m);
     if (now.state === 'failed') {
       return [`the page copy to ${parts.destHost.name} failed and ${parts.destHost.name} killed its copy: the stopped copy on the source is the container, with its memory; restore it there (podman container restore)`];

@@ -5,7 +5,7 @@ import { withImportableArchive } from '../archive/plain';
 import type { CriuStats } from '../podman/parse';
 import { removeStorageOnlyCopy } from './storageCopy';
 import { VOLUME_MIGRATION_LABEL } from './volumes';
-import { lazyOf, wasSplitOnSource, wrappedPodman } from './postCopy';
+import { lazyOf, restoreNeedsPages, wrappedPodman } from './postCopy';
 import { forgetLazyRestore, serveLazyPages } from '../postcopy';
 
 /**
@@ -53,8 +53,8 @@ export const restore: Step = async (ctx) => {
     }
   }
   // Post-copy: the source serves the pages (a server serves one restore: started again for a retry).
-  // Asked of the source's disk too: a split archive restored without its pages would run on zeros.
-  const split = await wasSplitOnSource(rec, ctx.remote(rec.from).runner);
+  // A split archive restored without its pages would run on zeros.
+  const split = await restoreNeedsPages(ctx);
   const lazy = split ? lazyOf(rec) : null;
   const keepDir = rec.postCopy?.keepDir;
   if (split && (!lazy || !keepDir)) throw new StepError(`migration ${rec.id} is post-copy but its record lost its ports or where the source keeps the pages; not restoring`, { code: 'POSTCOPY_NO_DUMP', permanent: true });

@@ -27,10 +27,7 @@ describe('configuration', () => {
   it('checks the post-copy deadline against verify only where post-copy is the default', () => {
     const short = { timeouts: { step: { verify: 60_000 } } };
     assert.equal(loadConfig({ file: file({ ...short, hosts: [host] }), env: {} }).timeouts.step.verify, 60_000);
-    assert.throws(
-      () => loadConfig({ file: file({ ...short, checkpoint: { memoryCopy: 'post-copy' }, hosts: [host] }), env: {} }),
-      /checkpoint.postCopyDeadlineSeconds \(90 s\) must be shorter than timeouts.step.verify \(60000 ms\)/,
-    );
+    assert.throws(() => loadConfig({ file: file({ ...short, checkpoint: { memoryCopy: 'post-copy' }, hosts: [host] }), env: {} }), /checkpoint.postCopyDeadlineSeconds \(90 s\) must be shorter than timeouts.step.verify \(60000 ms\)/);
   });
 
   it('lets the environment override the file', () => {

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodePagemap, parsePagemap, PE_LAZY, PE_PRESENT, planSplit, splitForLazyRestore, unsplit } from '../../src/postcopy/criuImages';
 import { CONTAINERS_CONF_SCRIPT, installArgv, lazyPaths, wrapperScript } from '../../src/postcopy/wrapper';
+import { stopLazyDaemon } from '../../src/postcopy/postcopy';
+import { LocalRunner } from '../../src/exec/localRunner';
 
 function varint(v: number | bigint): number[] {
   let x = BigInt(v);
@@ -194,6 +196,30 @@ describe('postcopy: the runtime wrapper', function () {
     } finally {
       victim.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // Cold read of fc9af68: a destination restarted mid-copy keeps lazy.pid but never writes
+  // lazy.rc. Waiting for rc then failed every rollback for good, leaving the container frozen
+  // on the source, where the design says the source restores it in place.
+  it('stopping the lazy-pages daemon: a supervisor that is gone is not waited for; one that lives is', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'ferry-pcd-'));
+    const m = { migrationId: 'm-stop', root };
+    const p = lazyPaths(m.migrationId, root);
+    let fake: ReturnType<typeof spawn> | undefined;
+    try {
+      mkdirSync(p.dir, { recursive: true });
+      const dead = spawnSync('sh', ['-c', 'echo $$']).stdout.toString().trim();
+      writeFileSync(p.lazyPid, `${dead}\n`);
+      await stopLazyDaemon(new LocalRunner(), m);
+      // A supervisor still alive (its command line is what pgrep looks for): refused, not guessed.
+      writeFileSync(p.runtime, 'sleep 30\n');
+      fake = spawn('sh', [p.runtime, '__ferry_lazy_daemon', 'x'], { stdio: 'ignore' });
+      await new Promise((r) => setTimeout(r, 200));
+      await assert.rejects(stopLazyDaemon(new LocalRunner(), m), /supervisor of this migration did not end/);
+    } finally {
+      fake?.kill('SIGKILL');
+      rmSync(root, { recursive: true, force: true });
     }
   });
 
