@@ -420,14 +420,13 @@ export async function waitAllPagesCopied(dest: CommandRunner, m: LazyFiles, opts
 }
 
 const STOP_DAEMON = [
-  // The supervisor's command line is `sh RUNTIME __ferry_lazy_daemon ...`; this one's own ends
-  // with RUNTIME, so the pattern (a regex: the id's dots match themselves too) is built here.
-  'pidf=$1 rc=$2 sup="$3 __ferry_lazy_daemon"',
+  'pidf=$1 rc=$2 supf=$3 runtime=$4',
   'if [ ! -e "$rc" ] && [ -s "$pidf" ]; then pid=$(cat "$pidf"); grep -q lazy-pages "/proc/$pid/cmdline" 2>/dev/null && kill -9 "$pid"; fi',
   // Its supervisor writes rc after it killed the copy: while it lives without rc, that kill may
-  // still come. One that is gone (the host restarted, it was killed) never writes rc: not waited for.
-  'alive() { [ ! -e "$rc" ] && pgrep -f -- "$sup" >/dev/null; }',
-  'i=0; while alive && [ "$i" -lt 100 ]; do i=$((i+1)); sleep 0.05; done',
+  // still come. One that is gone (the host restarted, it was killed) never writes rc: not waited
+  // for. Its pid is checked to be that supervisor (`sh RUNTIME __ferry_lazy_daemon ...`), not a reused one.
+  'alive() { [ ! -e "$rc" ] && [ -s "$supf" ] && tr "\\0" " " < "/proc/$(cat "$supf")/cmdline" 2>/dev/null | grep -qF -- "$runtime __ferry_lazy_daemon"; }',
+  'end=$(( $(date +%s) + 5 )); while alive && [ "$(date +%s)" -lt "$end" ]; do sleep 0.02; done',
   'if alive; then echo "the lazy-pages supervisor of this migration did not end within 5 s"; exit 1; fi',
 ].join('\n');
 
@@ -438,7 +437,7 @@ const STOP_DAEMON = [
  */
 export async function stopLazyDaemon(dest: CommandRunner, m: LazyFiles): Promise<void> {
   const p = pathsOf(m);
-  const res = await dest.run(['sh', '-c', STOP_DAEMON, 'ferry-lazy-abort', p.lazyPid, p.lazyRc, p.runtime], { timeoutMs: 20_000 });
+  const res = await dest.run(['sh', '-c', STOP_DAEMON, 'ferry-lazy-abort', p.lazyPid, p.lazyRc, p.lazySup, p.runtime], { timeoutMs: 20_000 });
   if (res.code !== 0) throw new PostCopyError(`${dest.where}: ${res.stdout.trim() || `could not stop the lazy-pages daemon: ${res.stderr.trim()}`}`, { code: 'POSTCOPY_DAEMON_RUNS' });
 }
 
@@ -451,7 +450,7 @@ export async function stopLazyDaemon(dest: CommandRunner, m: LazyFiles): Promise
 export async function forgetLazyRestore(dest: CommandRunner, m: LazyFiles): Promise<void> {
   const p = pathsOf(m);
   await stopLazyDaemon(dest, m);
-  await must(dest, ['rm', '-f', p.lazyGen, p.lazyRc, p.lazyKilled, p.lazyStatus, p.lazyPid]);
+  await must(dest, ['rm', '-f', p.lazyGen, p.lazySup, p.lazyRc, p.lazyKilled, p.lazyStatus, p.lazyPid]);
 }
 
 export interface AbortResult {

@@ -50,6 +50,8 @@ export interface LazyPaths {
   /** Destination: "killed MILLIS" when the supervisor killed the restored container. */
   lazyKilled: string;
   lazyPid: string;
+  /** Destination: the pid of the lazy-pages daemon's supervisor (it writes lazy.rc, and kills the copy on failure). */
+  lazySup: string;
   /** Destination: the current lazy restore's nonce; a supervisor or restore from an earlier one that finds another nonce writes and kills nothing. */
   lazyGen: string;
   /** Source: the page server's readiness byte, exit code and pid; `serverStarted` exists from its launch on. */
@@ -81,6 +83,7 @@ export function lazyPaths(migrationId: string, root = POSTCOPY_DIR): LazyPaths {
     lazyKilled: f('lazy.killed'),
     lazyPid: f('lazy.pid'),
     lazyGen: f('lazy.gen'),
+    lazySup: f('lazy.sup'),
     serverStarted: f('server.started'),
     serverStatus: f('server.status'),
     serverRc: f('server.rc'),
@@ -143,13 +146,17 @@ __ferry_lazy_daemon)
   # superseded (its nonce replaced) stops its daemon and touches nothing else: the pid file
   # and the state files now belong to the newer restore.
   img=$2 work=$3 pidfile=$4 gen=$5
+  superseded "$gen" && exit 0
+  # Who stops a daemon waits for this process (not for its deadline watcher, a fork of it).
+  put "$STATE/lazy.sup" "$$"
   criu lazy-pages --page-server --address 127.0.0.1 --port "$PORT" -D "$img" -W "$work" -o lazy-pages.log --status-fd 3 3>"$STATE/lazy.status" </dev/null >/dev/null 2>&1 &
   lp=$!
   if superseded "$gen"; then kill -9 "$lp"; exit 0; fi
   put "$STATE/lazy.pid" "$lp"
-  # The deadline: one-second naps, so this watcher ends within a second of the daemon.
-  ( n=0; while [ ! -e "$STATE/lazy.rc" ] && [ "$n" -lt "$DEADLINE" ]; do sleep 1; n=$((n+1)); done
-    [ -e "$STATE/lazy.rc" ] || kill -9 "$lp" ) </dev/null >/dev/null 2>&1 &
+  # The deadline: one-second naps, so this watcher ends within a second of the daemon, and
+  # kills only a daemon that outlived the deadline (never a pid reused after it ended).
+  ( n=0; while [ ! -e "$STATE/lazy.rc" ] && kill -0 "$lp" 2>/dev/null && [ "$n" -lt "$DEADLINE" ]; do sleep 1; n=$((n+1)); done
+    [ "$n" -ge "$DEADLINE" ] && [ ! -e "$STATE/lazy.rc" ] && kill -9 "$lp" ) </dev/null >/dev/null 2>&1 &
   wait "$lp"
   rc=$?
   superseded "$gen" && exit 0

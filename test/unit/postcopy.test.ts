@@ -213,8 +213,11 @@ describe('postcopy: the runtime wrapper', function () {
       writeFileSync(p.lazyPid, `${dead}\n`);
       await stopLazyDaemon(new LocalRunner(), m);
       // A supervisor still alive (its command line is what pgrep looks for): refused, not guessed.
+      writeFileSync(p.lazySup, `${dead}\n`);
+      await stopLazyDaemon(new LocalRunner(), m);
       writeFileSync(p.runtime, 'sleep 30\n');
       fake = spawn('sh', [p.runtime, '__ferry_lazy_daemon', 'x'], { stdio: 'ignore' });
+      writeFileSync(p.lazySup, `${fake.pid}\n`);
       await new Promise((r) => setTimeout(r, 200));
       await assert.rejects(stopLazyDaemon(new LocalRunner(), m), /supervisor of this migration did not end/);
     } finally {
