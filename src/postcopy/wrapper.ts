@@ -133,6 +133,8 @@ SERVER_PORT=${s.serverPort}
 DEADLINE=${s.deadlineSeconds}
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
+# A host whose runc is elsewhere: the one on the standard path (never this script, which is not on it).
+[ -x "$RUNC" ] || RUNC=$(command -v runc) || { echo "ferry: runc not found (looked for $RUNC and on $PATH)" >&2; exit 127; }
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 # A newer lazy restore wrote another nonce. A missing nonce file is no sign of one: the kills
 # that keep a copy from running on missing pages must not depend on a file being there.
@@ -311,7 +313,13 @@ export function installArgv(s: WrapperSettings): string[] {
   return ['sh', '-c', script, 'ferry-postcopy-install', p.dir, p.runtime, p.containersConf, wrapperScript(s)];
 }
 
-/** podman's command prefix for the commands that must go through the wrapper. */
+/**
+ * podman's command prefix for the commands that must go through the wrapper. The variable is
+ * set right before podman itself: a prefix such as `sudo podman` would drop it from the
+ * environment if it came first.
+ */
 export function podmanWithWrapper(migrationId: string, podman: readonly string[] = ['podman'], root?: string): string[] {
-  return ['env', `CONTAINERS_CONF=${lazyPaths(migrationId, root).containersConf}`, ...podman];
+  const env = ['env', `CONTAINERS_CONF=${lazyPaths(migrationId, root).containersConf}`];
+  const at = podman.findIndex((a) => a === 'podman' || a.endsWith('/podman'));
+  return at < 0 ? [...env, ...podman] : [...podman.slice(0, at), ...env, ...podman.slice(at)];
 }

@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodePagemap, parsePagemap, PE_LAZY, PE_PRESENT, planSplit, splitForLazyRestore, unsplit } from '../../src/postcopy/criuImages';
-import { CONTAINERS_CONF_SCRIPT, installArgv, lazyPaths, wrapperScript } from '../../src/postcopy/wrapper';
+import { CONTAINERS_CONF_SCRIPT, installArgv, lazyPaths, podmanWithWrapper, wrapperScript } from '../../src/postcopy/wrapper';
 import { stopLazyDaemon } from '../../src/postcopy/postcopy';
 import { LocalRunner } from '../../src/exec/localRunner';
 
@@ -129,6 +129,28 @@ describe('postcopy: the runtime wrapper', function () {
     assert.equal(p.containersConf, '/x/m-abc.1/containers.conf');
     assert.throws(() => lazyPaths('../etc', '/x'), /not a usable migration id/);
     assert.throws(() => lazyPaths('a b', '/x'), /not a usable migration id/);
+  });
+
+  // Cold read of a67bf0b: with a host's podman prefix such as `sudo podman`, the variable came
+  // before sudo, which drops it: podman then ran without the wrapper.
+  it('points podman at the wrapper after any prefix such as sudo', () => {
+    const conf = lazyPaths('m-1', '/x').containersConf;
+    assert.deepEqual(podmanWithWrapper('m-1', ['podman'], '/x'), ['env', `CONTAINERS_CONF=${conf}`, 'podman']);
+    assert.deepEqual(podmanWithWrapper('m-1', ['sudo', '-n', '/usr/bin/podman', '--log-level=warn'], '/x'), ['sudo', '-n', 'env', `CONTAINERS_CONF=${conf}`, '/usr/bin/podman', '--log-level=warn']);
+  });
+
+  it('finds runc on the standard path when the configured one is missing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-pcr-'));
+    try {
+      const settings = { migrationId: 'm-rt', runc: join(dir, 'no-such-runc'), node: process.execPath, splitScript: '/nonexistent', lazyPort: 4000, serverPort: 0, deadlineSeconds: 60, root: join(dir, 'pc') };
+      const [cmd, ...args] = installArgv(settings);
+      assert.equal(spawnSync(cmd, [...args], { encoding: 'utf8' }).status, 0);
+      const r = spawnSync(lazyPaths('m-rt', join(dir, 'pc')).runtime, ['--version'], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /runc version/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('is valid sh', () => {
