@@ -238,8 +238,9 @@ export function deadlineOf(ctx: StepContext): number {
  */
 export async function finishLazyCopy(ctx: StepContext): Promise<void> {
   const { rec } = ctx;
-  if (!(await wasSplitOnSource(rec, ctx.localRunner))) return;
-  const dump = await readLazyDump(ctx.localRunner, byId(rec.id));
+  // wasSplitOnSource's question, with the state file read once: its keepDir is needed too.
+  const dump = mayUsePostCopy(rec) ? await readLazyDump(ctx.localRunner, byId(rec.id)) : null;
+  if (!dump && rec.postCopy?.mode !== 'lazy') return;
   const dest = ctx.remote(rec.to);
   await finishOnSource(ctx.localRunner, dest.runner, byId(rec.id), sshTargetOf(dest.host), dump?.keepDir ?? rec.postCopy?.keepDir);
 }
@@ -257,7 +258,7 @@ export async function settleLostPostCopy(parts: PostCopyParts, where: 'restored'
     const copy = await readLazyCopy(parts.dest, m);
     if (copy.state === 'copying') await waitAllPagesCopied(parts.dest, m, { timeoutMs: waitMs }).catch(() => undefined);
     // Still copying: the page server, tunnel and files stay (the copy needs them); said below.
-    const now = await readLazyCopy(parts.dest, m);
+    const now = copy.state === 'copying' ? await readLazyCopy(parts.dest, m) : copy;
     if (now.state === 'failed') {
       return [`the page copy to ${parts.destHost.name} failed and ${parts.destHost.name} killed its copy: the stopped copy on the source is the container, with its memory; restore it there (podman container restore)`];
     }

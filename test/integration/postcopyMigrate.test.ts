@@ -59,6 +59,16 @@ function slowPageServer(id: string): () => void {
 
 const ENDED = ['succeeded', 'failed-rolled-back', 'failed', 'needs-attention', 'cancelled'];
 
+/** The migration's record once it has ended (or after 4 minutes, for the assertions to say where it stands). */
+async function endedRecord(cfg: TestConfig, id: string) {
+  let rec = await record(cfg, id);
+  for (let i = 0; i < 240 && !ENDED.includes(rec.state); i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    rec = await record(cfg, id);
+  }
+  return rec;
+}
+
 describe(`ferry migrate --memory-copy post-copy (hosts ${SRC} -> ${DST})`, function () {
   this.timeout(300_000);
   let cfg: TestConfig;
@@ -122,11 +132,7 @@ describe(`ferry migrate --memory-copy post-copy (hosts ${SRC} -> ${DST})`, funct
     } finally {
       fast();
     }
-    let rec = await record(cfg, id);
-    for (let i = 0; i < 240 && !ENDED.includes(rec.state); i++) {
-      await new Promise((r) => setTimeout(r, 1000));
-      rec = await record(cfg, id);
-    }
+    const rec = await endedRecord(cfg, id);
     assert.equal(rec.state, 'failed-rolled-back', JSON.stringify(rec.history.map((x) => [x.step, x.ok, x.error])));
     assert.match(rec.error ?? '', /page copy failed|killed its copy/);
     assert.equal(containerState(SRC, name), 'running', `runs on ${SRC} again`);
@@ -172,11 +178,7 @@ describe(`ferry migrate --memory-copy post-copy (hosts ${SRC} -> ${DST})`, funct
       fast();
       conn.disconnect();
     }
-    let rec = await record(cfg, id);
-    for (let i = 0; i < 240 && !ENDED.includes(rec.state); i++) {
-      await new Promise((r) => setTimeout(r, 1000));
-      rec = await record(cfg, id);
-    }
+    const rec = await endedRecord(cfg, id);
     assert.equal(rec.state, 'succeeded', JSON.stringify(rec.history.map((x) => [x.step, x.ok, x.error])));
     assert.equal(rec.postCopy?.mode, undefined, 'the record did forget');
     assert.equal(containerState(DST, name), 'running', `runs on ${DST}`);
