@@ -12,6 +12,8 @@ import { planTitle, RunRecord, runOne, summaryTable } from './run';
  *   FERRY_NEMESIS_RUNS=500 npx mocha --exit dist/test/nemesis/nemesis.test.js
  * One run again, from its seed (printed in every failure and in test-output/nemesis.jsonl):
  *   FERRY_NEMESIS_SEED=1234 FERRY_NEMESIS_RUNS=1 npx mocha --exit dist/test/nemesis/nemesis.test.js
+ * FERRY_NEMESIS_MEMORY_COPY=post-copy migrates with `--memory-copy post-copy` in every run (the
+ * container runs on the destination while its memory follows, docs/post-copy.md).
  * FERRY_NEMESIS_FAULTS=pause,kill narrows the fault pool (=all adds the faults added since, see plan.ts); FERRY_NEMESIS_SETTLE_MS (default
  * 120000) is how long migrations get, after the faults, to end before they count as stuck.
  */
@@ -20,6 +22,9 @@ const SEED = Number(process.env.FERRY_NEMESIS_SEED ?? 1101);
 const RUNS = Number(process.env.FERRY_NEMESIS_RUNS ?? 8);
 const SETTLE_MS = Number(process.env.FERRY_NEMESIS_SETTLE_MS ?? 120_000);
 const FAULTS = process.env.FERRY_NEMESIS_FAULTS;
+// Empty counts as unset.
+const MEMORY_COPY = process.env.FERRY_NEMESIS_MEMORY_COPY?.trim() === '' ? undefined : process.env.FERRY_NEMESIS_MEMORY_COPY;
+if (MEMORY_COPY !== undefined && MEMORY_COPY !== 'post-copy') throw new Error(`FERRY_NEMESIS_MEMORY_COPY: ${MEMORY_COPY}? (post-copy, or unset for the default, plain)`);
 const KINDS = !FAULTS ? FAULT_KINDS : FAULTS === 'all' ? ALL_FAULT_KINDS : (FAULTS.split(',') as FaultKind[]);
 
 for (const k of KINDS) if (!ALL_FAULT_KINDS.includes(k)) throw new Error(`FERRY_NEMESIS_FAULTS: unknown fault ${k} (known: ${ALL_FAULT_KINDS.join(', ')}, or all)`);
@@ -29,14 +34,14 @@ describe('nemesis: randomized faults, checked with podman on every host', functi
   const results: RunRecord[] = [];
 
   for (let i = 0; i < RUNS; i++) {
-    const plan = makePlan(SEED + i, KINDS);
+    const plan = makePlan(SEED + i, KINDS, MEMORY_COPY);
     it(`seed ${plan.seed}: ${planTitle(plan)}`, async () => {
       const r = await runOne(plan, { settleMs: SETTLE_MS });
       results.push(r);
       assert.equal(
         r.verdict,
         'ok',
-        `seed ${plan.seed}: ${r.verdict} (${r.outcome}${r.outcome2 ? ` / ${r.outcome2}` : ''})\n  ${r.problems.join('\n  ')}\n  notes: ${r.notes.join('; ')}\n  evidence: ${r.evidence}\n  rerun: FERRY_NEMESIS_SEED=${plan.seed} FERRY_NEMESIS_RUNS=1`,
+        `seed ${plan.seed}: ${r.verdict} (${r.outcome}${r.outcome2 ? ` / ${r.outcome2}` : ''})\n  ${r.problems.join('\n  ')}\n  notes: ${r.notes.join('; ')}\n  evidence: ${r.evidence}\n  rerun: ${plan.memoryCopy ? `FERRY_NEMESIS_MEMORY_COPY=${plan.memoryCopy} ` : ''}FERRY_NEMESIS_SEED=${plan.seed} FERRY_NEMESIS_RUNS=1`,
       );
     });
   }

@@ -101,6 +101,12 @@ export interface Plan {
   third: BedHost;
   moment: Moment;
   /**
+   * How memory moves (`ferry migrate --memory-copy`), for every run of a campaign alike
+   * (FERRY_NEMESIS_MEMORY_COPY): not drawn from the seed, so a seed's plan is the same with or
+   * without it. Undefined: the configuration's default, plain.
+   */
+  memoryCopy?: 'post-copy';
+  /**
    * timeouts.frozenMs for the run (undefined: Ferry's default). A short one makes the source's
    * take-over of a frozen container race the steps still going on.
    */
@@ -139,7 +145,7 @@ function fault(rng: Rng, kind: FaultKind): Fault {
 }
 
 /** A run's plan, from its seed alone (`kinds` narrows the fault pool, e.g. FERRY_NEMESIS_FAULTS=pause,kill). */
-export function makePlan(seed: number, kinds: readonly FaultKind[] = FAULT_KINDS): Plan {
+export function makePlan(seed: number, kinds: readonly FaultKind[] = FAULT_KINDS, memoryCopy?: 'post-copy'): Plan {
   const rng = new Rng(seed);
   const mb = rng.chance(0.6) ? 0 : rng.pick([16, 32, 48]);
   const src = rng.pick(BED_HOSTS);
@@ -154,7 +160,7 @@ export function makePlan(seed: number, kinds: readonly FaultKind[] = FAULT_KINDS
   }
   const faults = chosen.map((k, i) => ({ fault: fault(rng, k), afterMs: i === 0 ? 0 : rng.int(0, 3000) }));
   const frozenMs = rng.pick([undefined, undefined, 4000, 8000, 15_000]);
-  return { seed, mb, src, dst, third, moment, frozenMs, faults };
+  return { seed, mb, src, dst, third, moment, frozenMs, faults, ...(memoryCopy ? { memoryCopy } : {}) };
 }
 
 export function describeFault(f: Fault): string {

@@ -39,6 +39,7 @@ export interface RunRecord {
   /** Whether the awaited event came, or the migration ended first. */
   momentHit: boolean;
   frozenMs?: number;
+  memoryCopy?: string;
   faults: string[];
   faultKinds: string[];
   /** The final state of the migration (and of the second submission, when there was one). */
@@ -56,7 +57,7 @@ export interface RunRecord {
 }
 
 export function planTitle(p: Plan): string {
-  return `${p.mb ? `${p.mb}MB` : 'small'} ${p.src}->${p.dst}${p.frozenMs ? ` frozenMs ${p.frozenMs}` : ''} at ${p.moment.event} ${p.moment.step}+${p.moment.delayMs}ms: ${p.faults.map((f) => describeFault(f.fault)).join(', ')}`;
+  return `${p.mb ? `${p.mb}MB` : 'small'} ${p.memoryCopy ? `${p.memoryCopy} ` : ''}${p.src}->${p.dst}${p.frozenMs ? ` frozenMs ${p.frozenMs}` : ''} at ${p.moment.event} ${p.moment.step}+${p.moment.delayMs}ms: ${p.faults.map((f) => describeFault(f.fault)).join(', ')}`;
 }
 
 interface Found {
@@ -227,7 +228,7 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
     client = clientFor(cfg);
     const c = client;
     const probe = { kind: 'exec' as const, argv: ['cat', '/tmp/count'] };
-    const rec0 = await c.migrate({ container: name, from: plan.src, to: plan.dst, probe });
+    const rec0 = await c.migrate({ container: name, from: plan.src, to: plan.dst, probe, memoryCopy: plan.memoryCopy });
     ids.push(rec0.id);
     submittedAt.set(rec0.id, Date.now());
     const watch = new Watch(c, rec0.id, 600_000);
@@ -331,7 +332,7 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
         case 'double-submit': {
           const prefix = fullId.slice(0, f.idChars);
           try {
-            const rec = await c.migrate({ container: prefix, from: plan.src, to: plan.third, probe });
+            const rec = await c.migrate({ container: prefix, from: plan.src, to: plan.third, probe, memoryCopy: plan.memoryCopy });
             ids.push(rec.id);
             submittedAt.set(rec.id, Date.now());
             return `second submission ${prefix} -> ${plan.third} accepted (${rec.id})`;
@@ -486,6 +487,7 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
     dst: plan.dst,
     moment: `${plan.moment.event} ${plan.moment.step} +${plan.moment.delayMs}ms`,
     frozenMs: plan.frozenMs,
+    ...(plan.memoryCopy ? { memoryCopy: plan.memoryCopy } : {}),
     momentHit,
     faults: plan.faults.map((f) => `${describeFault(f.fault)}${f.afterMs ? ` (+${f.afterMs}ms)` : ''}`),
     faultKinds: kinds,
