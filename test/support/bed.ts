@@ -21,7 +21,24 @@ const BED_DIR = process.env.FERRY_BED_DIR ?? '/var/lib/ferry-bed';
 export function bed(): BedInfo {
   const file = join(BED_DIR, 'bed.json');
   if (!existsSync(file)) throw new Error(`no test bed at ${BED_DIR}: run \`bash scripts/bed.sh up\` first (npm test does it)`);
-  return JSON.parse(readFileSync(file, 'utf8')) as BedInfo;
+  const info = JSON.parse(readFileSync(file, 'utf8')) as BedInfo;
+  return { ...info, hosts: laneHosts(info.hosts) };
+}
+
+/**
+ * The bed hosts this process's tests see, under the names the tests use. scripts/test.sh runs
+ * the suite in lanes side by side, each on hosts of its own that its tests know as a, b, c, d:
+ * FERRY_TEST_HOSTS="a=e b=f c=g d=h". Unset: every bed host under its own name.
+ */
+export function laneHosts<T extends { name: string }>(hosts: T[]): T[] {
+  const spec = process.env.FERRY_TEST_HOSTS?.trim();
+  if (!spec) return hosts;
+  return spec.split(/\s+/).map((pair) => {
+    const [name, real] = pair.split('=');
+    const h = hosts.find((x) => x.name === real);
+    if (!name || !h) throw new Error(`FERRY_TEST_HOSTS: "${pair}" names no host of the bed (it has ${hosts.map((x) => x.name).join(', ')})`);
+    return { ...h, name };
+  });
 }
 
 export function hostInfo(name: string) {
@@ -119,9 +136,9 @@ export interface TestConfig {
  */
 export function makeConfig(patch: { hosts?: Record<string, Record<string, unknown>>; extraHosts?: Record<string, unknown>[]; top?: Record<string, unknown> } = {}): TestConfig {
   mkdirSync(OUTPUT, { recursive: true });
-  const base = JSON.parse(readFileSync(join(BED_DIR, 'ferry.json'), 'utf8')) as { redis: Record<string, unknown>; hosts: Record<string, unknown>[] };
+  const base = JSON.parse(readFileSync(join(BED_DIR, 'ferry.json'), 'utf8')) as { redis: Record<string, unknown>; hosts: ({ name: string } & Record<string, unknown>)[] };
   const prefix = `ft-${uid()}`;
-  const hosts = base.hosts.map((h) => ({ ...h, ...(patch.hosts?.[h.name as string] ?? {}) }));
+  const hosts = laneHosts(base.hosts).map((h) => ({ ...h, ...(patch.hosts?.[h.name] ?? {}) }));
   const config = {
     ...base,
     redis: { ...base.redis, prefix },
