@@ -1,0 +1,88 @@
+import { strict as assert } from 'node:assert';
+import { randomInt } from 'node:crypto';
+import { coerceError } from '../../src/errors';
+import { containerState, ferry, makeConfig, mustPodman, podmanOn, removeContainers, startWorkers, stopWorkers, uid, WorkerProc } from '../support/bed';
+import { ensureServiceImages, REDIS_IMAGE, RespConnection, sleep } from '../support/services';
+
+/**
+ * Issue 12: an established TCP connection kept across a move, where the address moves with the
+ * container. A macvlan network on each host's eth0 puts the container on the bed's own subnet,
+ * so the network spans hosts a and b, and the container keeps its fixed address on either.
+ * Ferry runs with `checkpoint.tcpEstablished` and `checkpoint.keepAddress`. The judge is one
+ * client connection opened before the freeze. Every INCR it sends is answered on that same
+ * socket, and each reply is one more than the last: no reply lost, nothing applied twice.
+ */
+const SRC = 'a';
+const DST = 'b';
+const SUBNET = '198.18.0.0/24';
+// Far above the bed hosts' own addresses (198.18.0.11 and on).
+const RANGE = '198.18.0.192/27';
+
+describe('connections: an established connection kept where the address moves with the container (macvlan across two hosts)', function () {
+  this.timeout(300_000);
+  const net = `ferry-span-${uid()}`;
+  const name = `span-${uid()}`;
+  const address = `198.18.0.${200 + randomInt(20)}`;
+  let workers: WorkerProc[] = [];
+
+  before(function () {
+    this.timeout(900_000);
+    ensureServiceImages();
+    for (const h of [SRC, DST]) mustPodman(h, 'network', 'create', '-d', 'macvlan', '-o', 'parent=eth0', '--subnet', SUBNET, '--ip-range', RANGE, net);
+  });
+
+  after(async () => {
+    await stopWorkers(workers);
+    removeContainers([name]);
+    for (const h of [SRC, DST]) podmanOn(h, 'network', 'rm', '-f', net);
+  });
+
+  it('moves Redis a -> b while a client keeps one connection: every INCR answered once, in order, on the same socket', async () => {
+    const cfg = makeConfig({ top: { checkpoint: { tcpEstablished: true, keepAddress: true } } });
+    workers = await startWorkers([SRC, DST], cfg);
+    mustPodman(SRC, 'run', '-d', '--name', name, '--network', net, '--ip', address, REDIS_IMAGE);
+    let conn: RespConnection | undefined;
+    for (let i = 0; !conn; i++) {
+      conn = await RespConnection.open(address, 6379, 1000).catch((e: unknown) => (i < 50 ? sleep(100).then(() => undefined) : Promise.reject(coerceError(e))));
+    }
+    const client = conn;
+    const replies: number[] = [];
+    let failure: Error | null = null;
+    let stop = false;
+    // The freeze, the copy and the restore all happen while a request may be waiting: a minute.
+    const loop = (async () => {
+      while (!stop) {
+        try {
+          replies.push(Number(await client.command(['INCR', 'k'], 60_000)));
+        } catch (e: unknown) {
+          failure = coerceError(e);
+          return;
+        }
+        await sleep(100);
+      }
+    })();
+    try {
+      while (replies.length < 10 && !failure) await sleep(100);
+      const res = await ferry(cfg, ['migrate', name, '--from', SRC, '--to', DST, '--wait'], { timeoutMs: 240_000 });
+      assert.equal(res.code, 0, res.stdout + res.stderr);
+      assert.match(res.stdout, /succeeded/);
+      const after = replies.length;
+      const until = Date.now() + 30_000;
+      while (replies.length < after + 10 && !failure && Date.now() < until) await sleep(100);
+    } finally {
+      stop = true;
+      await loop;
+      client.close();
+    }
+    assert.equal(failure, null, `the client's connection broke: ${String(failure)} after ${replies.length} replies`);
+    assert.deepEqual(
+      replies,
+      replies.map((_, i) => i + 1),
+      'each INCR answered once, in order',
+    );
+    assert.ok(replies.length >= 20, `the client went on talking after the move (${replies.length} replies)`);
+    assert.equal(containerState(DST, name), 'running');
+    assert.equal(mustPodman(DST, 'container', 'inspect', '--format', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, name), address);
+    assert.equal(containerState(SRC, name), null, `${SRC} no longer has it`);
+  });
+});
