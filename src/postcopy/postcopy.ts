@@ -108,24 +108,47 @@ export async function installLazyRuntime(runner: CommandRunner, m: LazyMigration
   return pathsOf(m);
 }
 
+/** The machine-wide limit raisePipeMaxSize changes. */
+export const PIPE_MAX_SYSCTL = '/proc/sys/fs/pipe-max-size';
+
 /**
  * CRIU's page server needs a 4 MiB pipe. Without CAP_SYS_RESOURCE (this test bed drops it)
- * that takes fs.pipe-max-size >= 4 MiB, a machine-wide setting: raised here only when lower,
- * with the old value kept in the migration's folder for restorePipeMaxSize. Returns the old
- * value when it was raised.
+ * that takes fs.pipe-max-size >= 4 MiB, one setting for the whole host. Each post-copy
+ * migration marks that it needs it; the first raise keeps the old value, once per host; the
+ * limit goes back only when no migration there still needs it (restorePipeMaxSize): lowered
+ * under a running one, its next pipe would fail and take its page copy with it. Returns the
+ * old value when this call raised it.
  */
-export async function raisePipeMaxSize(runner: CommandRunner, m: LazyMigration): Promise<number | null> {
+export async function raisePipeMaxSize(runner: CommandRunner, m: LazyFiles, sysctl = PIPE_MAX_SYSCTL): Promise<number | null> {
   const p = pathsOf(m);
-  const script = 'f=/proc/sys/fs/pipe-max-size; cur=$(cat $f); if [ "$cur" -lt "$1" ]; then mkdir -p "$(dirname "$2")"; [ -e "$2" ] || echo "$cur" > "$2"; echo "$1" > $f; echo "$cur"; fi';
-  const res = await must(runner, ['sh', '-c', script, 'ferry-pipe-max', String(PIPE_SIZE_NEEDED), p.pipeMaxBefore]);
+  const script = [
+    'mkdir -p "$(dirname "$1")" "$(dirname "$3")"',
+    'exec 9>"$2"; flock -w 30 9 || exit 75',
+    ': > "$3"',
+    'cur=$(cat "$4")',
+    'if [ "$cur" -lt "$5" ]; then [ -e "$1" ] || echo "$cur" > "$1"; echo "$5" > "$4"; echo "$cur"; fi',
+  ].join('\n');
+  const res = await must(runner, ['sh', '-c', script, 'ferry-pipe-max', p.pipeMaxBefore, p.pipeMaxLock, p.pipeMaxHeld, sysctl, String(PIPE_SIZE_NEEDED)]);
   const before = Number(res.stdout.trim());
   return res.stdout.trim() && Number.isFinite(before) ? before : null;
 }
 
-/** Puts back what raisePipeMaxSize changed (nothing when it changed nothing). */
-export async function restorePipeMaxSize(runner: CommandRunner, m: LazyFiles): Promise<void> {
+/**
+ * This migration no longer needs the raised limit; the last one to say so on the host puts
+ * back what the first raise changed. A migration that ended without saying so (its folder
+ * removed) holds nothing.
+ */
+export async function restorePipeMaxSize(runner: CommandRunner, m: LazyFiles, sysctl = PIPE_MAX_SYSCTL): Promise<void> {
   const p = pathsOf(m);
-  await must(runner, ['sh', '-c', '[ -e "$1" ] || exit 0; cat "$1" > /proc/sys/fs/pipe-max-size && rm -f "$1"', 'ferry-pipe-max', p.pipeMaxBefore]);
+  const script = [
+    '[ -d "$(dirname "$2")" ] || exit 0',
+    'exec 9>"$2"; flock -w 30 9 || exit 75',
+    'rm -f "$3"',
+    'for h in "$(dirname "$2")"/*/"$(basename "$3")"; do [ -e "$h" ] && exit 0; done',
+    '[ -e "$1" ] || exit 0',
+    'cat "$1" > "$4" && rm -f "$1"',
+  ].join('\n');
+  await must(runner, ['sh', '-c', script, 'ferry-pipe-max', p.pipeMaxBefore, p.pipeMaxLock, p.pipeMaxHeld, sysctl]);
 }
 
 function sshBase(t: SshTarget): string[] {

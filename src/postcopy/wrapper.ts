@@ -62,8 +62,14 @@ export interface LazyPaths {
   /** Source: OpenSSH's control socket of the page tunnel. */
   tunnelControl: string;
   tunnelLog: string;
-  /** Source: fs.pipe-max-size as it was before Ferry raised it (absent when untouched). */
+  /**
+   * Source: fs.pipe-max-size is one value for the whole host, shared by every post-copy
+   * migration there. `pipeMaxHeld` says this migration needs it raised; `pipeMaxBefore` (one
+   * per host) keeps the value from before the first raise; `pipeMaxLock` orders the changes.
+   */
+  pipeMaxHeld: string;
   pipeMaxBefore: string;
+  pipeMaxLock: string;
 }
 
 const MIGRATION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -90,7 +96,9 @@ export function lazyPaths(migrationId: string, root = POSTCOPY_DIR): LazyPaths {
     serverPid: f('server.pid'),
     tunnelControl: f('tunnel.ctl'),
     tunnelLog: f('tunnel.log'),
-    pipeMaxBefore: f('pipe-max-size.before'),
+    pipeMaxHeld: f('pipe-max-size.held'),
+    pipeMaxBefore: join(root, 'pipe-max-size.before'),
+    pipeMaxLock: join(root, 'pipe-max-size.lock'),
   };
 }
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodePagemap, parsePagemap, PE_LAZY, PE_PRESENT, planSplit, splitForLazyRestore, unsplit } from '../../src/postcopy/criuImages';
 import { CONTAINERS_CONF_SCRIPT, installArgv, lazyPaths, podmanWithWrapper, wrapperScript } from '../../src/postcopy/wrapper';
-import { stopLazyDaemon } from '../../src/postcopy/postcopy';
+import { raisePipeMaxSize, restorePipeMaxSize, stopLazyDaemon } from '../../src/postcopy/postcopy';
 import { LocalRunner } from '../../src/exec/localRunner';
 
 function varint(v: number | bigint): number[] {
@@ -224,6 +224,42 @@ describe('postcopy: the runtime wrapper', function () {
   // Cold read of fc9af68: a destination restarted mid-copy keeps lazy.pid but never writes
   // lazy.rc. Waiting for rc then failed every rollback for good, leaving the container frozen
   // on the source, where the design says the source restores it in place.
+  // fs.pipe-max-size is one value per host. Each migration used to keep "the value before" in
+  // its own folder and write it back when it ended: two post-copy migrations from one host, the
+  // first to end lowered the limit under the second, whose next page-server pipe then failed.
+  it('fs.pipe-max-size: raised once per host, put back when the last migration that needs it ends', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'ferry-pipe-'));
+    const sysctl = join(root, 'pipe-max-size');
+    const run = new LocalRunner();
+    const m1 = { migrationId: 'm-one', root };
+    const m2 = { migrationId: 'm-two', root };
+    const limit = () => Number(readFileSync(sysctl, 'utf8').trim());
+    try {
+      writeFileSync(sysctl, '1048576\n');
+      assert.equal(await raisePipeMaxSize(run, m1, sysctl), 1048576);
+      assert.equal(await raisePipeMaxSize(run, m2, sysctl), null, 'already raised');
+      assert.equal(limit(), 4194304);
+      await restorePipeMaxSize(run, m1, sysctl);
+      assert.equal(limit(), 4194304, 'still raised while the second migration needs it');
+      await restorePipeMaxSize(run, m2, sysctl);
+      assert.equal(limit(), 1048576, 'back as it was once neither needs it');
+      await restorePipeMaxSize(run, m2, sysctl);
+      assert.equal(limit(), 1048576, 'twice is once');
+      assert.deepEqual(
+        readdirSync(root).filter((f) => f.startsWith('pipe-max-size.before')),
+        [],
+      );
+      // A migration whose folder was removed without a word holds nothing.
+      await raisePipeMaxSize(run, m1, sysctl);
+      rmSync(lazyPaths(m1.migrationId, root).dir, { recursive: true });
+      await restorePipeMaxSize(run, m2, sysctl);
+      assert.equal(limit(), 1048576);
+      await restorePipeMaxSize(new LocalRunner(), { migrationId: 'm-none', root: join(root, 'absent') }, sysctl);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it('stopping the lazy-pages daemon: a supervisor that is gone is not waited for; one that lives is', async () => {
     const root = mkdtempSync(join(tmpdir(), 'ferry-pcd-'));
     const m = { migrationId: 'm-stop', root };
