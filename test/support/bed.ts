@@ -11,7 +11,8 @@ export interface BedInfo {
   image: string;
   redis: { host: string; port: number; password: string };
   ssh: { key: string; wrongKey: string; knownHosts: string };
-  hosts: { name: string; address: string; netns: string; mountns: string; veth: string }[];
+  /** `bedName`: the host's own name in the bed, where a lane shows it under another (laneHosts). */
+  hosts: { name: string; bedName?: string; address: string; netns: string; mountns: string; veth: string }[];
 }
 
 export const REPO = resolve(__dirname, '..', '..', '..');
@@ -22,7 +23,7 @@ export function bed(): BedInfo {
   const file = join(BED_DIR, 'bed.json');
   if (!existsSync(file)) throw new Error(`no test bed at ${BED_DIR}: run \`bash scripts/bed.sh up\` first (npm test does it)`);
   const info = JSON.parse(readFileSync(file, 'utf8')) as BedInfo;
-  return { ...info, hosts: laneHosts(info.hosts) };
+  return { ...info, hosts: laneView(info.hosts).map((v) => ({ ...v.host, bedName: v.bedName })) };
 }
 
 /**
@@ -30,15 +31,26 @@ export function bed(): BedInfo {
  * the suite in lanes side by side, each on hosts of its own that its tests know as a, b, c, d:
  * FERRY_TEST_HOSTS="a=e b=f c=g d=h". Unset: every bed host under its own name.
  */
-export function laneHosts<T extends { name: string }>(hosts: T[]): T[] {
+function laneView<T extends { name: string }>(hosts: T[]): { host: T; bedName: string }[] {
   const spec = process.env.FERRY_TEST_HOSTS?.trim();
-  if (!spec) return hosts;
+  if (!spec) return hosts.map((host) => ({ host, bedName: host.name }));
   return spec.split(/\s+/).map((pair) => {
     const [name, real] = pair.split('=');
     const h = hosts.find((x) => x.name === real);
     if (!name || !h) throw new Error(`FERRY_TEST_HOSTS: "${pair}" names no host of the bed (it has ${hosts.map((x) => x.name).join(', ')})`);
-    return { ...h, name };
+    return { host: { ...h, name }, bedName: h.name };
   });
+}
+
+/** Ferry's host entries as this lane names them (nothing added: the config schema takes no extra field). */
+export function laneHosts<T extends { name: string }>(hosts: T[]): T[] {
+  return laneView(hosts).map((v) => v.host);
+}
+
+/** A bed host's own folder ($BED/hosts/<its bed name>): its sshd files and its storage's bind sources. */
+export function hostDir(name: string): string {
+  const h = hostInfo(name);
+  return join(bed().dir, 'hosts', h.bedName ?? h.name);
 }
 
 export function hostInfo(name: string) {

@@ -8,7 +8,7 @@ import { hostQueueName, urgentQueueName } from '../../src/queues';
 import { loadConfig } from '../../src/config/load';
 import type { MigrationEvent, MigrationRecord } from '../../src/engine/model';
 import { TERMINAL_STATES } from '../../src/engine/model';
-import { bed, containerState, hostInfo, makeConfig, mustPodman, onHost, OUTPUT, podmanOn, readCounter, REPO, TestConfig, uid, WorkerProc } from './bed';
+import { bed, containerState, hostDir, hostInfo, makeConfig, mustPodman, onHost, OUTPUT, podmanOn, readCounter, REPO, TestConfig, uid, WorkerProc } from './bed';
 
 /**
  * Helpers of the fault suite (test/faults) and its CI subset: a config whose archives live in
@@ -309,7 +309,7 @@ function waitPort(host: string, port: number, open: boolean): Promise<void> {
 export async function privateSshd(host: string, opts: { hostKey?: string; trusted?: boolean } = {}): Promise<PrivateSshd> {
   const h = hostInfo(host);
   const port = 2200 + Math.floor(Math.random() * 700);
-  const base = join(bed().dir, 'hosts', host);
+  const base = hostDir(host);
   const realKey = join(base, 'ssh_host_ed25519_key');
   const keyFile = opts.hostKey ?? realKey;
   const dir = join(OUTPUT, `sshd-${host}-${uid()}`);
@@ -472,7 +472,7 @@ export function usingRedis<T extends TestConfig>(cfg: T, r: OwnRedis): T {
 /** A file under /var/lib/ferry inside a bed host, as seen from the root namespace (the host's bind source). */
 export function hostFile(host: string, path: string): string {
   if (!path.startsWith('/var/lib/ferry/')) throw new Error(`${path} is not under /var/lib/ferry`);
-  return join(bed().dir, 'hosts', host, 'fs', 'var-lib-ferry', path.slice('/var/lib/ferry/'.length));
+  return join(hostDir(host), 'fs', 'var-lib-ferry', path.slice('/var/lib/ferry/'.length));
 }
 
 /** Corrupts one byte in the middle of a file (its complement, so it surely changes). */
