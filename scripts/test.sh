@@ -46,7 +46,7 @@ fi
 LANE2=(
   integration/postcopyMigrate integration/fleet integration/volumes integration/database
   integration/rollback integration/hooks integration/services integration/connections
-  integration/encryption integration/postcopy nemesis/nemesis nemesis/regressions
+  integration/encryption integration/migrate integration/postcopy nemesis/nemesis nemesis/regressions
 )
 lane2=()
 for f in "${LANE2[@]}"; do
