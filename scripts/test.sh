@@ -73,15 +73,16 @@ echo
 echo "======== lane 2 (hosts $(lane_hosts 4)) ========"
 cat test-output/lane-2.log
 # One closing line for the whole suite; a lane that wrote no counts (mocha died) is a failure.
-node -e '
+REPORTER=$(pwd)/$REPORTER node -e '
   const fs = require("fs");
+  const { line } = require(process.env.REPORTER);
   const sum = { passed: 0, failed: 0, skipped: 0 };
   for (const f of process.argv.slice(1)) {
     if (!fs.existsSync(f)) { console.error(`${f}: missing, that lane did not finish`); sum.failed++; continue; }
     const c = JSON.parse(fs.readFileSync(f, "utf8"));
     for (const k of Object.keys(sum)) sum[k] += c[k];
   }
-  console.log(`\ntests: ${sum.passed} passed, ${sum.failed} failed, ${sum.skipped} skipped`);
+  process.stdout.write(line(sum));
 ' test-output/lane-1.stats test-output/lane-2.stats
 echo "[test] both lanes done in $((SECONDS - t0)) s (lane 1 exit $rc1, lane 2 exit $rc2)" >&2
 [ "$rc1" = 0 ] && [ "$rc2" = 0 ]

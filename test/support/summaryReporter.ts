@@ -8,13 +8,18 @@ import Mocha from 'mocha';
  * line for all lanes, so CI never reads one lane's count as the suite's.
  */
 class SummaryReporter extends Mocha.reporters.Spec {
+  /** The closing line, in the one form CI reads; scripts/test.sh prints it for its lanes' sum. */
+  static line(c: { passed: number; failed: number; skipped: number }): string {
+    return `\ntests: ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped\n`;
+  }
+
   constructor(runner: Mocha.Runner, options?: Mocha.MochaOptions) {
     super(runner, options);
     runner.once('end', () => {
       const counts = { passed: runner.stats?.passes ?? 0, failed: runner.stats?.failures ?? 0, skipped: runner.stats?.pending ?? 0 };
       const statsFile = process.env.FERRY_TEST_STATS;
       if (statsFile) writeFileSync(statsFile, JSON.stringify(counts));
-      else process.stdout.write(`\ntests: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped\n`);
+      else process.stdout.write(SummaryReporter.line(counts));
     });
   }
 }
