@@ -11,8 +11,9 @@ log() { printf '[install-deps] %s\n' "$*" >&2; }
 [ "$(id -u)" = 0 ] || { echo "install-deps.sh must run as root" >&2; exit 1; }
 
 # iptables and faketime: the nemesis suite cuts links and skews clocks; catatonit: podman pods;
-# debootstrap: the real service images (scripts/images.sh).
-PKGS=(podman runc openssh-server openssh-client redis-server busybox-static iproute2 curl ca-certificates util-linux procps zstd chromium iptables faketime catatonit debootstrap rsync)
+# debootstrap: the real service images (scripts/images.sh); nftables: a restore that keeps
+# connections holds back its address's TCP until they are back (src/podman/addressHold.ts).
+PKGS=(podman runc openssh-server openssh-client redis-server busybox-static iproute2 curl ca-certificates util-linux procps zstd chromium iptables faketime catatonit debootstrap rsync nftables)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

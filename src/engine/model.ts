@@ -100,7 +100,14 @@ export interface MigrationRecord {
   probe: HealthProbe;
   batchId?: string;
   /** What preflight saw of the container on the source; later steps check against it. */
-  source?: { id: string; image: string; imageId: string; ports: { hostPort: number; protocol: string }[] };
+  source?: {
+    id: string;
+    image: string;
+    imageId: string;
+    ports: { hostPort: number; protocol: string }[];
+    /** Its IPv4 addresses (absent in records from before they were kept). */
+    addresses?: string[];
+  };
   archive?: ArchiveInfo;
   checkpointStats?: CriuStats;
   restoreStats?: CriuStats;

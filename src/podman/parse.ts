@@ -34,6 +34,8 @@ export interface ContainerInfo {
   networkMode: string;
   /** Containers this one cannot run without (a pod member's infra, `--requires`, a shared namespace). */
   dependencies: string[];
+  /** Its IPv4 addresses on its networks (none with --network host or none). */
+  addresses: string[];
 }
 
 export interface MountInfo {
@@ -100,7 +102,14 @@ export function parseInspect(stdout: string): ContainerInfo {
     infra: first.IsInfra === true,
     networkMode: str(hostConfig.NetworkMode),
     dependencies: Array.isArray(first.Dependencies) ? first.Dependencies.map((d) => str(d)).filter(Boolean) : [],
+    addresses: parseAddresses(obj(first.NetworkSettings)),
   };
+}
+
+// The default network's address is also at the top level; a named network's only under Networks.
+function parseAddresses(settings: Json): string[] {
+  const found = [str(settings.IPAddress), ...Object.values(obj(settings.Networks)).map((n) => str(obj(n).IPAddress))];
+  return [...new Set(found.filter((a) => /^\d{1,3}(\.\d{1,3}){3}$/.test(a)))];
 }
 
 // `--tmpfs` mounts appear only in HostConfig.Tmpfs ({destination: options}), `--mount type=tmpfs` in Mounts.

@@ -145,6 +145,7 @@ export const preflight: Step = async (ctx) => {
         image: info.image,
         imageId: info.imageId,
         ports: info.ports.map((p) => ({ hostPort: p.hostPort, protocol: p.protocol })),
+        addresses: info.addresses,
       },
     },
   };

@@ -7,6 +7,7 @@ import { removeStorageOnlyCopy } from './storageCopy';
 import { VOLUME_MIGRATION_LABEL } from './volumes';
 import { lazyOf, restoreNeedsPages, wrappedPodman } from './postCopy';
 import { forgetLazyRestore, serveLazyPages } from '../postcopy';
+import { addressesToHold, holdAddresses, releaseAddresses } from '../podman/addressHold';
 
 /**
  * Destination host: check the archive's hash once more (nothing is restored from a file
@@ -19,6 +20,9 @@ export const restore: Step = async (ctx) => {
   const archive = rec.archive;
   const sourceId = rec.source?.id;
   if (!archive || !sourceId) throw new StepError(`migration ${rec.id} reached restore without an archive`, { code: 'NO_ARCHIVE', permanent: true });
+  // A hold an interrupted attempt left would keep the container's clients out for good.
+  const holdOn = addressesToHold(rec, config);
+  await releaseAddresses(ctx.localRunner, holdOn);
   const existing = await local.find(rec.container);
   if (existing) {
     if (existing.id !== sourceId) {
@@ -67,25 +71,39 @@ export const restore: Step = async (ctx) => {
   await ctx.progress({ percent: 20, message: lazy ? 'restoring; the memory follows' : 'restoring' });
   const restoreOnce = () =>
     withImportableArchive(here, archive, config.archive.keyFile, (importable) => podman.restoreImport(importable, { ...config.checkpoint, ignoreVolumes: !!archive.volumes?.length, timeoutMs: config.timeouts.step.restore }));
+  const restoreHere = async (): Promise<CriuStats> => {
+    try {
+      return await restoreOnce();
+    } catch (e: unknown) {
+      const stderr = e instanceof CommandError ? e.stderr : '';
+      const full = /no space left on device|disk quota exceeded/i.exec(stderr)?.[0];
+      if (full) {
+        // Retrying cannot free space, and each retry fails worse: podman's cleanup of the
+        // half-made copy needs space too (seen: the next attempt found the id "already in
+        // use"). Fail for good with the first, true reason; rollback takes the copy away.
+        throw new StepError(`podman ran out of space restoring on host ${rec.to} (${full.toLowerCase()}): its container storage is full; free space there and migrate again`, { code: 'DESTINATION_DISK_FULL', permanent: true, cause: e });
+      }
+      // A copy only podman's storage remembers (inspect above cannot see it) holds the id.
+      // Looked for only now: the check costs a podman call inside the downtime.
+      if (!stderr.includes('already in use')) throw e;
+      await ctx.fence();
+      if (!(await removeStorageOnlyCopy(local, rec.container, sourceId, rec.to))) throw e;
+      await ctx.mark({ restoreStartedAt: Date.now() });
+      return restoreOnce();
+    }
+  };
+  const hold = await holdAddresses(ctx.localRunner, holdOn);
   let stats: CriuStats;
   try {
-    stats = await restoreOnce();
+    stats = await restoreHere();
   } catch (e: unknown) {
-    const stderr = e instanceof CommandError ? e.stderr : '';
-    const full = /no space left on device|disk quota exceeded/i.exec(stderr)?.[0];
-    if (full) {
-      // Retrying cannot free space, and each retry fails worse: podman's cleanup of the
-      // half-made copy needs space too (seen: the next attempt found the id "already in
-      // use"). Fail for good with the first, true reason; rollback takes the copy away.
-      throw new StepError(`podman ran out of space restoring on host ${rec.to} (${full.toLowerCase()}): its container storage is full; free space there and migrate again`, { code: 'DESTINATION_DISK_FULL', permanent: true, cause: e });
-    }
-    // A copy only podman's storage remembers (inspect above cannot see it) holds the id.
-    // Looked for only now: the check costs a podman call inside the downtime.
-    if (!stderr.includes('already in use')) throw e;
-    await ctx.fence();
-    if (!(await removeStorageOnlyCopy(local, rec.container, sourceId, rec.to))) throw e;
-    await ctx.mark({ restoreStartedAt: Date.now() });
-    stats = await restoreOnce();
+    // A release that cannot run (the attempt was stopped) leaves the hold to the next attempt
+    // or to rollback, which release first.
+    await releaseAddresses(ctx.localRunner, holdOn).catch(() => undefined);
+    throw e;
   }
-  return { result: { restoreUs: stats.restoreUs }, patch: { restoreStats: stats } };
+  // The connections are back once podman returns. Released before the container counts as
+  // restored: a hold left behind would keep its clients out.
+  await releaseAddresses(ctx.localRunner, holdOn);
+  return { result: { restoreUs: stats.restoreUs, ...(hold.held.length || hold.unavailable.length ? { addressHold: hold } : {}) }, patch: { restoreStats: stats } };
 };

@@ -8,6 +8,7 @@ import { restoreFrozen } from './recoverFrozen';
 import { frozenByOther, frozenByThisMigration } from './frozenRecovery';
 import { clearDestination } from './destinationCopy';
 import { coerceError } from '../errors/coerceError';
+import { addressesToHold, releaseAddresses } from '../podman/addressHold';
 import { SshError } from '../errors';
 import { removeCopiedVolumes, volumesMissingOnSource } from './volumes';
 import { foldersMissingOnSource, removeCopiedFolders } from './copiedMounts';
@@ -103,6 +104,11 @@ export const rollback: Step = async (ctx) => {
     // An unreachable destination keeps a stray archive, never a running copy
     // (restore had not started, or the branch above would have thrown).
   }
+  // A restore interrupted there may have left its hold on the container's addresses, which
+  // would silence whatever takes such an address there next.
+  await releaseAddresses(ctx.remote(rec.to).runner, addressesToHold(rec, config)).catch((e: unknown) =>
+    warnings.push(`host ${rec.to} may still hold back TCP to ${addressesToHold(rec, config).join(', ')} (${coerceError(e).message}); \`nft list tables netdev\` there shows it`),
+  );
   const importArchive = async (): Promise<void> => {
     const archive = rec.archive as NonNullable<typeof rec.archive>;
     if (rec.source?.id) await local.reapRuntimeLeftover(rec.source.id, { keepRunning: true });
