@@ -46,17 +46,27 @@ export const rollback: Step = async (ctx) => {
   // container's lock: nothing below could act on it.
   if (await stopStrayExport(ctx.localRunner, here.fifo)) ctx.log.warn('stopped a checkpoint export left behind by a dead worker');
   const before = await local.inspect(name);
+  // Only the container with the source's id is this migration's. Another by its name (made
+  // after a cleanup that a rewound record forgot) is not the container, running or not.
+  if (before && sourceId && before.id !== sourceId) {
+    throw new StepError(
+      `host ${rec.from} has another container named "${name}" (id ${before.id.slice(0, 12)}), not the one this migration moved (id ${sourceId.slice(0, 12)}): nothing here to bring back, so nothing on host ${rec.to} is touched; check where the container runs`,
+      { code: 'ROLLBACK_IMPOSSIBLE', permanent: true },
+    );
+  }
   const marker = await readFrozenMarker(here.dir, rec.id);
   const frozenByUs = (c: { id: string } | null): boolean => frozenByThisMigration(rec, marker, c?.id);
   const restorable = !!before && (before.running || before.checkpointed || frozenByUs(before));
   if (!restorable && !(archivePath && (await fileSize(archivePath)) !== null)) {
-    const there = await ctx
-      .remote(rec.to)
-      .podman.inspect(name)
-      .catch(() => null);
+    // Nothing here can bring the container back, so whatever the destination holds may be the
+    // only copy: it is never removed. An answer that cannot be had fails the attempt (retried);
+    // it is not taken for "nothing there".
+    const there = await ctx.remote(rec.to).podman.inspect(name);
     if (there?.running && (!sourceId || there.id === sourceId)) {
       throw new StepError(`container "${name}" is no longer on host ${rec.from} and runs on host ${rec.to}: left there, running; nothing to roll back to`, { code: 'RUNS_ON_DESTINATION', permanent: true });
     }
+    const copy = there && (!sourceId || there.id === sourceId) ? `holds a ${there.status} copy (id ${there.id.slice(0, 12)}), left untouched: it may be the only one` : 'holds no copy podman knows of';
+    throw new StepError(`container "${name}" is gone from host ${rec.from} (no checkpoint, no archive), so nothing can be rolled back; host ${rec.to} ${copy}`, { code: 'ROLLBACK_IMPOSSIBLE', permanent: true });
   }
   // Data copied there for this migration whose source copy is gone (a cleanup that ran,
   // then a Redis crash rewound the record) is the only copy: nothing there is taken away.
