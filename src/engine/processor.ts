@@ -93,9 +93,9 @@ export function createStepProcessor(deps: ProcessorDeps) {
       x.state = 'running';
       x.step = 'verify';
       x.restoreStartedAt ??= now;
-      // The marker that proved the freeze is gone now (recoverFrozen removed it): should
-      // verify fail, rollback must still know this migration froze the source's copy, or it
-      // would take it for someone else's and leave the container running nowhere.
+      // Should verify fail, rollback must know this migration froze the source's copy, or it
+      // would take it for someone else's and leave the container running nowhere. The marker
+      // says so too until cleanup or rollback removes it; the record may be all that is left.
       x.frozenAt ??= err.frozenAt;
       x.source ??= { id: err.containerId, image: '', imageId: '', ports: [] };
       x.warnings = [...x.warnings, err.message];

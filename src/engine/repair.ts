@@ -3,7 +3,7 @@ import type { Queue } from 'bullmq';
 import type { HostConfig } from '../config/hosts';
 import type { FerryConfig } from '../config/load';
 import { findHost } from '../config/load';
-import { FrozenMarker, listFrozenMarkers, ownMarker } from '../archive/frozenMarker';
+import { FrozenMarker, listFrozenMarkers, ownMarker, removeFrozenMarker } from '../archive/frozenMarker';
 import { removeFile } from '../archive/localFiles';
 import { coerceError } from '../errors';
 import { lockContainerOnHost } from '../exec/hostLock';
@@ -171,6 +171,8 @@ export function createRepairer(deps: RepairDeps) {
         }
         await settleLostRecord(marker, verdict.kind, warnings);
       }
+      // Its migration has ended, or its lost record was settled just above: nothing else needs the proof.
+      if (verdict.kind === 'on-destination') await removeFrozenMarker(self.workDir, marker.migrationId);
     } finally {
       await lock.release();
     }

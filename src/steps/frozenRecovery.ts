@@ -11,7 +11,10 @@ import { removeFile } from '../archive/localFiles';
 export type FrozenVerdict =
   /** Running here again (or gone, or replaced): the marker is stale and was removed. */
   | { kind: 'stale' }
-  /** Runs on the destination: the source keeps a stopped copy, which is no loss. */
+  /**
+   * Runs on the destination: the source keeps a stopped copy, which is no loss. The marker
+   * stays: it is the only proof of the freeze until the caller has written it down.
+   */
   | { kind: 'on-destination' }
   /** The destination could not be asked: nothing was done, try again later. */
   | { kind: 'unknown'; why: string }
@@ -52,10 +55,7 @@ export async function recoverFrozen(marker: FrozenMarker, deps: FrozenRecoveryDe
   } catch (e: unknown) {
     return { kind: 'unknown', why: coerceError(e).message };
   }
-  if (there?.id === marker.containerId && there.running) {
-    await removeFrozenMarker(deps.workDir, marker.migrationId);
-    return { kind: 'on-destination' };
-  }
+  if (there?.id === marker.containerId && there.running) return { kind: 'on-destination' };
   // There but not running: a restore may be under way (a large one takes tens of seconds)
   // and start it any moment. Only rollback, which waits for the destination's lock and
   // removes that copy first, may bring the container back here.

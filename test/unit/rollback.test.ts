@@ -1,15 +1,15 @@
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadConfig } from '../../src/config/load';
 import { migrationFiles } from '../../src/engine/files';
 import type { MigrationRecord } from '../../src/engine/model';
-import type { CommandResult, CommandRunner } from '../../src/exec/runner';
-import { Podman } from '../../src/podman/podman';
+import type { CommandResult } from '../../src/exec/runner';
 import type { StepContext } from '../../src/steps/context';
 import { rollback } from '../../src/steps/rollback';
+import { fakeHost, inspectJson, type FakeHost } from '../support/fakePodman';
 
 /**
  * Rollback's decision when nothing on the source can bring the container back (a cleanup that
@@ -17,39 +17,11 @@ import { rollback } from '../../src/steps/rollback';
  * one, and must never be removed, whatever the answer to "what runs there?" was.
  * podman is faked as a runner answering its commands (recorded inspect output).
  */
-const FIXTURES = join(__dirname, '..', '..', '..', 'test', 'fixtures');
 const SOURCE_ID = 'f'.repeat(64);
 const OTHER_ID = 'e'.repeat(64);
 const dir = mkdtempSync(join(tmpdir(), 'ferry-rollback-test-'));
-const ok: CommandResult = { code: 0, stdout: '', stderr: '' };
 
-function inspectJson(id: string, running: boolean): string {
-  const [c] = JSON.parse(readFileSync(join(FIXTURES, 'inspect-macvlan.json'), 'utf8')) as Record<string, unknown>[];
-  return JSON.stringify([{ ...c, Id: id, Name: 'web', Pod: '', State: { ...(c.State as object), Running: running, Status: running ? 'running' : 'exited' } }]);
-}
-
-/** A host whose podman answers `inspect web` with each of `inspects` in turn (null: no such container). */
-function host(where: string, inspects: (CommandResult | null)[]): { runner: CommandRunner; podman: Podman; calls: string[][] } {
-  const calls: string[][] = [];
-  let last: CommandResult | null = null;
-  const runner: CommandRunner = {
-    where,
-    run(argv) {
-      calls.push([...argv]);
-      const cmd = argv.join(' ');
-      if (cmd.includes('container inspect')) {
-        last = inspects.length ? (inspects.shift() ?? null) : last;
-        return Promise.resolve(last ?? { code: 125, stdout: '', stderr: 'Error: no such container web' });
-      }
-      if (cmd.includes('container exists')) return Promise.resolve(last ? (last.code === 0 ? ok : last) : { code: 1, stdout: '', stderr: '' });
-      if (argv[0] === 'pkill' || argv[0] === 'test') return Promise.resolve({ code: 1, stdout: '', stderr: '' });
-      return Promise.resolve(ok);
-    },
-  };
-  return { runner, podman: new Podman(runner, ['podman']), calls };
-}
-
-function context(source: ReturnType<typeof host>, dest: ReturnType<typeof host>): StepContext {
+function context(source: FakeHost, dest: FakeHost): StepContext {
   const file = join(dir, `${Math.random().toString(36).slice(2)}.json`);
   writeFileSync(
     file,
@@ -98,34 +70,34 @@ function context(source: ReturnType<typeof host>, dest: ReturnType<typeof host>)
   };
 }
 
-const removals = (h: ReturnType<typeof host>): string[][] => h.calls.filter((c) => c.includes('rm') || c.includes('rmi') || c[0] === 'runc');
+const removals = (h: FakeHost): string[][] => h.calls.filter((c) => c.includes('rm') || c.includes('rmi') || c[0] === 'runc');
 const running = (id: string): CommandResult => ({ code: 0, stdout: inspectJson(id, true), stderr: '' });
 
 describe('rollback with nothing left on the source never removes the destination copy', () => {
   it('when asking the destination fails once, the attempt fails; the running copy stays', async () => {
-    const source = host('host a', [null]);
-    const dest = host('host b', [{ code: 125, stdout: '', stderr: 'Error: database is locked' }, running(SOURCE_ID)]);
+    const source = fakeHost('host a', [null]);
+    const dest = fakeHost('host b', [{ code: 125, stdout: '', stderr: 'Error: database is locked' }, running(SOURCE_ID)]);
     await assert.rejects(rollback(context(source, dest)), /database is locked/);
     assert.deepEqual(removals(dest), [], 'nothing removed on the destination');
   });
 
   it('a copy there that does not run is left too, and the migration ends needing a person', async () => {
-    const source = host('host a', [null]);
-    const dest = host('host b', [{ code: 0, stdout: inspectJson(SOURCE_ID, false), stderr: '' }]);
+    const source = fakeHost('host a', [null]);
+    const dest = fakeHost('host b', [{ code: 0, stdout: inspectJson(SOURCE_ID, false), stderr: '' }]);
     await assert.rejects(rollback(context(source, dest)), (e: Error & { code?: string }) => e.code === 'ROLLBACK_IMPOSSIBLE' && e.message.includes('left untouched'));
     assert.deepEqual(removals(dest), []);
   });
 
   it('a running copy there ends the migration, left running', async () => {
-    const source = host('host a', [null]);
-    const dest = host('host b', [running(SOURCE_ID)]);
+    const source = fakeHost('host a', [null]);
+    const dest = fakeHost('host b', [running(SOURCE_ID)]);
     await assert.rejects(rollback(context(source, dest)), (e: Error & { code?: string }) => e.code === 'RUNS_ON_DESTINATION');
     assert.deepEqual(removals(dest), []);
   });
 
   it('another container by its name on the source is not the container: nothing anywhere is touched', async () => {
-    const source = host('host a', [running(OTHER_ID)]);
-    const dest = host('host b', [running(SOURCE_ID)]);
+    const source = fakeHost('host a', [running(OTHER_ID)]);
+    const dest = fakeHost('host b', [running(SOURCE_ID)]);
     await assert.rejects(rollback(context(source, dest)), (e: Error & { code?: string }) => e.code === 'ROLLBACK_IMPOSSIBLE' && e.message.includes('another container named "web"'));
     assert.deepEqual(removals(dest), []);
     assert.deepEqual(removals(source), []);
