@@ -61,10 +61,25 @@ export function createStepProcessor(deps: ProcessorDeps) {
   const { store, queues, config, self } = deps;
   const live = new Map<string, LiveAttempt>();
 
-  async function finish(rec: MigrationRecord, state: MigrationRecord['state'], error: string | undefined, token?: string): Promise<void> {
+  /**
+   * Ends the migration. With `still`, only if it holds in the same atomic update (false: nothing
+   * was written). An already ended one is ended again: its locks and event, which a crash may
+   * have kept from being written.
+   */
+  async function finish(rec: MigrationRecord, state: MigrationRecord['state'], error: string | undefined, token?: string, still?: (r: MigrationRecord) => boolean): Promise<boolean> {
     const now = Date.now();
-    const apply = (r: MigrationRecord): MigrationRecord | null => (TERMINAL_STATES.has(r.state) ? null : withState(r, state, now, error));
+    let refused = false;
+    const apply = (r: MigrationRecord): MigrationRecord | null => {
+      refused = false;
+      if (TERMINAL_STATES.has(r.state)) return null;
+      if (still && !still(r)) {
+        refused = true;
+        return null;
+      }
+      return withState(r, state, now, error);
+    };
     const done = token ? await store.fencedUpdate(rec.id, token, apply) : await store.update(rec.id, apply);
+    if (refused) return false;
     await store.ended(done, state, now, error);
     recordMigrationSpan(done);
     try {
@@ -73,6 +88,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
       // The migration itself is settled; a batch left behind is repaired by reconcile.
       deps.log.error({ migrationId: rec.id, err: coerceError(e).message }, 'after-end hook failed');
     }
+    return true;
   }
 
   async function advance(rec: MigrationRecord, to: StepName): Promise<void> {
@@ -110,7 +126,10 @@ export function createStepProcessor(deps: ProcessorDeps) {
     const what = onStepExhausted(step);
     const message = `${step} failed on host ${self.name}: ${err.message}`;
     if (err instanceof AlreadyMovedError) return goOnAtDestination(rec, err, token);
-    if (what === 'fail') return finish(rec, 'failed', message, token);
+    if (what === 'fail') {
+      await finish(rec, 'failed', message, token);
+      return;
+    }
     if (what === 'rollback') {
       const r = await store.fencedUpdate(rec.id, token, (x) => {
         if (x.state === 'rolling-back') return null;
@@ -124,9 +143,10 @@ export function createStepProcessor(deps: ProcessorDeps) {
     }
     if (step === 'rollback') {
       const text = await needsAttentionAfterRollback(rec, err, { config, runnerFor: (host) => deps.remoteRunner(host), localRunner: deps.localRunner, self: self.name });
-      return finish(rec, 'needs-attention', text, token);
+      await finish(rec, 'needs-attention', text, token);
+      return;
     }
-    return finish(rec, 'needs-attention', message, token);
+    await finish(rec, 'needs-attention', message, token);
   }
 
   function recordProblem(rec: MigrationRecord): string | null {
@@ -364,18 +384,19 @@ export function createStepProcessor(deps: ProcessorDeps) {
       }
       throw new UnrecoverableError(`step ${step} of ${migrationId} arrived before ${found.step} finished`);
     }
+    // A delivery whose lock already lapsed (this worker was paused or cut off from Redis) has a
+    // successor or will have one: it must not take the record from it, nor end the migration.
+    if (lockToken && (await job.extendLock(lockToken, deps.config.worker.lockDurationMs)) !== 1) return { skipped: 'this delivery no longer holds its job lock' };
+
     // A checkpoint attempt that ran may have copied volumes and folders to the destination:
     // then the cancel goes through the checkpoint (which refuses to freeze) and rollback.
-    const checkpointRan = found.history.some((h) => h.step === 'checkpoint');
-    if (found.cancelRequested && (step === 'preflight' || (step === 'checkpoint' && !found.frozenAt && !checkpointRan)) && !(await frozenHere(found))) {
+    // Checked again in the update that ends it: another delivery may have started meanwhile.
+    const untouched = (r: MigrationRecord): boolean => !!r.cancelRequested && r.step === step && !r.frozenAt && (step === 'preflight' || (step === 'checkpoint' && !r.history.some((h) => h.step === 'checkpoint')));
+    if (untouched(found) && !(await frozenHere(found)) && (await finish(found, 'cancelled', 'cancelled before the container was touched', undefined, untouched))) {
+      // Only once the cancel has won: before, a checkpoint attempt could be setting it up.
       if (step === 'checkpoint') await tearDownUnusedPostCopy(found, log);
-      await finish(found, 'cancelled', 'cancelled before the container was touched');
       return { cancelled: true };
     }
-
-    // A delivery whose lock already lapsed (this worker was paused or cut off from Redis) has a
-    // successor or will have one: it must not take the record from it.
-    if (lockToken && (await job.extendLock(lockToken, deps.config.worker.lockDurationMs)) !== 1) return { skipped: 'this delivery no longer holds its job lock' };
 
     // Take over: from here on the record answers only to this attempt.
     const attempt = job.attemptsMade + 1;
