@@ -3,9 +3,9 @@ import type { Queue } from 'bullmq';
 import type { HostConfig } from '../config/hosts';
 import type { FerryConfig } from '../config/load';
 import { findHost } from '../config/load';
-import { FrozenMarker, listFrozenMarkers, ownMarker, removeFrozenMarker } from '../archive/frozenMarker';
+import { FrozenMarker, listFrozenMarkers, ownMarker, readFrozenMarker, removeFrozenMarker } from '../archive/frozenMarker';
 import { removeFile } from '../archive/localFiles';
-import { coerceError } from '../errors';
+import { coerceError, StepError } from '../errors';
 import { lockContainerOnHost } from '../exec/hostLock';
 import { stopStrayExport } from '../transfer/fifo';
 import type { CommandRunner } from '../exec/runner';
@@ -132,10 +132,32 @@ export function createRepairer(deps: RepairDeps) {
     if (!dest) return 0;
     const lock = await lockContainerOnHost(deps.localRunner, self.name, marker.container, 10_000);
     try {
+      // Asked again under the lock: the marker may have gone meanwhile, and the container may
+      // have been brought back by hand and frozen again by a newer migration, whose freeze
+      // this old marker must not undo (that migration restores it elsewhere: two copies).
+      if (!(await readFrozenMarker(self.workDir, marker.migrationId))) return 0;
+      // A newer freeze of the same container left its own marker: this one describes a state
+      // the container has left, and acting on it later (once the newer one is gone) could
+      // bring back a copy that runs elsewhere.
+      const since = (await listFrozenMarkers(self.workDir)).find((m) => m.containerId === marker.containerId && m.migrationId !== marker.migrationId && m.at > marker.at);
+      if (since) {
+        log.warn({ migrationId: marker.migrationId, container: marker.container, newer: since.migrationId }, 'a frozen-container marker superseded by a newer freeze of the same container; removed');
+        await removeFrozenMarker(self.workDir, marker.migrationId);
+        return 0;
+      }
+      const newer = await store.liveHolder({ host: self.name, container: `id:${marker.containerId}` });
+      if (newer && newer !== marker.migrationId) {
+        leaveAlone(marker, `a container frozen for an ended migration, which migration ${newer} now holds; leaving it to that one`);
+        return 0;
+      }
       await stopStrayExport(deps.localRunner, migrationFiles({ id: marker.migrationId, from: marker.from, to: marker.to }, config).source.fifo);
       // The destination's lock too, when it answers: with it held no restore runs there, so a
       // copy there that does not run is a leftover that may be removed (recoverFrozen).
-      const destLock = await lockContainerOnHost(deps.remoteRunner(marker.to), marker.to, marker.container, 10_000).catch(() => null);
+      // Busy there means someone works on the container there: asked again next pass.
+      const destLock = await lockContainerOnHost(deps.remoteRunner(marker.to), marker.to, marker.container, 10_000).catch((e: unknown) => {
+        if (e instanceof StepError && e.code === 'HOST_LOCK_BUSY') throw e;
+        return null;
+      });
       const there = new Podman(deps.remoteRunner(marker.to), dest.podman);
       let verdict;
       try {

@@ -210,7 +210,7 @@ export class MigrationStore {
         }
         const value = await this.redis.get(key);
         if (value === null) continue;
-        const [holder, at] = value.split('@');
+        const [holder] = value.split('@');
         // This very SET, resent after its reply was lost: ours now, and released with the
         // others if a later pair is refused (not left behind for the grace period).
         if (value === mine) {
@@ -219,9 +219,7 @@ export class MigrationStore {
         }
         // Held since an earlier call (preflight adds pairs to those of the submission).
         if (holder === id) break;
-        const rec = await this.get(holder);
-        const live = rec ? !TERMINAL_STATES.has(rec.state) : Date.now() - Number(at) < LOCK_GRACE_MS;
-        if (live) {
+        if (await this.holderLive(value)) {
           for (const t of taken) await this.releaseKey(t, id);
           return { ok: false, heldBy: holder, host: p.host };
         }
@@ -234,6 +232,19 @@ export class MigrationStore {
       }
     }
     return { ok: true };
+  }
+
+  /** A lock's value (`<migration id>@<ms>`) names a live holder: a migration not yet ended, or one being submitted. */
+  private async holderLive(value: string): Promise<boolean> {
+    const [holder, at] = value.split('@');
+    const rec = await this.get(holder);
+    return rec ? !TERMINAL_STATES.has(rec.state) : Date.now() - Number(at) < LOCK_GRACE_MS;
+  }
+
+  /** The live migration holding this lock, or null (none, or its holder has ended). */
+  async liveHolder(pair: LockPair): Promise<string | null> {
+    const value = await this.redis.get(this.k.lock(pair.host, pair.container));
+    return value && (await this.holderLive(value)) ? value.split('@')[0] : null;
   }
 
   /** What every ending shares, whoever ends it: the locks go and followers hear the final state. */
