@@ -201,3 +201,12 @@ export function parseBindSources(stdout: string): { id: string; sources: string[
     };
   });
 }
+
+/**
+ * The id of a container podman still lists but whose storage is gone: what a `podman rm` cut
+ * short leaves (seen under the nemesis: its attempt was paused past its job lock and stopped).
+ * Every later inspect fails with this; only another removal clears it.
+ */
+export function halfRemovedId(stderr: string): string | null {
+  return /getting container from store "([0-9a-f]{64})": container not known/.exec(stderr)?.[1] ?? null;
+}

@@ -1,5 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { loadConfig } from '../../src/config/load';
+import { migrationFiles } from '../../src/engine/files';
+import type { MigrationRecord } from '../../src/engine/model';
+import type { StepContext } from '../../src/steps/context';
 import type { CommandResult, CommandRunner } from '../../src/exec/runner';
 import { Podman } from '../../src/podman/podman';
 
@@ -37,9 +43,43 @@ export function fakeHost(where: string, inspects: (CommandResult | null)[]): Fak
         return Promise.resolve(last ?? { code: 125, stdout: '', stderr: 'Error: no such container web' });
       }
       if (cmd.includes('container exists')) return Promise.resolve(last ? (last.code === 0 ? ok : last) : { code: 1, stdout: '', stderr: '' });
-      if (argv[0] === 'pkill' || argv[0] === 'test' || argv[0] === 'runc') return Promise.resolve({ code: 1, stdout: '', stderr: '' });
+      if (argv[0] === 'runc') return Promise.resolve({ code: 1, stdout: '', stderr: 'container does not exist' });
+      if (argv[0] === 'pkill' || argv[0] === 'test') return Promise.resolve({ code: 1, stdout: '', stderr: '' });
       return Promise.resolve(ok);
     },
   };
   return { runner, podman: new Podman(runner, ['podman']), calls };
+}
+
+/**
+ * A step's context on host a (`source`) for a migration a -> b (`dest`), with work dirs in a
+ * fresh temporary folder; fencing, locks and progress always succeed. `rec` patches the record.
+ */
+export function fakeContext(source: FakeHost, dest: FakeHost, rec: Partial<MigrationRecord> & Pick<MigrationRecord, 'state' | 'step'>): StepContext {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-step-test-'));
+  const file = join(dir, 'ferry.json');
+  const hosts = ['a', 'b'].map((name, i) => ({ name, address: `198.18.0.${11 + i}`, ssh: { privateKey: '/k' }, workDir: join(dir, name) }));
+  writeFileSync(file, JSON.stringify({ hosts }));
+  const config = loadConfig({ file, env: {} });
+  const now = Date.now();
+  const full: MigrationRecord = { id: 'm-test1-0123abcd', container: 'web', from: 'a', to: 'b', createdAt: now, updatedAt: now, probe: { kind: 'none' }, history: [], warnings: [], ...rec };
+  const quiet = { warn: () => undefined, info: () => undefined, error: () => undefined, debug: () => undefined } as unknown as Logger;
+  return {
+    rec: full,
+    step: rec.step,
+    files: migrationFiles(full, config),
+    config,
+    self: config.hosts[0],
+    installation: 'test',
+    local: source.podman,
+    localRunner: source.runner,
+    remote: (name) => ({ host: config.hosts.find((h) => h.name === name) ?? config.hosts[1], runner: dest.runner, podman: dest.podman }),
+    signal: new AbortController().signal,
+    fence: () => Promise.resolve(),
+    lockOn: () => Promise.resolve({ release: () => Promise.resolve() } as never),
+    mark: (patch) => Promise.resolve({ ...full, ...patch }),
+    progress: () => Promise.resolve(),
+    claim: () => Promise.resolve(),
+    log: quiet,
+  };
 }

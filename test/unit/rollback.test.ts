@@ -1,15 +1,7 @@
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Logger } from 'pino';
-import { loadConfig } from '../../src/config/load';
-import { migrationFiles } from '../../src/engine/files';
-import type { MigrationRecord } from '../../src/engine/model';
 import type { CommandResult } from '../../src/exec/runner';
-import type { StepContext } from '../../src/steps/context';
 import { rollback } from '../../src/steps/rollback';
-import { fakeHost, inspectJson, type FakeHost } from '../support/fakePodman';
+import { fakeContext, fakeHost, inspectJson, type FakeHost } from '../support/fakePodman';
 
 /**
  * Rollback's decision when nothing on the source can bring the container back (a cleanup that
@@ -19,57 +11,8 @@ import { fakeHost, inspectJson, type FakeHost } from '../support/fakePodman';
  */
 const SOURCE_ID = 'f'.repeat(64);
 const OTHER_ID = 'e'.repeat(64);
-const dir = mkdtempSync(join(tmpdir(), 'ferry-rollback-test-'));
 
-function context(source: FakeHost, dest: FakeHost): StepContext {
-  const file = join(dir, `${Math.random().toString(36).slice(2)}.json`);
-  writeFileSync(
-    file,
-    JSON.stringify({
-      hosts: [
-        { name: 'a', address: '198.18.0.11', ssh: { privateKey: '/k' }, workDir: join(dir, 'a') },
-        { name: 'b', address: '198.18.0.12', ssh: { privateKey: '/k' }, workDir: join(dir, 'b') },
-      ],
-    }),
-  );
-  const config = loadConfig({ file, env: {} });
-  const now = Date.now();
-  const rec = {
-    id: 'm-test1-0123abcd',
-    container: 'web',
-    from: 'a',
-    to: 'b',
-    state: 'rolling-back',
-    step: 'rollback',
-    createdAt: now,
-    updatedAt: now,
-    frozenAt: now - 5000,
-    probe: { kind: 'running' },
-    source: { id: SOURCE_ID, image: 'x', imageId: 'y', ports: [] },
-    history: [],
-    warnings: [],
-  } as unknown as MigrationRecord;
-  const quiet = { warn: () => undefined, info: () => undefined, error: () => undefined, debug: () => undefined } as unknown as Logger;
-  return {
-    rec,
-    step: 'rollback',
-    files: migrationFiles(rec, config),
-    config,
-    self: config.hosts[0],
-    installation: 'test',
-    local: source.podman,
-    localRunner: source.runner,
-    remote: (name) => ({ host: config.hosts.find((h) => h.name === name) ?? config.hosts[1], runner: dest.runner, podman: dest.podman }),
-    signal: new AbortController().signal,
-    fence: () => Promise.resolve(),
-    lockOn: () => Promise.resolve({ release: () => Promise.resolve() } as never),
-    mark: (patch) => Promise.resolve({ ...rec, ...patch }),
-    progress: () => Promise.resolve(),
-    claim: () => Promise.resolve(),
-    log: quiet,
-  };
-}
-
+const context = (source: FakeHost, dest: FakeHost) => fakeContext(source, dest, { state: 'rolling-back', step: 'rollback', frozenAt: Date.now() - 5000, source: { id: SOURCE_ID, image: 'x', imageId: 'y', ports: [] } });
 const removals = (h: FakeHost): string[][] => h.calls.filter((c) => c.includes('rm') || c.includes('rmi') || c[0] === 'runc');
 const running = (id: string): CommandResult => ({ code: 0, stdout: inspectJson(id, true), stderr: '' });
 
