@@ -1,4 +1,5 @@
 import type { CommandRunner } from '../exec/runner';
+import { coerceError } from '../errors/coerceError';
 
 /**
  * Holds back TCP to a container's addresses on the destination host while it is restored with
@@ -27,34 +28,43 @@ export function holdTable(address: string): string {
   return `ferry_hold_${address.replace(/\./g, '_')}`;
 }
 
-/**
- * The addresses a restore of this migration holds: only where connections are kept and the
- * address moves with the container. The record is Redis's word: anything but an address is left out.
- */
-export function addressesToHold(rec: { source?: { addresses?: readonly string[] } }, config: { checkpoint: { tcpEstablished: boolean; keepAddress: boolean } }): string[] {
-  if (!config.checkpoint.tcpEstablished || !config.checkpoint.keepAddress) return [];
-  return (rec.source?.addresses ?? []).filter((a) => typeof a === 'string' && IPV4.test(a));
+/** The record's addresses (Redis's word: anything but an IPv4 address is left out). */
+export function recordedAddresses(rec: { source?: { addresses?: unknown } }): string[] {
+  const list = rec.source?.addresses;
+  return Array.isArray(list) ? list.filter((a): a is string => typeof a === 'string' && IPV4.test(a)) : [];
 }
 
-// $1 is "hold" or "release", the rest are addresses. Best effort: without nft, or where it
-// fails, the restore goes on as it would without the hold, and the output says so.
+/** The addresses a restore of this migration holds: only where connections are kept and the address moves with the container. */
+export function addressesToHold(rec: { source?: { addresses?: unknown } }, config: { checkpoint: { tcpEstablished: boolean; keepAddress: boolean } }): string[] {
+  return config.checkpoint.tcpEstablished && config.checkpoint.keepAddress ? recordedAddresses(rec) : [];
+}
+
+// $1 is "hold" or "release", $2 the hold's life in seconds, the rest are addresses.
+// Best effort: without nft, or where it fails, the restore goes on as it would without the
+// hold, and the output says so. The address sits in a set whose elements time out: a hold
+// that nobody releases (its worker died at the wrong moment) ends by itself. A release that
+// leaves the table fails.
 const SCRIPT = [
   'set -u',
-  'op=$1; shift',
+  'op=$1; life=$2; shift 2',
   'command -v nft >/dev/null 2>&1 || { echo "unavailable: nft is not installed"; exit 0; }',
   'for ip in "$@"; do',
   '  t=ferry_hold_$(echo "$ip" | tr . _)',
   '  nft delete table netdev "$t" 2>/dev/null',
-  '  [ "$op" = hold ] || continue',
+  '  if [ "$op" = release ]; then',
+  '    nft list table netdev "$t" >/dev/null 2>&1 && { echo "the hold on $ip is still there" >&2; exit 1; }',
+  '    continue',
+  '  fi',
   '  dev=$(ip -o -4 route get "$ip" 2>/dev/null | sed -n "s/.* dev \\([^ ]*\\).*/\\1/p")',
   '  [ -n "$dev" ] || { echo "unavailable: no route to $ip"; continue; }',
-  '  printf "table netdev %s {\\n chain in {\\n  type filter hook ingress device \\"%s\\" priority -500;\\n  ip daddr %s ip protocol tcp drop\\n }\\n}\\n" "$t" "$dev" "$ip" | nft -f - && echo "held $ip on $dev" || echo "unavailable: nft could not hold $ip on $dev"',
+  '  printf "table netdev %s {\\n set held {\\n  type ipv4_addr; flags timeout;\\n  elements = { %s timeout %ss }\\n }\\n chain in {\\n  type filter hook ingress device \\"%s\\" priority -500;\\n  ip daddr @held ip protocol tcp drop\\n }\\n}\\n" "$t" "$ip" "$life" "$dev" | nft -f - && echo "held $ip on $dev" || { nft delete table netdev "$t" 2>/dev/null; echo "unavailable: nft could not hold $ip on $dev"; }',
   'done',
 ].join('\n');
 
-export function addressHoldArgv(op: 'hold' | 'release', addresses: readonly string[]): string[] {
+/** The hold's life: as long as a restore may take, then it ends even if nobody releases it. */
+export function addressHoldArgv(op: 'hold' | 'release', addresses: readonly string[], lifeMs = 0): string[] {
   for (const a of addresses) holdTable(a);
-  return ['sh', '-c', SCRIPT, 'ferry-address-hold', op, ...addresses];
+  return ['sh', '-c', SCRIPT, 'ferry-address-hold', op, String(Math.max(1, Math.ceil(lifeMs / 1000))), ...addresses];
 }
 
 /** What a hold did, for the step's result: the addresses held, or why not. */
@@ -71,11 +81,16 @@ export function parseHoldOutput(stdout: string): HoldOutcome {
   };
 }
 
-export async function holdAddresses(runner: CommandRunner, addresses: readonly string[]): Promise<HoldOutcome> {
+/** Never throws: a hold that cannot be placed is reported, and the restore goes on without it. */
+export async function holdAddresses(runner: CommandRunner, addresses: readonly string[], lifeMs: number): Promise<HoldOutcome> {
   if (!addresses.length) return { held: [], unavailable: [] };
-  const res = await runner.run(addressHoldArgv('hold', addresses), { timeoutMs: 10_000 });
-  if (res.code !== 0) throw new Error(`could not hold back TCP to ${addresses.join(', ')} on ${runner.where}: ${res.stderr.trim() || `exit ${String(res.code)}`}`);
-  return parseHoldOutput(res.stdout);
+  try {
+    const res = await runner.run(addressHoldArgv('hold', addresses, lifeMs), { timeoutMs: 10_000 });
+    if (res.code === 0) return parseHoldOutput(res.stdout);
+    return { held: [], unavailable: [`the hold failed on ${runner.where}: ${res.stderr.trim() || `exit ${String(res.code)}`}`] };
+  } catch (e: unknown) {
+    return { held: [], unavailable: [`the hold failed on ${runner.where}: ${coerceError(e).message}`] };
+  }
 }
 
 /** Releases the holds on these addresses; none there is fine. */

@@ -92,7 +92,7 @@ export const restore: Step = async (ctx) => {
       return restoreOnce();
     }
   };
-  const hold = await holdAddresses(ctx.localRunner, holdOn);
+  const hold = await holdAddresses(ctx.localRunner, holdOn, config.timeouts.step.restore);
   let stats: CriuStats;
   try {
     stats = await restoreHere();
