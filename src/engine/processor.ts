@@ -62,16 +62,20 @@ export function createStepProcessor(deps: ProcessorDeps) {
   const live = new Map<string, LiveAttempt>();
 
   /**
-   * Ends the migration. With `still`, only if it holds in the same atomic update (false: nothing
-   * was written). An already ended one is ended again: its locks and event, which a crash may
-   * have kept from being written.
+   * Ends the migration. With `still`, only if it holds in the same atomic update and the
+   * migration has not ended (false: nothing was done). Without, an already ended one is ended
+   * again: its locks and event, which a crash may have kept from being written.
    */
   async function finish(rec: MigrationRecord, state: MigrationRecord['state'], error: string | undefined, token?: string, still?: (r: MigrationRecord) => boolean): Promise<boolean> {
     const now = Date.now();
     let refused = false;
     const apply = (r: MigrationRecord): MigrationRecord | null => {
       refused = false;
-      if (TERMINAL_STATES.has(r.state)) return null;
+      // Ended meanwhile: a guarded ending (a shortcut) did not happen; an unguarded one ends it again.
+      if (TERMINAL_STATES.has(r.state)) {
+        refused = !!still;
+        return null;
+      }
       if (still && !still(r)) {
         refused = true;
         return null;

@@ -136,13 +136,13 @@ export function createRepairer(deps: RepairDeps) {
       // have been brought back by hand and frozen again by a newer migration, whose freeze
       // this old marker must not undo (that migration restores it elsewhere: two copies).
       if (!(await readFrozenMarker(self.workDir, marker.migrationId))) return 0;
-      // A newer freeze of the same container left its own marker: this one describes a state
-      // the container has left, and acting on it later (once the newer one is gone) could
-      // bring back a copy that runs elsewhere.
-      const since = (await listFrozenMarkers(self.workDir)).find((m) => m.containerId === marker.containerId && m.migrationId !== marker.migrationId && m.at > marker.at);
-      if (since) {
-        log.warn({ migrationId: marker.migrationId, container: marker.container, newer: since.migrationId }, 'a frozen-container marker superseded by a newer freeze of the same container; removed');
-        await removeFrozenMarker(self.workDir, marker.migrationId);
+      // Another migration froze the same container too: which freeze is the container's state
+      // now is not for a repair pass to guess (the markers' times come from workers' clocks).
+      // Left alone while the other marker is there; its migration's cleanup or rollback removes
+      // it, and then this one is found stale (gone, or running again) or acted on.
+      const other = (await listFrozenMarkers(self.workDir)).find((m) => m.containerId === marker.containerId && m.migrationId !== marker.migrationId);
+      if (other) {
+        leaveAlone(marker, `a container frozen for an ended migration, and frozen again for migration ${other.migrationId}; leaving it to that one`);
         return 0;
       }
       const newer = await store.liveHolder({ host: self.name, container: `id:${marker.containerId}` });

@@ -1,4 +1,5 @@
-import { StepError } from '../errors';
+import { CommandError, StepError } from '../errors';
+import { halfRemovedId } from '../podman/parse';
 import { coerceError } from '../errors/coerceError';
 import type { Podman } from '../podman/podman';
 import { removeStorageOnlyCopy } from './storageCopy';
@@ -20,7 +21,17 @@ export interface ClearedDestination {
 export async function clearDestination(podman: Podman, name: string, sourceId: string | undefined, host: string): Promise<ClearedDestination> {
   let removed = false;
   let stuck: string | undefined;
-  const there = await podman.inspect(name);
+  let there;
+  try {
+    there = await podman.inspect(name);
+  } catch (e: unknown) {
+    // Our copy there, half removed by an attempt stopped in the middle of its `podman rm`:
+    // every inspect fails until a removal finishes it. Anyone else's error stands.
+    if (!(e instanceof CommandError) || !sourceId || halfRemovedId(e.stderr) !== sourceId) throw e;
+    await podman.remove(sourceId);
+    removed = true;
+    there = await podman.inspect(name);
+  }
   if (there && there.id === sourceId) {
     try {
       await podman.remove(name);

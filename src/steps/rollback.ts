@@ -46,15 +46,19 @@ export const rollback: Step = async (ctx) => {
   // container's lock: nothing below could act on it.
   if (await stopStrayExport(ctx.localRunner, here.fifo)) ctx.log.warn('stopped a checkpoint export left behind by a dead worker');
   const before = await local.inspect(name);
+  const marker = await readFrozenMarker(here.dir, rec.id);
+  // The destination may hold a copy only if this migration froze the container. That is asked
+  // whenever it froze it, not only when the record says restore started: that marker can be
+  // lost (a Redis failover, an AOF fsync'd once a second).
+  const mayHaveRestored = !!rec.frozenAt || !!marker || !!rec.archive || !!rec.restoreStartedAt;
   // Only the container with the source's id is this migration's. Another by its name (made
   // after a cleanup that a rewound record forgot) is not the container, running or not.
-  if (before && sourceId && before.id !== sourceId) {
+  if (mayHaveRestored && before && sourceId && before.id !== sourceId) {
     throw new StepError(
       `host ${rec.from} has another container named "${name}" (id ${before.id.slice(0, 12)}), not the one this migration moved (id ${sourceId.slice(0, 12)}): nothing here to bring back, so nothing on host ${rec.to} is touched; check where the container runs`,
       { code: 'ROLLBACK_IMPOSSIBLE', permanent: true },
     );
   }
-  const marker = await readFrozenMarker(here.dir, rec.id);
   const frozenByUs = (c: { id: string } | null): boolean => frozenByThisMigration(rec, marker, c?.id);
   const restorable = !!before && (before.running || before.checkpointed || frozenByUs(before));
   if (!restorable && !(archivePath && (await fileSize(archivePath)) !== null)) {
@@ -77,13 +81,10 @@ export const rollback: Step = async (ctx) => {
       permanent: true,
     });
   }
-  // The destination may hold a copy: it must not run before the source runs again. It is
-  // asked whenever this migration froze the container, not only when the record says restore
-  // started: that marker can be lost (a Redis failover, an AOF fsync'd once a second).
+  // The destination may hold a copy: it must not run before the source runs again.
   // A migration that never froze it (no frozenAt, no marker here, no archive) restored
   // nothing anywhere: a copy on the destination is someone else's (another Ferry
   // installation moving the same container), and removing it could lose the container.
-  const mayHaveRestored = !!rec.frozenAt || !!marker || !!rec.archive || !!rec.restoreStartedAt;
   await ctx.fence();
   if (mayHaveRestored) {
     try {

@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { halfRemovedId } from '../../src/podman/parse';
 import { cleanup } from '../../src/steps/cleanup';
+import { clearDestination } from '../../src/steps/destinationCopy';
 import { fakeContext, fakeHost } from '../support/fakePodman';
 
 const ID = 'f'.repeat(64);
@@ -38,5 +39,11 @@ describe('cleanup after an attempt stopped in the middle of its podman rm', () =
     const ctx = fakeContext(source, fakeHost('host b', []), { state: 'running', step: 'cleanup', source: { id: ID, image: 'x', imageId: 'y', ports: [] } });
     await assert.rejects(cleanup(ctx), /container not known/);
     assert.ok(!source.calls.some((c) => c.includes('rm')));
+  });
+
+  it("rollback's clearing of the destination finishes a half-removed copy there too", async () => {
+    const dest = fakeHost('host b', [{ code: 125, stdout: '', stderr: HALF_REMOVED }, null]);
+    assert.deepEqual(await clearDestination(dest.podman, 'web', ID, 'b'), { removed: true, stuck: undefined });
+    assert.ok(dest.calls.some((c) => c.join(' ').includes(`rm --force --time 0 ${ID}`)));
   });
 });
