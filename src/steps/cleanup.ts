@@ -1,5 +1,5 @@
-import { CommandError, StepError } from '../errors';
-import { halfRemovedId } from '../podman/parse';
+import { StepError } from '../errors';
+import { inspectFinishingRemoval } from './storageCopy';
 import type { Step } from './context';
 import { removeFile } from '../archive/localFiles';
 import { removeFrozenMarker } from '../archive/frozenMarker';
@@ -15,20 +15,9 @@ import { finishLazyCopy, mayUsePostCopy, tearDownPostCopy } from './postCopy';
 export const cleanup: Step = async (ctx) => {
   const { rec, local } = ctx;
   const warnings: string[] = [];
-  let removedSource = false;
-  let info;
-  try {
-    info = await local.inspect(rec.container);
-  } catch (e: unknown) {
-    // An earlier attempt stopped in the middle of its `podman rm` (a lost job lock): the copy
-    // is half gone, and only another removal clears podman's entry. Ours only.
-    const half = e instanceof CommandError ? halfRemovedId(e.stderr) : null;
-    if (!half || half !== rec.source?.id) throw e;
-    await ctx.fence();
-    await local.remove(half);
-    removedSource = true;
-    info = await local.inspect(rec.container);
-  }
+  // An earlier attempt of this step may have been stopped in the middle of its `podman rm`.
+  const { info, finished } = await inspectFinishingRemoval(local, rec.container, rec.source?.id, () => ctx.fence());
+  let removedSource = finished;
   if (info && info.id === rec.source?.id) {
     if (info.running) {
       throw new StepError(`container "${rec.container}" runs on BOTH ${rec.from} and ${rec.to}; not removing either. Stop the copy you do not want by hand`, { code: 'DOUBLE_RUN', permanent: true });

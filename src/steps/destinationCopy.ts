@@ -1,8 +1,7 @@
-import { CommandError, StepError } from '../errors';
-import { halfRemovedId } from '../podman/parse';
+import { StepError } from '../errors';
 import { coerceError } from '../errors/coerceError';
 import type { Podman } from '../podman/podman';
-import { removeStorageOnlyCopy } from './storageCopy';
+import { inspectFinishingRemoval, removeStorageOnlyCopy } from './storageCopy';
 
 export interface ClearedDestination {
   removed: boolean;
@@ -21,17 +20,9 @@ export interface ClearedDestination {
 export async function clearDestination(podman: Podman, name: string, sourceId: string | undefined, host: string): Promise<ClearedDestination> {
   let removed = false;
   let stuck: string | undefined;
-  let there;
-  try {
-    there = await podman.inspect(name);
-  } catch (e: unknown) {
-    // Our copy there, half removed by an attempt stopped in the middle of its `podman rm`:
-    // every inspect fails until a removal finishes it. Anyone else's error stands.
-    if (!(e instanceof CommandError) || !sourceId || halfRemovedId(e.stderr) !== sourceId) throw e;
-    await podman.remove(sourceId);
-    removed = true;
-    there = await podman.inspect(name);
-  }
+  // Our copy there may be half removed (an attempt stopped in the middle of its `podman rm`).
+  const { info: there, finished } = await inspectFinishingRemoval(podman, name, sourceId);
+  if (finished) removed = true;
   if (there && there.id === sourceId) {
     try {
       await podman.remove(name);

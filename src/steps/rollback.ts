@@ -117,9 +117,8 @@ export const rollback: Step = async (ctx) => {
   }
   // A restore interrupted there may have left its hold on the container's addresses, which
   // would silence whatever takes such an address there next.
-  await releaseAddresses(ctx.remote(rec.to).runner, addressesToHold(rec, config)).catch((e: unknown) =>
-    warnings.push(`host ${rec.to} may still hold back TCP to ${addressesToHold(rec, config).join(', ')} (${coerceError(e).message}); \`nft list tables netdev\` there shows it`),
-  );
+  const held = addressesToHold(rec, config);
+  await releaseAddresses(ctx.remote(rec.to).runner, held).catch((e: unknown) => warnings.push(`host ${rec.to} may still hold back TCP to ${held.join(', ')} (${coerceError(e).message}); \`nft list tables netdev\` there shows it`));
   const importArchive = async (): Promise<void> => {
     const archive = rec.archive as NonNullable<typeof rec.archive>;
     if (rec.source?.id) await local.reapRuntimeLeftover(rec.source.id, { keepRunning: true });

@@ -1,4 +1,6 @@
-import { StepError } from '../errors';
+import { CommandError, StepError } from '../errors';
+import { halfRemovedId } from '../podman/parse';
+import type { ContainerInfo } from '../podman/parse';
 import type { Podman } from '../podman/podman';
 
 /**
@@ -17,4 +19,21 @@ export async function removeStorageOnlyCopy(podman: Podman, name: string, source
   // By id, never by name: a tracked container of someone else may carry the name now.
   for (const id of ids) await podman.remove(id);
   return true;
+}
+
+/**
+ * inspect, for a host where an attempt may have been stopped in the middle of its `podman rm`
+ * (a lost job lock): podman then keeps the container with its storage gone, and every inspect
+ * fails until a removal finishes it. Our copy (the source container's id) is removed again,
+ * `beforeRemove` first (a fence); anyone else's error stands. `finished`: it was ours, and is gone.
+ */
+export async function inspectFinishingRemoval(podman: Podman, name: string, sourceId: string | undefined, beforeRemove?: () => Promise<void>): Promise<{ info: ContainerInfo | null; finished: boolean }> {
+  try {
+    return { info: await podman.inspect(name), finished: false };
+  } catch (e: unknown) {
+    if (!(e instanceof CommandError) || !sourceId || halfRemovedId(e.stderr) !== sourceId) throw e;
+    await beforeRemove?.();
+    await podman.remove(sourceId);
+    return { info: await podman.inspect(name), finished: true };
+  }
 }
