@@ -100,11 +100,10 @@ export const preflight: Step = async (ctx) => {
   const dest = ctx.remote(rec.to);
   // Independent checks at once: each is a command (most over SSH), and they add up.
   const shared = declaredSharedMounts(info, ctx.config);
-  const [clash, criuSource, criuDest, hasImage, volumes, copiedMounts, memoryCopy] = await Promise.all([
-    dest.podman.find(name),
+  const [{ clash, hasImage }, criuSource, criuDest, volumes, copiedMounts, memoryCopy] = await Promise.all([
+    dest.podman.findWithImage(name, info.imageId),
     checkCriu(ctx.localRunner),
     checkCriu(dest.runner),
-    dest.podman.imageExists(info.imageId),
     checkVolumes(ctx, info),
     checkCopiedMounts(ctx, info),
     choosePostCopy(ctx, info),

@@ -53,6 +53,9 @@ describe('bad input: a clear message, a non-zero exit, nothing changed on any ho
   let workers: WorkerProc[] = [];
   const web = `${TAG}-web`;
   const stopped = `${TAG}-stopped`;
+  // Runs on a, and b has a (stopped) container of the same name: preflight asks b for both
+  // the name and the image in one command.
+  const taken = `${TAG}-taken`;
   let baseline: string;
 
   before(async () => {
@@ -60,6 +63,8 @@ describe('bad input: a clear message, a non-zero exit, nothing changed on any ho
     workers = await startWorkers(['a', 'b'], cfg);
     runHttpd('a', web, 18000 + Math.floor(Math.random() * 1000));
     mustPodman('a', 'create', '--name', stopped, bed().image, 'sleep', '1000');
+    mustPodman('a', 'run', '-d', '--name', taken, bed().image, 'sleep', '1000');
+    mustPodman('b', 'create', '--name', taken, bed().image, 'sleep', '1000');
     baseline = await snapshot();
   });
 
@@ -70,7 +75,7 @@ describe('bad input: a clear message, a non-zero exit, nothing changed on any ho
 
   after(async () => {
     await stopWorkers(workers);
-    removeContainers([web, stopped]);
+    removeContainers([web, stopped, taken]);
   });
 
   const cases: { title: string; args: () => string[]; code: number; message: RegExp }[] = [
@@ -79,6 +84,12 @@ describe('bad input: a clear message, a non-zero exit, nothing changed on any ho
     { title: 'source equals destination', args: () => ['migrate', web, '--from', 'a', '--to', 'a'], code: 2, message: /same host/ },
     { title: 'unknown container', args: () => ['migrate', `nope-${uid()}`, '--from', 'a', '--to', 'b', '--wait'], code: 1, message: /does not exist on host a/ },
     { title: 'container not running', args: () => ['migrate', stopped, '--from', 'a', '--to', 'b', '--wait'], code: 1, message: /is not running \(state: (created|exited)\)/ },
+    {
+      title: 'the destination already has a container of that name',
+      args: () => ['migrate', taken, '--from', 'a', '--to', 'b', '--wait'],
+      code: 1,
+      message: /host b already has a container named "[^"]+-taken" \(state: (created|configured)\)/,
+    },
     { title: 'shell metacharacters in the container name', args: () => ['migrate', `web; touch ${MARKER}`, '--from', 'a', '--to', 'b'], code: 2, message: /invalid container name "web; touch \/tmp\/pwned"/ },
     { title: 'command substitution in the container name', args: () => ['migrate', `$(touch ${MARKER})`, '--from', 'a', '--to', 'b'], code: 2, message: /invalid container name/ },
     { title: 'shell metacharacters in a host name', args: () => ['migrate', web, '--from', 'a', '--to', `b;touch ${MARKER}`], code: 2, message: /invalid host name/ },
