@@ -4,7 +4,7 @@ import type { Step } from './context';
 import { removeFile } from '../archive/localFiles';
 import { removeFrozenMarker } from '../archive/frozenMarker';
 import { removeMovedSourceVolumes } from './volumes';
-import { retireSourceFolders } from './copiedMounts';
+import { ledgerFolders, READ_LEDGER_REMOVE_FILES, retireSourceFolders } from './copiedMounts';
 import { finishLazyCopy, mayUsePostCopy, tearDownPostCopy } from './postCopy';
 
 /**
@@ -15,6 +15,16 @@ import { finishLazyCopy, mayUsePostCopy, tearDownPostCopy } from './postCopy';
 export const cleanup: Step = async (ctx) => {
   const { rec, local } = ctx;
   const warnings: string[] = [];
+  // Whether or not the record still knows of an archive (a Redis crash can rewind it): the
+  // paths are derived from the migration id, and removing what is not there costs nothing.
+  // verify already removed the destination's; this catches a verify that crashed right after
+  // probing. The same remote command reads the ledger of copied folders, and it runs while
+  // the source is dealt with: the destination's copy is verified, nothing here needs these.
+  const there = ctx.files.destination;
+  const argv = ['sh', '-c', READ_LEDGER_REMOVE_FILES, 'sh', there.copiedFolders, there.archive, there.plain];
+  const remoteDone = ctx.remote(rec.to).runner.run(argv);
+  // Awaited below; a failure of the source's part first must not leave it unhandled.
+  remoteDone.catch(() => undefined);
   // An earlier attempt of this step may have been stopped in the middle of its `podman rm`.
   const { info, finished } = await inspectFinishingRemoval(local, rec.container, rec.source?.id, () => ctx.fence());
   let removedSource = finished;
@@ -50,20 +60,16 @@ export const cleanup: Step = async (ctx) => {
     removedVolumes = vols.removed;
     for (const k of vols.kept) warnings.push(`host ${rec.from} keeps ${k}: it moved to ${rec.to}, this copy is stale`);
   }
+  await removeFile(ctx.files.source.archive);
+  const remote = await remoteDone;
+  if (remote.code !== 0) warnings.push(`could not remove the archive on ${rec.to}: ${remote.stderr.trim()}`);
   let renamedFolders: string[] = [];
   if (!info || removedSource) {
-    const folders = await retireSourceFolders(ctx.localRunner, ctx.remote(rec.to).runner, ctx.files.destination.copiedFolders, rec.id);
+    const folders = await retireSourceFolders(ctx.localRunner, ctx.remote(rec.to).runner, there.copiedFolders, rec.id, ledgerFolders(remote.stdout));
     renamedFolders = folders.renamed;
     for (const f of folders.renamed) warnings.push(`host ${rec.from} keeps the folder's stale copy as ${f}: remove it once the container on ${rec.to} is checked`);
     for (const k of folders.kept) warnings.push(`host ${rec.from} keeps ${k}: it was copied to ${rec.to}, this copy is stale`);
   }
   if (mayUsePostCopy(rec)) warnings.push(...(await tearDownPostCopy(ctx)));
-  // Whether or not the record still knows of an archive (a Redis crash can rewind it): the
-  // paths are derived from the migration id, and removing what is not there costs nothing.
-  await removeFile(ctx.files.source.archive);
-  const there = ctx.files.destination;
-  // verify already removed it; this catches a verify that crashed right after probing.
-  const rm = await ctx.remote(rec.to).runner.run(['rm', '-f', '--', there.archive, there.plain]);
-  if (rm.code !== 0) warnings.push(`could not remove the archive on ${rec.to}: ${rm.stderr.trim()}`);
   return { result: { removedSource, ...(removedVolumes.length ? { removedVolumes } : {}), ...(renamedFolders.length ? { renamedFolders } : {}) }, patch: warnings.length ? { warnings: [...rec.warnings, ...warnings] } : undefined };
 };
