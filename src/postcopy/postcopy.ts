@@ -168,10 +168,15 @@ export async function openPageTunnel(source: CommandRunner, m: LazyMigration, de
   // The page server binds its port only after the freeze: a port taken now would fail it then.
   const taken = await source.run(['sh', '-c', 'ss -Hltn "sport = :$1" | grep -q .', 'ferry-port-check', String(m.serverPort)], { timeoutMs: 10_000 });
   if (taken.code === 0) throw new PostCopyError(`${source.where}: port ${m.serverPort} is taken; pick other post-copy ports`, { code: 'POSTCOPY_PORT_TAKEN' });
+  // Not -N: OpenSSH turns Nagle's algorithm off (TCP_NODELAY, both ends) only for a session
+  // with a terminal. Without one every page request waited on a delayed ACK: 22 ms per
+  // 64 KiB round trip through the tunnel on the bed, 0.4 ms with it (0.2 ms direct). The
+  // session runs a sleep that the terminal's hangup ends when the tunnel closes. Where sshd
+  // refuses terminals (PermitTTY no), ssh goes on without one: slower pages, same tunnel.
   const ssh = [
     'ssh',
     '-f',
-    '-N',
+    '-tt',
     '-M',
     '-S',
     p.tunnelControl,
@@ -185,6 +190,7 @@ export async function openPageTunnel(source: CommandRunner, m: LazyMigration, de
     '-R',
     `127.0.0.1:${m.lazyPort}:127.0.0.1:${m.serverPort}`,
     `${dest.user}@${dest.address}`,
+    'exec sleep 2147483647',
   ];
   // ssh -f keeps the descriptors it was given: a runner would wait for them to close.
   const argv = ['sh', '-c', 'log=$1; shift; mkdir -p "$(dirname "$log")"; exec "$@" </dev/null >/dev/null 2>>"$log"', 'ferry-page-tunnel', p.tunnelLog, ...ssh];
