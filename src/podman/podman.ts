@@ -41,7 +41,8 @@ export class CriuError extends CommandError {
 export class Podman {
   constructor(
     private readonly runner: CommandRunner,
-    private readonly command: readonly string[],
+    /** How podman is started on the host (e.g. `sudo -n podman`): for scripts that run it. */
+    readonly command: readonly string[],
   ) {}
 
   get where(): string {
@@ -141,23 +142,6 @@ export class Podman {
       .map((l) => l.trim())
       .filter((id) => id && id !== exceptId);
     return ids.length ? parseBindSources((await this.ok(['container', 'inspect', ...ids])).stdout) : [];
-  }
-
-  /**
-   * `find(name)` and `imageExists(imageRef)` in one command: over SSH each command starts a
-   * shell on the host (its rc files too: 0.1 s and more of CPU on the bed), and preflight
-   * asks both of the destination in its critical path.
-   */
-  async findWithImage(name: string, imageRef: string): Promise<{ clash: ContainerInfo | null; hasImage: boolean }> {
-    const script = 'n=$1 i=$2; shift 2; "$@" container exists "$n"; c=$?; "$@" image exists "$i"; printf "%s %s" "$c" "$?"';
-    const argv = ['sh', '-c', script, 'sh', name, imageRef, ...this.command];
-    const res = await this.runner.run(argv);
-    const codes = /^(\d+) (\d+)$/.exec(res.stdout.trim());
-    if (res.code !== 0 || !codes) throw new CommandError(this.runner.where, argv, res.code, res.stderr + res.stdout);
-    const [container, image] = [Number(codes[1]), Number(codes[2])];
-    if (container > 1) throw new CommandError(this.runner.where, this.argv(['container', 'exists', name]), container, res.stderr);
-    if (image > 1) throw new CommandError(this.runner.where, this.argv(['image', 'exists', imageRef]), image, res.stderr);
-    return { clash: container === 0 ? await this.inspect(name) : null, hasImage: image === 0 };
   }
 
   async imageExists(ref: string): Promise<boolean> {

@@ -14,6 +14,7 @@ import { loadArchiveKey } from '../archive/key';
 import { checkRemoteArchiveKey } from '../archive/remoteKey';
 import type { MountInfo } from '../podman/parse';
 import { choosePostCopy } from './postCopy';
+import { portsTakenError, surveyDestination } from './destinationSurvey';
 import { declaredSharedMounts, LABEL_SHARED_MOUNTS, movabilityProblems, WHAT_MOVES_DOC } from './movable';
 
 async function checkArchiveKeys(config: FerryConfig, destRunner: CommandRunner, dest: string): Promise<void> {
@@ -62,8 +63,8 @@ async function checkSharedMount(local: CommandRunner, dest: CommandRunner, m: Mo
 
 /**
  * Source host, before anything changes: the container exists and runs, the destination
- * answers over SSH, has no container of that name, can run CRIU, has the image, and
- * holds the same archive key when archives are encrypted.
+ * answers over SSH, has no container of that name and nothing on its published ports, can
+ * run CRIU, has the image, and holds the same archive key when archives are encrypted.
  * Only the image copy writes anything, and it is idempotent.
  */
 export const preflight: Step = async (ctx) => {
@@ -100,8 +101,8 @@ export const preflight: Step = async (ctx) => {
   const dest = ctx.remote(rec.to);
   // Independent checks at once: each is a command (most over SSH), and they add up.
   const shared = declaredSharedMounts(info, ctx.config);
-  const [{ clash, hasImage }, criuSource, criuDest, volumes, copiedMounts, memoryCopy] = await Promise.all([
-    dest.podman.findWithImage(name, info.imageId),
+  const [survey, criuSource, criuDest, volumes, copiedMounts, memoryCopy] = await Promise.all([
+    surveyDestination(dest.runner, dest.podman, name, info.imageId, info.ports),
     checkCriu(ctx.localRunner),
     checkCriu(dest.runner),
     checkVolumes(ctx, info),
@@ -110,9 +111,12 @@ export const preflight: Step = async (ctx) => {
     checkArchiveKeys(ctx.config, dest.runner, rec.to),
     ...shared.map((m) => checkSharedMount(ctx.localRunner, dest.runner, m, rec.from, rec.to)),
   ]);
+  const { clash, hasImage } = survey;
   if (clash) {
     throw new StepError(`host ${rec.to} already has a container named "${name}" (state: ${clash.status}); remove or rename it before migrating`, { code: 'DESTINATION_NAME_TAKEN', permanent: true });
   }
+  const portsTaken = portsTakenError(survey, name, rec.to);
+  if (portsTaken) throw portsTaken;
   await ctx.progress({ percent: 50, message: 'checked container, destination and CRIU' });
   let imageCopiedBytes = 0;
   if (!hasImage) {

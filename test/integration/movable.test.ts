@@ -72,6 +72,19 @@ describe('what moves: refusals before the freeze, and CRIU causes', function () 
     assert.match(rec.error ?? '', /ferry\.shared-mounts=\/data/);
   });
 
+  it('refuses a published port the destination already listens on, naming the port and what holds it', async () => {
+    const name = `mv-port-${uid()}`;
+    const holder = `${name}-holder`;
+    const port = 19000 + Math.floor(Math.random() * 900);
+    names.push(name, holder);
+    // Another service on b publishes the same port: podman's restore could not bind it there.
+    mustPodman('b', 'run', '-d', '--name', holder, '-p', `${port}:8080`, bed().image, 'sleep', '1000');
+    runCounterWith('a', name, ['-p', `${port}:8080`]);
+    const rec = await expectRefused(name, new RegExp(`host b already listens on a port that "${name}" publishes: ${port}/tcp \\(LISTEN .*conmon`));
+    assert.match(rec.error ?? '', /free it there, or migrate to another host/);
+    assert.equal(containerState('b', holder), 'running', "b's own service is untouched");
+  });
+
   it('refuses a bind mount declared shared that the destination does not see', async () => {
     const name = `mv-div-${uid()}`;
     // Each bed host has its own /var/lib/containers: the same path, other content.
