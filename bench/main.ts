@@ -12,14 +12,15 @@ import { postCopy } from './items/postcopy';
 type Compression = 'none' | 'gzip' | 'zstd';
 import { single } from './items/single';
 import { transferBench } from './items/transfer';
+import { sizeIndependence } from './items/sizes';
 import type { ItemResult } from './items/types';
 import { fmtRatio } from './lib/stats';
 
 /** Sizes of one bench run: full (the figures in docs/benchmarks.md), quick, or a CI smoke run. */
 const MODES = {
-  full: { comps: ['zstd', 'none', 'gzip'] as Compression[], reps: 5, memReps: 3, mib: 256, drainN: 50, drainReps: 1, xferMiB: 1024, xferReps: 3, dispatchN: 1000, dispatchExactN: 100, dispatchWindowMs: 30_000 },
-  quick: { comps: ['zstd', 'none', 'gzip'] as Compression[], reps: 3, memReps: 2, mib: 256, drainN: 12, drainReps: 1, xferMiB: 256, xferReps: 2, dispatchN: 300, dispatchExactN: 30, dispatchWindowMs: 15_000 },
-  smoke: { comps: ['zstd'] as Compression[], reps: 1, memReps: 1, mib: 16, drainN: 2, drainReps: 1, xferMiB: 16, xferReps: 1, dispatchN: 20, dispatchExactN: 0, dispatchWindowMs: 5_000 },
+  full: { comps: ['zstd', 'none', 'gzip'] as Compression[], reps: 5, memReps: 3, mib: 256, sizes: [256, 1024], drainN: 50, drainReps: 1, xferMiB: 1024, xferReps: 3, dispatchN: 1000, dispatchExactN: 100, dispatchWindowMs: 30_000 },
+  quick: { comps: ['zstd', 'none', 'gzip'] as Compression[], reps: 3, memReps: 2, mib: 256, sizes: [256, 1024], drainN: 12, drainReps: 1, xferMiB: 256, xferReps: 2, dispatchN: 300, dispatchExactN: 30, dispatchWindowMs: 15_000 },
+  smoke: { comps: ['zstd'] as Compression[], reps: 1, memReps: 1, mib: 16, sizes: [16], drainN: 2, drainReps: 1, xferMiB: 16, xferReps: 1, dispatchN: 20, dispatchExactN: 0, dispatchWindowMs: 5_000 },
 };
 
 function parseArgs(argv: string[]): { mode: keyof typeof MODES; only: Set<number> | null } {
@@ -83,6 +84,8 @@ async function main(): Promise<void> {
   await step([3, 6], () => memory(m.memReps, memhog, m.mib, m.comps));
   // What post-copy would give, with CRIU directly: podman 4.3 offers no lazy pages.
   await step([3], () => postCopy(m.memReps, memhog, m.mib));
+  // Post-copy's downtime at growing sizes, each against a tiny container (issue #13).
+  await step([11, 12], () => sizeIndependence(m.memReps, memhog, m.sizes));
   await step([4], () => drain(m.drainN, m.drainReps));
   await step([8], () => encryptionCost(m.memReps, memhog, m.mib));
   // The command people type: `ferry --help` as a process, start to exit.

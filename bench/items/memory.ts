@@ -7,7 +7,7 @@ import { rawCleanup, rawMigrate } from '../lib/raw';
 import { inHost, run } from '../lib/shell';
 import { ratios, summarize } from '../lib/stats';
 import type { ItemResult } from './types';
-import type { MemoryCopy } from '../../src/engine/model';
+import type { MemoryCopy, MigrationRecord } from '../../src/engine/model';
 
 type Compression = 'none' | 'gzip' | 'zstd';
 
@@ -18,6 +18,13 @@ export interface Run {
   steps?: Record<string, number>;
   /** Post-copy: from the freeze until the destination held every page (the source had to stay up). */
   allPagesMs?: number;
+  /** CRIU's own freeze of the dump (`frozen_time` of its stats), when the checkpoint step reported it. */
+  criuFrozenMs?: number;
+}
+
+function criuFrozenMs(rec: MigrationRecord): number | undefined {
+  const us = rec.history.find((h) => h.ok && h.step === 'checkpoint')?.result?.frozenUs;
+  return typeof us === 'number' ? us / 1000 : undefined;
 }
 
 export async function ferryRun(compression: Compression, reps: number, memhog: string, mib: number, archive?: Record<string, unknown>, memoryCopy: MemoryCopy = 'plain'): Promise<Run[]> {
@@ -42,6 +49,7 @@ export async function ferryRun(compression: Compression, reps: number, memhog: s
           downMs: answered && rec.frozenAt ? answered - rec.frozenAt : NaN,
           bytes: rec.archive?.bytes ?? NaN,
           allPagesMs: rec.postCopy?.allPagesAt && rec.frozenAt ? rec.postCopy.allPagesAt - rec.frozenAt : undefined,
+          criuFrozenMs: criuFrozenMs(rec),
           steps: Object.fromEntries(rec.history.filter((h) => h.ok && h.finishedAt).map((h) => [h.step, (h.finishedAt ?? 0) - h.startedAt])),
         });
       } finally {
