@@ -168,15 +168,10 @@ export async function openPageTunnel(source: CommandRunner, m: LazyMigration, de
   // The page server binds its port only after the freeze: a port taken now would fail it then.
   const taken = await source.run(['sh', '-c', 'ss -Hltn "sport = :$1" | grep -q .', 'ferry-port-check', String(m.serverPort)], { timeoutMs: 10_000 });
   if (taken.code === 0) throw new PostCopyError(`${source.where}: port ${m.serverPort} is taken; pick other post-copy ports`, { code: 'POSTCOPY_PORT_TAKEN' });
-  // Not -N: OpenSSH turns Nagle's algorithm off (TCP_NODELAY, both ends) only for a session
-  // with a terminal. Without one every page request waited on a delayed ACK: 22 ms per
-  // 64 KiB round trip through the tunnel on the bed, 0.4 ms with it (0.2 ms direct). The
-  // session runs a sleep that the terminal's hangup ends when the tunnel closes. Where sshd
-  // refuses terminals (PermitTTY no), ssh goes on without one: slower pages, same tunnel.
   const ssh = [
     'ssh',
     '-f',
-    '-tt',
+    '-N',
     '-M',
     '-S',
     p.tunnelControl,
@@ -190,7 +185,6 @@ export async function openPageTunnel(source: CommandRunner, m: LazyMigration, de
     '-R',
     `127.0.0.1:${m.lazyPort}:127.0.0.1:${m.serverPort}`,
     `${dest.user}@${dest.address}`,
-    'exec sleep 2147483647',
   ];
   // ssh -f keeps the descriptors it was given: a runner would wait for them to close.
   const argv = ['sh', '-c', 'log=$1; shift; mkdir -p "$(dirname "$log")"; exec "$@" </dev/null >/dev/null 2>>"$log"', 'ferry-page-tunnel', p.tunnelLog, ...ssh];
@@ -199,6 +193,24 @@ export async function openPageTunnel(source: CommandRunner, m: LazyMigration, de
     const log = await quiet(source, ['tail', '-n', '5', p.tunnelLog]);
     throw new PostCopyError(`${source.where}: could not open the page tunnel to ${dest.address} (ssh exited ${res.code ?? 'on a signal'}): ${log || res.stderr.trim()}`, { code: 'POSTCOPY_TUNNEL' });
   }
+  await askForTerminal(source, p, dest);
+}
+
+/**
+ * OpenSSH turns Nagle's algorithm off (TCP_NODELAY) only once a session asks for a terminal,
+ * and a tunnel opened with -N has no session: each page request (one 64 KiB reply, back to
+ * 64 KiB after every fault) then waited on a delayed ACK. Measured on the bed, 32 bytes out
+ * and 64 KiB back: 21.9 ms per round trip, 0.42 ms once a session on the same connection asked
+ * for a terminal, 0.46 ms when sshd refused it (PermitTTY no: the asking is what counts),
+ * 0.18 ms over plain TCP. So a second session joins the tunnel's connection through its
+ * control socket and asks for one. Best effort: the tunnel works without it, only slower,
+ * and its failure (a ForceCommand, a refused session) cannot touch the tunnel. Its remote
+ * loop ends once its session does; without a terminal no hangup would end a plain sleep.
+ */
+async function askForTerminal(source: CommandRunner, p: LazyPaths, dest: SshTarget): Promise<void> {
+  const session = ['ssh', '-tt', '-S', p.tunnelControl, ...sshBase(dest), `${dest.user}@${dest.address}`, 'while kill -0 $PPID 2>/dev/null; do sleep 5; done'];
+  const argv = ['sh', '-c', 'log=$1; shift; setsid "$@" </dev/null >/dev/null 2>>"$log" &', 'ferry-page-tunnel-nodelay', p.tunnelLog, ...session];
+  await source.run(argv, { timeoutMs: 10_000 });
 }
 
 /** Closes the tunnel (nothing to do when it is gone already). */
