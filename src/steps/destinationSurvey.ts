@@ -7,17 +7,18 @@ import type { ContainerInfo, PortBinding } from '../podman/parse';
  * Preflight's questions to the destination, in one command: over SSH each command starts the
  * user's shell there, rc files included (0.1 s and more of CPU on the bed), and these are in
  * preflight's critical path. Is the name free, is the image there, is each published port free?
- * A port found taken here would otherwise fail podman's restore after the freeze.
+ * A port found taken here would otherwise fail podman's restore after the freeze. Answers are
+ * marked lines: a shell start-up that prints something must not be read as one.
  */
 const SCRIPT = [
-  'n=$1 i=$2 ports=$3; shift 3',
+  'n=$1 i=$2 ask=$3; shift 3',
   '"$@" container exists "$n"; c=$?',
   '"$@" image exists "$i"; m=$?',
-  'printf "%s %s\\n" "$c" "$m"',
-  'for p in $ports; do',
-  '  case $p in udp/*) f=-ulnp ;; *) f=-tlnp ;; esac',
-  '  ss -H $f "sport = :${p#*/}" 2>/dev/null | while IFS= read -r l; do printf "%s %s\\n" "$p" "$l"; done',
-  'done',
+  'echo "ferry-survey $c $m"',
+  '[ -n "$ask" ] || exit 0',
+  'out=$(ss -Htulnp 2>&1); r=$?',
+  'printf "%s\\n" "$out" | sed "s/^/ferry-ss /"',
+  'echo "ferry-ss-rc $r"',
 ].join('\n');
 
 export interface DestinationSurvey {
@@ -25,53 +26,65 @@ export interface DestinationSurvey {
   hasImage: boolean;
   /** Published ports something on the destination already listens on, with what `ss` says of it. */
   portsTaken: { port: PortBinding; holder: string }[];
+  /** Set when the ports could not be checked (no `ss` there): why. */
+  portsUnchecked?: string;
 }
 
 export async function surveyDestination(runner: CommandRunner, podman: Podman, name: string, imageRef: string, ports: readonly PortBinding[]): Promise<DestinationSurvey> {
   // Only TCP and UDP are asked about: what ss can tell.
   const asked = ports.filter((p) => p.protocol === 'tcp' || p.protocol === 'udp');
-  const argv = ['sh', '-c', SCRIPT, 'sh', name, imageRef, asked.map((p) => `${p.protocol}/${p.hostPort}`).join(' '), ...podman.command];
+  const argv = ['sh', '-c', SCRIPT, 'sh', name, imageRef, asked.length > 0 ? 'ports' : '', ...podman.command];
   const res = await runner.run(argv);
-  const [first = '', ...rest] = res.stdout.split('\n');
-  const codes = /^(\d+) (\d+)$/.exec(first.trim());
+  const codes = /^ferry-survey (\d+) (\d+)$/m.exec(res.stdout);
   if (res.code !== 0 || !codes) throw new CommandError(runner.where, argv, res.code, res.stderr + res.stdout);
   const [container, image] = [Number(codes[1]), Number(codes[2])];
   if (container > 1) throw new CommandError(runner.where, [...podman.command, 'container', 'exists', name], container, res.stderr);
   if (image > 1) throw new CommandError(runner.where, [...podman.command, 'image', 'exists', imageRef], image, res.stderr);
-  const portsTaken: DestinationSurvey['portsTaken'] = [];
-  for (const line of rest) {
-    const m = /^(tcp|udp)\/(\d+) (.*)$/.exec(line);
-    if (!m) continue;
-    const port = asked.find((p) => p.protocol === m[1] && p.hostPort === Number(m[2]) && conflicts(p.hostIp, m[3]));
-    if (port && !portsTaken.some((t) => t.port === port)) portsTaken.push({ port, holder: m[3].replace(/\s+/g, ' ').trim() });
+  const listeners = [...res.stdout.matchAll(/^ferry-ss (.*)$/gm)].map((m) => m[1]);
+  const ssRc = /^ferry-ss-rc (\d+)$/m.exec(res.stdout)?.[1];
+  const survey: DestinationSurvey = { clash: container === 0 ? await podman.inspect(name) : null, hasImage: image === 0, portsTaken: [] };
+  if (asked.length === 0) return survey;
+  if (ssRc !== '0') return { ...survey, portsUnchecked: `\`ss -Htulnp\` exited ${ssRc ?? '?'}: ${listeners.join(' ').trim().slice(0, 200)}` };
+  for (const port of asked) {
+    const holder = listeners.find((l) => holds(l, port));
+    if (holder) survey.portsTaken.push({ port, holder: holder.replace(/\s+/g, ' ').trim() });
   }
-  return { clash: container === 0 ? await podman.inspect(name) : null, hasImage: image === 0, portsTaken };
+  return survey;
+}
+
+/**
+ * Whether a line of `ss -Htulnp` (netid, state, queues, local address:port, peer, process) is a
+ * listener that keeps podman from binding `port`: same protocol and port, and either side on
+ * every address or both on the same one.
+ */
+export function holds(ssLine: string, port: PortBinding): boolean {
+  const f = ssLine.trim().split(/\s+/);
+  const local = f[4] ?? '';
+  const at = local.lastIndexOf(':');
+  if (f[0] !== port.protocol || Number(local.slice(at + 1)) !== port.hostPort) return false;
+  const addr = bare(local.slice(0, at));
+  const want = bare(port.hostIp);
+  return WILDCARDS.has(want) || WILDCARDS.has(addr) || addr === want;
 }
 
 const WILDCARDS = new Set(['', '0.0.0.0', '::', '*']);
 
-/**
- * Whether a listener (a line of `ss -H -lnp`: state, queues, local address, peer, process)
- * keeps podman from binding `hostIp`: either side on every address, or the same address.
- */
-export function conflicts(hostIp: string, ssLine: string): boolean {
-  const local = ssLine.trim().split(/\s+/)[3] ?? '';
-  const addr = local
-    .slice(0, local.lastIndexOf(':'))
+/** An address as ss or podman may write it, without scope, brackets or IPv4-mapped prefix. */
+function bare(a: string): string {
+  return a
+    .replace(/%[^\]]*$/, '')
     .replace(/^\[|\]$/g, '')
-    .replace(/%.*$/, '');
-  return WILDCARDS.has(hostIp) || WILDCARDS.has(addr) || addr === hostIp;
+    .replace(/%.*$/, '')
+    .replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
 }
 
 /** The refusal, naming each port, what holds it, and what the user can do. */
 export function portsTakenError(survey: DestinationSurvey, container: string, to: string): StepError | null {
   if (survey.portsTaken.length === 0) return null;
   const which = survey.portsTaken.map((t) => `${t.port.hostIp ? `${t.port.hostIp}:` : ''}${t.port.hostPort}/${t.port.protocol} (${t.holder})`).join(', ');
-  return new StepError(
-    `host ${to} already listens on ${survey.portsTaken.length === 1 ? 'a port' : 'ports'} that "${container}" publishes: ${which}; free ${survey.portsTaken.length === 1 ? 'it' : 'them'} there, or migrate to another host`,
-    {
-      code: 'DESTINATION_PORT_TAKEN',
-      permanent: true,
-    },
-  );
+  const one = survey.portsTaken.length === 1;
+  return new StepError(`host ${to} already listens on ${one ? 'a port' : 'ports'} that "${container}" publishes: ${which}; free ${one ? 'it' : 'them'} there, or migrate to another host`, {
+    code: 'DESTINATION_PORT_TAKEN',
+    permanent: true,
+  });
 }

@@ -134,6 +134,7 @@ export const preflight: Step = async (ctx) => {
       criuDest,
       imageCopiedBytes,
       ...(shared.length > 0 ? { sharedMounts: shared.map((m) => m.source) } : {}),
+      ...(survey.portsUnchecked ? { portsUnchecked: survey.portsUnchecked } : {}),
       ...(volumes.length > 0 ? { volumes } : {}),
       ...(copiedMounts.length > 0 ? { copiedMounts } : {}),
       ...(name !== rec.container ? { resolvedFrom: rec.container } : {}),
