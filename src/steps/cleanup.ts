@@ -1,10 +1,11 @@
 import { StepError } from '../errors';
 import { inspectFinishingRemoval } from './storageCopy';
-import type { Step } from './context';
+import type { Step, StepContext, StepOutcome } from './context';
+import type { CommandResult } from '../exec/runner';
 import { removeFile } from '../archive/localFiles';
 import { removeFrozenMarker } from '../archive/frozenMarker';
 import { removeMovedSourceVolumes } from './volumes';
-import { ledgerFolders, READ_LEDGER_REMOVE_FILES, retireSourceFolders } from './copiedMounts';
+import { READ_LEDGER_REMOVE_FILES, retireSourceFolders } from './copiedMounts';
 import { finishLazyCopy, mayUsePostCopy, tearDownPostCopy } from './postCopy';
 
 /**
@@ -13,8 +14,7 @@ import { finishLazyCopy, mayUsePostCopy, tearDownPostCopy } from './postCopy';
  * need a person, not a guess.
  */
 export const cleanup: Step = async (ctx) => {
-  const { rec, local } = ctx;
-  const warnings: string[] = [];
+  const { rec } = ctx;
   // Whether or not the record still knows of an archive (a Redis crash can rewind it): the
   // paths are derived from the migration id, and removing what is not there costs nothing.
   // verify already removed the destination's; this catches a verify that crashed right after
@@ -22,9 +22,22 @@ export const cleanup: Step = async (ctx) => {
   // the source is dealt with: the destination's copy is verified, nothing here needs these.
   const there = ctx.files.destination;
   const argv = ['sh', '-c', READ_LEDGER_REMOVE_FILES, 'sh', there.copiedFolders, there.archive, there.plain];
+  await ctx.fence();
   const remoteDone = ctx.remote(rec.to).runner.run(argv);
-  // Awaited below; a failure of the source's part first must not leave it unhandled.
+  // Handled here at once: it may fail while the source is still being dealt with.
   remoteDone.catch(() => undefined);
+  try {
+    return await cleanUpSource(ctx, remoteDone);
+  } finally {
+    // Never left running behind a failed attempt, beside the next one.
+    await Promise.allSettled([remoteDone]);
+  }
+};
+
+async function cleanUpSource(ctx: StepContext, remoteDone: Promise<CommandResult>): Promise<StepOutcome> {
+  const { rec, local } = ctx;
+  const there = ctx.files.destination;
+  const warnings: string[] = [];
   // An earlier attempt of this step may have been stopped in the middle of its `podman rm`.
   const { info, finished } = await inspectFinishingRemoval(local, rec.container, rec.source?.id, () => ctx.fence());
   let removedSource = finished;
@@ -65,11 +78,11 @@ export const cleanup: Step = async (ctx) => {
   if (remote.code !== 0) warnings.push(`could not remove the archive on ${rec.to}: ${remote.stderr.trim()}`);
   let renamedFolders: string[] = [];
   if (!info || removedSource) {
-    const folders = await retireSourceFolders(ctx.localRunner, ctx.remote(rec.to).runner, there.copiedFolders, rec.id, ledgerFolders(remote.stdout));
+    const folders = await retireSourceFolders(ctx.localRunner, ctx.remote(rec.to).runner, there.copiedFolders, rec.id, remote.stdout);
     renamedFolders = folders.renamed;
     for (const f of folders.renamed) warnings.push(`host ${rec.from} keeps the folder's stale copy as ${f}: remove it once the container on ${rec.to} is checked`);
     for (const k of folders.kept) warnings.push(`host ${rec.from} keeps ${k}: it was copied to ${rec.to}, this copy is stale`);
   }
   if (mayUsePostCopy(rec)) warnings.push(...(await tearDownPostCopy(ctx)));
   return { result: { removedSource, ...(removedVolumes.length ? { removedVolumes } : {}), ...(renamedFolders.length ? { renamedFolders } : {}) }, patch: warnings.length ? { warnings: [...rec.warnings, ...warnings] } : undefined };
-};
+}

@@ -119,15 +119,16 @@ export function ledgerFolders(text: string): string[] {
 }
 
 /**
- * Cleanup: each folder the destination's ledger lists moved, so the source's copy is stale:
- * renamed aside (see above). Returns what was renamed and what could not be (a mount point,
- * say), then drops the ledger: the folders are the destination's own from now on.
+ * Cleanup: each folder the destination's ledger (`ledgerText`, as read) lists moved, so the
+ * source's copy is stale: renamed aside (see above). Returns what was renamed and what could
+ * not be (a mount point, say), then drops the ledger: the folders are the destination's own
+ * from now on. An empty ledger was dropped by the command that read it.
  */
-export async function retireSourceFolders(here: CommandRunner, there: CommandRunner, ledger: string, migrationId: string, folders: readonly string[]): Promise<{ renamed: string[]; kept: string[] }> {
-  if (folders.length === 0) return { renamed: [], kept: [] };
+export async function retireSourceFolders(here: CommandRunner, there: CommandRunner, ledger: string, migrationId: string, ledgerText: string): Promise<{ renamed: string[]; kept: string[] }> {
+  if (ledgerText === '') return { renamed: [], kept: [] };
   const renamed: string[] = [];
   const kept: string[] = [];
-  for (const folder of folders) {
+  for (const folder of ledgerFolders(ledgerText)) {
     const aside = movedAside(folder, migrationId);
     const mv = await here.run(['sh', '-c', '[ -e "$1" ] || exit 0; [ -e "$2" ] && exit 0; mv -T -- "$1" "$2"', 'sh', folder, aside]);
     if (mv.code === 0) renamed.push(aside);
