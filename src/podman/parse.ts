@@ -36,6 +36,8 @@ export interface ContainerInfo {
   dependencies: string[];
   /** Its IPv4 addresses on its networks (none with --network host or none). */
   addresses: string[];
+  /** The podman networks it is attached to, by name (none with --network host or none). */
+  networks: string[];
 }
 
 export interface MountInfo {
@@ -103,6 +105,7 @@ export function parseInspect(stdout: string): ContainerInfo {
     networkMode: str(hostConfig.NetworkMode),
     dependencies: Array.isArray(first.Dependencies) ? first.Dependencies.map((d) => str(d)).filter(Boolean) : [],
     addresses: parseAddresses(obj(first.NetworkSettings)),
+    networks: Object.keys(obj(obj(first.NetworkSettings).Networks)),
   };
 }
 

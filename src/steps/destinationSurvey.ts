@@ -11,10 +11,11 @@ import type { ContainerInfo, PortBinding } from '../podman/parse';
  * marked lines: a shell start-up that prints something must not be read as one.
  */
 const SCRIPT = [
-  'n=$1 i=$2 ask=$3; shift 3',
+  'n=$1 i=$2 ask=$3 nets=$4; shift 4',
   '"$@" container exists "$n"; c=$?',
   '"$@" image exists "$i"; m=$?',
   'echo "ferry-survey $c $m"',
+  'for k in $nets; do o=$("$@" network inspect --format "$NETWORK_FORMAT" "$k" 2>&1); echo "ferry-net $k $? $o"; done',
   '[ -n "$ask" ] || exit 0',
   'out=$(ss -Htulnp 2>&1); r=$?',
   'printf "%s\\n" "$out" | sed "s/^/ferry-ss /"',
@@ -28,12 +29,22 @@ export interface DestinationSurvey {
   portsTaken: { port: PortBinding; holder: string }[];
   /** Set when the ports could not be checked (no `ss` there): why. */
   portsUnchecked?: string;
+  /** Each network asked about: its driver and subnets there, or null when it has none by that name. */
+  networks: Record<string, string | null>;
 }
 
-export async function surveyDestination(runner: CommandRunner, podman: Podman, name: string, imageRef: string, ports: readonly PortBinding[]): Promise<DestinationSurvey> {
+/** A network's driver and subnets, as `podman network inspect --format` prints them. */
+export const NETWORK_FORMAT = '{{.Driver}}{{range .Subnets}} {{.Subnet}}{{end}}';
+
+// podman's own rule for network names: nothing a shell would split or expand.
+const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+export async function surveyDestination(runner: CommandRunner, podman: Podman, name: string, imageRef: string, ports: readonly PortBinding[], networks: readonly string[] = []): Promise<DestinationSurvey> {
   // Only TCP and UDP are asked about: what ss can tell.
   const asked = ports.filter((p) => p.protocol === 'tcp' || p.protocol === 'udp');
-  const argv = ['sh', '-c', SCRIPT, 'sh', name, imageRef, asked.length > 0 ? 'ports' : '', ...podman.command];
+  const nets = networks.filter((n) => NETWORK_NAME.test(n));
+  const script = `NETWORK_FORMAT='${NETWORK_FORMAT}'\n${SCRIPT}`;
+  const argv = ['sh', '-c', script, 'sh', name, imageRef, asked.length > 0 ? 'ports' : '', nets.join(' '), ...podman.command];
   const res = await runner.run(argv);
   const codes = /^ferry-survey (\d+) (\d+)$/m.exec(res.stdout);
   if (res.code !== 0 || !codes) throw new CommandError(runner.where, argv, res.code, res.stderr + res.stdout);
@@ -42,7 +53,9 @@ export async function surveyDestination(runner: CommandRunner, podman: Podman, n
   if (image > 1) throw new CommandError(runner.where, [...podman.command, 'image', 'exists', imageRef], image, res.stderr);
   const listeners = [...res.stdout.matchAll(/^ferry-ss (.*)$/gm)].map((m) => m[1]);
   const ssRc = /^ferry-ss-rc (\d+)$/m.exec(res.stdout)?.[1];
-  const survey: DestinationSurvey = { clash: container === 0 ? await podman.inspect(name) : null, hasImage: image === 0, portsTaken: [] };
+  const networkAnswers: DestinationSurvey['networks'] = {};
+  for (const m of res.stdout.matchAll(/^ferry-net (\S+) (\d+) ?(.*)$/gm)) networkAnswers[m[1]] = m[2] === '0' ? m[3].trim() : null;
+  const survey: DestinationSurvey = { clash: container === 0 ? await podman.inspect(name) : null, hasImage: image === 0, portsTaken: [], networks: networkAnswers };
   if (asked.length === 0) return survey;
   if (ssRc !== '0') return { ...survey, portsUnchecked: `\`ss -Htulnp\` exited ${ssRc ?? '?'}: ${listeners.join(' ').trim().slice(0, 200)}` };
   for (const port of asked) {
@@ -76,6 +89,41 @@ function bare(a: string): string {
     .replace(/^\[|\]$/g, '')
     .replace(/%.*$/, '')
     .replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+}
+
+/** The networks' driver and subnets on this host (the source: a local command each). */
+export async function describeNetworks(runner: CommandRunner, podman: Podman, networks: readonly string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const net of networks.filter((n) => NETWORK_NAME.test(n))) {
+    const argv = [...podman.command, 'network', 'inspect', '--format', NETWORK_FORMAT, net];
+    const res = await runner.run(argv);
+    if (res.code !== 0) throw new CommandError(runner.where, argv, res.code, res.stderr);
+    out[net] = res.stdout.trim();
+  }
+  return out;
+}
+
+/**
+ * checkpoint.keepAddress restores the container with its own address, which only works on the
+ * same network: one of that name on the destination, with the same driver and subnets (else
+ * podman's restore fails after the freeze). Whether the network really spans both hosts is the
+ * user's word (a bridge may or may not); that it exists alike on both is checked here.
+ */
+export function keepAddressError(survey: DestinationSurvey, source: Record<string, string>, container: string, from: string, to: string): StepError | null {
+  const problems: string[] = [];
+  for (const [net, here] of Object.entries(source)) {
+    const there = survey.networks[net];
+    if (there === undefined || there === null) problems.push(`host ${to} has no network "${net}"`);
+    else if (there !== here) problems.push(`network "${net}" is ${there} on host ${to} but ${here} on host ${from}`);
+  }
+  if (problems.length === 0) return null;
+  return new StepError(
+    `checkpoint.keepAddress is on, so "${container}" would keep its address on host ${to}, but ${problems.join('; ')}: create the network on ${to} with the same driver and subnet (podman network create), or turn checkpoint.keepAddress off`,
+    {
+      code: 'KEEP_ADDRESS_NETWORK',
+      permanent: true,
+    },
+  );
 }
 
 /** The refusal, naming each port, what holds it, and what the user can do. */

@@ -14,7 +14,7 @@ import { loadArchiveKey } from '../archive/key';
 import { checkRemoteArchiveKey } from '../archive/remoteKey';
 import type { MountInfo } from '../podman/parse';
 import { choosePostCopy } from './postCopy';
-import { portsTakenError, surveyDestination } from './destinationSurvey';
+import { describeNetworks, keepAddressError, portsTakenError, surveyDestination } from './destinationSurvey';
 import { declaredSharedMounts, LABEL_SHARED_MOUNTS, movabilityProblems, WHAT_MOVES_DOC } from './movable';
 
 async function checkArchiveKeys(config: FerryConfig, destRunner: CommandRunner, dest: string): Promise<void> {
@@ -101,8 +101,11 @@ export const preflight: Step = async (ctx) => {
   const dest = ctx.remote(rec.to);
   // Independent checks at once: each is a command (most over SSH), and they add up.
   const shared = declaredSharedMounts(info, ctx.config);
-  const [survey, criuSource, criuDest, volumes, copiedMounts, memoryCopy] = await Promise.all([
-    surveyDestination(dest.runner, dest.podman, name, info.imageId, info.ports),
+  // With keepAddress the container keeps its address: only on the same network (see keepAddressError).
+  const keptNetworks = ctx.config.checkpoint.keepAddress ? info.networks : [];
+  const [survey, sourceNetworks, criuSource, criuDest, volumes, copiedMounts, memoryCopy] = await Promise.all([
+    surveyDestination(dest.runner, dest.podman, name, info.imageId, info.ports, keptNetworks),
+    describeNetworks(ctx.localRunner, local, keptNetworks),
     checkCriu(ctx.localRunner),
     checkCriu(dest.runner),
     checkVolumes(ctx, info),
@@ -115,8 +118,8 @@ export const preflight: Step = async (ctx) => {
   if (clash) {
     throw new StepError(`host ${rec.to} already has a container named "${name}" (state: ${clash.status}); remove or rename it before migrating`, { code: 'DESTINATION_NAME_TAKEN', permanent: true });
   }
-  const portsTaken = portsTakenError(survey, name, rec.to);
-  if (portsTaken) throw portsTaken;
+  const refusal = portsTakenError(survey, name, rec.to) ?? keepAddressError(survey, sourceNetworks, name, rec.from, rec.to);
+  if (refusal) throw refusal;
   await ctx.progress({ percent: 50, message: 'checked container, destination and CRIU' });
   let imageCopiedBytes = 0;
   if (!hasImage) {

@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto';
 import { connect } from 'node:net';
 import { coerceError } from '../../src/errors';
 import type { MigrationRecord } from '../../src/engine/model';
-import { containerState, ferry, makeConfig, mustPodman, podmanOn, removeContainers, startWorkers, stopWorkers, uid, WorkerProc } from '../support/bed';
+import { bed, containerState, ferry, makeConfig, mustPodman, podmanOn, removeContainers, startWorkers, stopWorkers, uid, WorkerProc } from '../support/bed';
 import { ensureServiceImages, REDIS_IMAGE, RespConnection, sleep } from '../support/services';
 
 /**
@@ -136,5 +136,28 @@ describe('connections: an established connection kept where the address moves wi
     assert.equal(containerState(DST, name), 'running');
     assert.equal(mustPodman(DST, 'container', 'inspect', '--format', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, name), address);
     assert.equal(containerState(SRC, name), null, `${SRC} no longer has it`);
+  });
+
+  it('refuses, before the freeze, to keep an address on a network the destination does not have', async () => {
+    const cfg = makeConfig({ top: { checkpoint: { tcpEstablished: true, keepAddress: true } } });
+    const lonely = `ferry-lonely-${uid()}`;
+    const alone = `alone-${uid()}`;
+    const own = await startWorkers([SRC, DST], cfg);
+    try {
+      mustPodman(SRC, 'network', 'create', '--subnet', `10.231.${randomInt(200)}.0/24`, lonely);
+      mustPodman(SRC, 'run', '-d', '--name', alone, '--network', lonely, bed().image, 'sleep', '1000');
+      const res = await ferry(cfg, ['migrate', alone, '--from', SRC, '--to', DST, '--wait']);
+      assert.notEqual(res.code, 0, res.stdout);
+      assert.match(res.stdout + res.stderr, new RegExp(`checkpoint.keepAddress is on, so "${alone}" would keep its address on host ${DST}, but host ${DST} has no network "${lonely}"`));
+      const id = /\b(m-[a-z0-9-]+)/.exec(res.stdout)?.[1] ?? '';
+      const rec = JSON.parse((await ferry(cfg, ['status', id, '--json'])).stdout) as MigrationRecord;
+      assert.equal(rec.frozenAt, undefined, 'never frozen');
+      assert.equal(containerState(SRC, alone), 'running');
+      assert.equal(containerState(DST, alone), null);
+    } finally {
+      await stopWorkers(own);
+      removeContainers([alone]);
+      podmanOn(SRC, 'network', 'rm', '-f', lonely);
+    }
   });
 });

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import type { CommandResult, CommandRunner } from '../../src/exec/runner';
 import { Podman } from '../../src/podman/podman';
 import type { PortBinding } from '../../src/podman/parse';
-import { holds, portsTakenError, surveyDestination } from '../../src/steps/destinationSurvey';
+import { holds, keepAddressError, portsTakenError, surveyDestination } from '../../src/steps/destinationSurvey';
 
 // Recorded on the bed (iproute2 6.1, `ss -Htulnp`): the ports podman reserves for a container's
 // -p through conmon, and a service of the host.
@@ -66,5 +66,19 @@ describe("preflight's survey of the destination", () => {
   it('fails when the destination cannot answer, rather than read silence as "free"', async () => {
     const runner = answering('', 127);
     await assert.rejects(surveyDestination(runner, new Podman(runner, ['podman']), 'web', 'x', []), /exited with 127|127/);
+  });
+});
+
+describe('keeping the address: the same network on both hosts', () => {
+  it('reads each network the destination was asked about, and refuses one it lacks or defines otherwise', async () => {
+    const out = ['ferry-survey 1 0', 'ferry-net span 0 macvlan 198.18.0.0/24', 'ferry-net other 0 bridge 10.9.0.0/24', 'ferry-net gone 125 Error: network gone: unable to find network with name or ID gone: network not found', ''].join('\n');
+    const runner = answering(out);
+    const survey = await surveyDestination(runner, new Podman(runner, ['podman']), 'web', 'x', [], ['span', 'other', 'gone', 'bad name;rm']);
+    assert.deepEqual(survey.networks, { span: 'macvlan 198.18.0.0/24', other: 'bridge 10.9.0.0/24', gone: null });
+    assert.equal(runner.argv?.[7], 'span other gone', 'a name podman could not have made is not asked about');
+    assert.equal(keepAddressError(survey, { span: 'macvlan 198.18.0.0/24' }, 'web', 'a', 'b'), null);
+    const err = keepAddressError(survey, { span: 'macvlan 198.18.0.0/24', other: 'bridge 10.8.0.0/24', gone: 'bridge 10.7.0.0/24' }, 'web', 'a', 'b');
+    assert.equal(err?.code, 'KEEP_ADDRESS_NETWORK');
+    assert.match(err?.message ?? '', /network "other" is bridge 10\.9\.0\.0\/24 on host b but bridge 10\.8\.0\.0\/24 on host a; host b has no network "gone": create the network on b/);
   });
 });
