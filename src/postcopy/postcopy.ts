@@ -208,9 +208,11 @@ export async function openPageTunnel(source: CommandRunner, m: LazyMigration, de
  * loop ends once its session does; without a terminal no hangup would end a plain sleep.
  */
 async function askForTerminal(source: CommandRunner, p: LazyPaths, dest: SshTarget): Promise<void> {
-  const session = ['ssh', '-tt', '-S', p.tunnelControl, ...sshBase(dest), `${dest.user}@${dest.address}`, 'while kill -0 $PPID 2>/dev/null; do sleep 5; done'];
+  // ProxyCommand=false: should the control socket be gone by the time this session asks, ssh
+  // would open a connection of its own instead, which nothing would ever close.
+  const session = ['ssh', '-tt', '-S', p.tunnelControl, '-o', 'ProxyCommand=false', ...sshBase(dest), `${dest.user}@${dest.address}`, 'while kill -0 $PPID 2>/dev/null; do sleep 2; done'];
   const argv = ['sh', '-c', 'log=$1; shift; setsid "$@" </dev/null >/dev/null 2>>"$log" &', 'ferry-page-tunnel-nodelay', p.tunnelLog, ...session];
-  await source.run(argv, { timeoutMs: 10_000 });
+  await source.run(argv, { timeoutMs: 10_000 }).catch(() => undefined);
 }
 
 /** Closes the tunnel (nothing to do when it is gone already). */
