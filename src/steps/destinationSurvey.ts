@@ -67,8 +67,10 @@ export async function surveyDestination(runner: CommandRunner, podman: Podman, n
 
 /**
  * Whether a line of `ss -Htulnp` (netid, state, queues, local address:port, peer, process) is a
- * listener that keeps podman from binding `port`: same protocol and port, and either side on
- * every address or both on the same one.
+ * listener that keeps podman from binding `port`: same protocol and port, the same address
+ * family, and either side on every address of it or both on the same one. ss writes `*` for a
+ * socket on every address of both families, `[::]` for IPv6 only and `0.0.0.0` for IPv4 only;
+ * podman binds a port published without an address on IPv4's every address.
  */
 export function holds(ssLine: string, port: PortBinding): boolean {
   const f = ssLine.trim().split(/\s+/);
@@ -76,11 +78,17 @@ export function holds(ssLine: string, port: PortBinding): boolean {
   const at = local.lastIndexOf(':');
   if (f[0] !== port.protocol || Number(local.slice(at + 1)) !== port.hostPort) return false;
   const addr = bare(local.slice(0, at));
+  if (addr === '*') return true;
   const want = bare(port.hostIp);
+  if (family(want) !== family(addr)) return false;
   return WILDCARDS.has(want) || WILDCARDS.has(addr) || addr === want;
 }
 
-const WILDCARDS = new Set(['', '0.0.0.0', '::', '*']);
+const WILDCARDS = new Set(['', '0.0.0.0', '::']);
+
+function family(a: string): 4 | 6 {
+  return a.includes(':') ? 6 : 4;
+}
 
 /** An address as ss or podman may write it, without scope, brackets or IPv4-mapped prefix. */
 function bare(a: string): string {

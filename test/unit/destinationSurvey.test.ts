@@ -9,7 +9,8 @@ import { holds, keepAddressError, portsTakenError, surveyDestination } from '../
 const TCP_ANY = 'tcp   LISTEN 0      4096   0.0.0.0:18555 0.0.0.0:* users:(("conmon",pid=7704,fd=5))';
 const UDP_LOOPBACK = 'udp   UNCONN 0      0      127.0.0.1:18556 0.0.0.0:* users:(("conmon",pid=7704,fd=6))';
 const TCP_ONE_ADDRESS = 'tcp LISTEN 0      511    198.18.0.1:6390 0.0.0.0:* users:(("redis-server",pid=29694,fd=7))';
-const TCP6_ANY = 'tcp   LISTEN 0      4096      [::]:18555    [::]:* users:(("nginx",pid=42,fd=6))';
+const TCP6_ONLY = 'tcp   LISTEN 0      4096      [::]:18555    [::]:* users:(("nginx",pid=42,fd=6))';
+const TCP_BOTH = 'tcp   LISTEN 0      4096         *:18558       *:* users:(("node",pid=43,fd=18))';
 const TCP6_SCOPED = 'tcp   LISTEN 0      4096      [fe80::1]%eth0:18557    [::]:*';
 
 const port = (protocol: string, hostPort: number, hostIp = ''): PortBinding => ({ containerPort: 8080, protocol, hostIp, hostPort });
@@ -35,7 +36,12 @@ describe("preflight's survey of the destination", () => {
     assert.equal(holds(UDP_LOOPBACK, port('udp', 18556, '127.0.0.1')), true);
     assert.equal(holds(UDP_LOOPBACK, port('udp', 18556, '198.18.0.12')), false, 'another address of the host is free');
     assert.equal(holds(TCP_ONE_ADDRESS, port('tcp', 6390, '::ffff:198.18.0.1')), true, 'an IPv4-mapped address is the same address');
-    assert.equal(holds(TCP6_ANY, port('tcp', 18555, '198.18.0.12')), true);
+    assert.equal(holds(TCP6_ONLY, port('tcp', 18555)), false, 'an IPv6-only socket leaves IPv4 free');
+    assert.equal(holds(TCP6_ONLY, port('tcp', 18555, '::')), true);
+    assert.equal(holds(TCP6_ONLY, port('tcp', 18555, 'fd00::5')), true);
+    assert.equal(holds(TCP_ANY, port('tcp', 18555, 'fd00::5')), false, 'an IPv4-only socket leaves IPv6 free');
+    assert.equal(holds(TCP_BOTH, port('tcp', 18558, '198.18.0.12')), true, 'both families');
+    assert.equal(holds(TCP_BOTH, port('tcp', 18558, 'fd00::5')), true);
     assert.equal(holds(TCP6_SCOPED, port('tcp', 18557, 'fe80::1')), true, 'a scoped address is read without its scope');
     assert.equal(holds(TCP6_SCOPED, port('tcp', 18557, 'fe80::2')), false);
   });
