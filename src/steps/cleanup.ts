@@ -5,13 +5,13 @@ import type { CommandResult } from '../exec/runner';
 import { removeFile } from '../archive/localFiles';
 import { removeFrozenMarker } from '../archive/frozenMarker';
 import { removeMovedSourceVolumes } from './volumes';
-import { READ_LEDGER_REMOVE_FILES, retireSourceFolders } from './copiedMounts';
+import { ledgerText, READ_LEDGER_REMOVE_FILES, retireSourceFolders } from './copiedMounts';
 import { finishLazyCopy, mayUsePostCopy, tearDownPostCopy } from './postCopy';
 
 /**
  * Source host, after the destination was verified: remove the frozen source container
- * and both archives. If the source copy somehow runs, nothing is removed: two live copies
- * need a person, not a guess.
+ * and both archives. If the source copy somehow runs, neither copy of the container is
+ * removed (the archives still go): two live copies need a person, not a guess.
  */
 export const cleanup: Step = async (ctx) => {
   const { rec } = ctx;
@@ -78,7 +78,7 @@ async function cleanUpSource(ctx: StepContext, remoteDone: Promise<CommandResult
   if (remote.code !== 0) warnings.push(`could not remove the archive on ${rec.to}: ${remote.stderr.trim()}`);
   let renamedFolders: string[] = [];
   if (!info || removedSource) {
-    const folders = await retireSourceFolders(ctx.localRunner, ctx.remote(rec.to).runner, there.copiedFolders, rec.id, remote.stdout);
+    const folders = await retireSourceFolders(ctx.localRunner, ctx.remote(rec.to).runner, there.copiedFolders, rec.id, ledgerText(remote.stdout));
     renamedFolders = folders.renamed;
     for (const f of folders.renamed) warnings.push(`host ${rec.from} keeps the folder's stale copy as ${f}: remove it once the container on ${rec.to} is checked`);
     for (const k of folders.kept) warnings.push(`host ${rec.from} keeps ${k}: it was copied to ${rec.to}, this copy is stale`);

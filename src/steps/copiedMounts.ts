@@ -108,10 +108,16 @@ export async function removeCopiedFolders(there: CommandRunner, ledger: string):
 
 /**
  * Cleanup's one command on the destination (each remote command starts a shell there, ~0.1 s
- * on the bed): prints the ledger of copied folders, removing it at once when it lists none,
- * and removes `files`. Its exit code is that of removing `files`.
+ * on the bed): prints the ledger of copied folders, each line marked (a shell start-up that
+ * prints must not name a folder to rename), removing it at once when it is empty, and removes
+ * `files`. Its exit code is that of removing `files`. `ledgerText` reads its output.
  */
-export const READ_LEDGER_REMOVE_FILES = 'l=$(cat -- "$1" 2>/dev/null); [ -n "$l" ] || rm -f -- "$1"; printf %s "$l"; shift; rm -f -- "$@"';
+export const READ_LEDGER_REMOVE_FILES = 'l=$(cat -- "$1" 2>/dev/null); if [ -n "$l" ]; then printf "%s\\n" "$l" | sed "s/^/ferry-ledger /"; else rm -f -- "$1"; fi; shift; rm -f -- "$@"';
+
+/** The ledger's text in the output of READ_LEDGER_REMOVE_FILES. */
+export function ledgerText(output: string): string {
+  return [...output.matchAll(/^ferry-ledger (.*)$/gm)].map((m) => m[1]).join('\n');
+}
 
 /** The folders a ledger's text lists. */
 export function ledgerFolders(text: string): string[] {

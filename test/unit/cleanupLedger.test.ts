@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalRunner } from '../../src/exec/localRunner';
-import { ledgerFolders, READ_LEDGER_REMOVE_FILES } from '../../src/steps/copiedMounts';
+import { ledgerFolders, ledgerText, READ_LEDGER_REMOVE_FILES } from '../../src/steps/copiedMounts';
 
 describe("cleanup's one command on the destination", () => {
   let dir: string;
@@ -21,7 +21,7 @@ describe("cleanup's one command on the destination", () => {
     writeFileSync(archive, 'x');
     const res = await run(ledger, [archive, join(dir, 'm.tar')]);
     assert.equal(res.code, 0);
-    assert.deepEqual(ledgerFolders(res.stdout), ['/srv/app', '/srv/cfg']);
+    assert.deepEqual(ledgerFolders(ledgerText(res.stdout)), ['/srv/app', '/srv/cfg']);
     assert.ok(existsSync(ledger), 'the ledger stays until the folders are renamed');
     assert.ok(!existsSync(archive));
   });
@@ -29,11 +29,15 @@ describe("cleanup's one command on the destination", () => {
   it('removes an empty ledger at once, and is content when nothing is there', async () => {
     const ledger = join(dir, 'm.copied');
     writeFileSync(ledger, '');
-    assert.equal((await run(ledger, [join(dir, 'a')])).stdout, '');
+    assert.equal(ledgerText((await run(ledger, [join(dir, 'a')])).stdout), '');
     assert.ok(!existsSync(ledger));
     const again = await run(ledger, [join(dir, 'a')]);
     assert.equal(again.code, 0);
-    assert.deepEqual(ledgerFolders(again.stdout), []);
+    assert.deepEqual(ledgerFolders(ledgerText(again.stdout)), []);
+  });
+
+  it("never reads what the shell's start-up printed as a folder", () => {
+    assert.equal(ledgerText('/etc\nferry-ledger /srv/app\n'), '/srv/app');
   });
 
   it('reads only absolute folders, never the root', () => {
