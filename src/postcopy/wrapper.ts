@@ -261,8 +261,23 @@ if [ "$cmd" = restore ] && [ -z "$help" ] && [ -n "$img" ] && [ -n "$work" ]; th
     set -- "$@" "$a"
     [ "$i" -eq "$cmdpos" ] && set -- "$@" --lazy-pages
   done
-  "$RUNC" "$@"
+  "$RUNC" "$@" &
+  rp=$!
+  # A daemon that fails while runc restores (the page server died, the link broke) leaves
+  # CRIU's restore waiting for it with no deadline of its own, and the half-restored init
+  # cannot be deleted: stop runc, its CRIU and what CRIU forked, so the restore fails.
+  ( while kill -0 "$rp" 2>/dev/null; do
+      if [ -e "$STATE/lazy.rc" ] && [ "$(cut -d' ' -f1 "$STATE/lazy.rc")" != 0 ] && ! superseded "$gen"; then
+        for c in $(pgrep -P "$rp"); do pkill -9 -P "$c"; kill -9 "$c"; done
+        kill -9 "$rp"
+        exit 0
+      fi
+      sleep 0.1
+    done ) </dev/null >/dev/null 2>&1 &
+  wd=$!
+  wait "$rp"
   rc=$?
+  kill "$wd" 2>/dev/null
   if [ "$rc" -ne 0 ]; then
     # No restored process will ever hand the daemon its memory: stop it (unless it is a newer restore's).
     superseded "$gen" || { [ -s "$STATE/lazy.pid" ] && kill -9 "$(cat "$STATE/lazy.pid")" 2>/dev/null; }
