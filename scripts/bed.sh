@@ -585,6 +585,7 @@ cmd_up() {
   done
   ensure_redis
   ensure_image
+  ensure_pipe_max
   write_configs
   check_ssh
   echo "Ferry test bed is up in $BED ($((SECONDS - t0)) s)"
@@ -682,6 +683,23 @@ down_host() {
   return 0
 }
 
+# The bed's hosts share one kernel, so they share fs.pipe-max-size, which Ferry raises per
+# host for post-copy's page server and puts back when the host's last post-copy move ends
+# (each host keeps its own hold, in its own /var/lib/ferry). Here one host putting it back
+# broke another host's page server mid-copy ("page-pipe: splice: -1: Bad file descriptor").
+# Real hosts have a kernel each; the bed raises the limit once, for its lifetime, instead.
+PIPE_MAX_NEEDED=4194304
+ensure_pipe_max() {
+  local cur; cur=$(cat /proc/sys/fs/pipe-max-size)
+  [ "$cur" -ge "$PIPE_MAX_NEEDED" ] && return 0
+  [ -e "$BED/pipe-max-size.before" ] || echo "$cur" > "$BED/pipe-max-size.before"
+  echo "$PIPE_MAX_NEEDED" > /proc/sys/fs/pipe-max-size
+}
+restore_pipe_max() {
+  [ -e "$BED/pipe-max-size.before" ] || return 0
+  cat "$BED/pipe-max-size.before" > /proc/sys/fs/pipe-max-size && rm -f "$BED/pipe-max-size.before"
+}
+
 cmd_down() {
   need_root; validate_hosts
   local t0=$SECONDS h pid m
@@ -707,6 +725,7 @@ cmd_down() {
     awk -v p="$BED" '$5 == p || index($5, p "/") == 1' /proc/self/mountinfo >&2
     die "mounts under $BED remain"
   fi
+  restore_pipe_max
   echo "Ferry test bed is down ($((SECONDS - t0)) s); kept $BED/ssh, host keys and $BED/redis/password"
 }
 

@@ -80,7 +80,7 @@ describe('what moves: refusals before the freeze, and CRIU causes', function () 
     // Another service on b publishes the same port: podman's restore could not bind it there.
     mustPodman('b', 'run', '-d', '--name', holder, '-p', `${port}:8080`, bed().image, 'sleep', '1000');
     runCounterWith('a', name, ['-p', `${port}:8080`]);
-    const rec = await expectRefused(name, new RegExp(`host b already listens on a port that "${name}" publishes: ${port}/tcp \\(LISTEN .*conmon`));
+    const rec = await expectRefused(name, new RegExp(`host b already listens on a port that "${name}" publishes: ${port}/tcp \\(tcp LISTEN .*conmon`));
     assert.match(rec.error ?? '', /free it there, or migrate to another host/);
     assert.equal(containerState('b', holder), 'running', "b's own service is untouched");
   });
