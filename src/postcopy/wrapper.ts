@@ -261,21 +261,20 @@ if [ "$cmd" = restore ] && [ -z "$help" ] && [ -n "$img" ] && [ -n "$work" ]; th
     set -- "$@" "$a"
     [ "$i" -eq "$cmdpos" ] && set -- "$@" --lazy-pages
   done
-  "$RUNC" "$@" &
-  rp=$!
   # A daemon that fails while runc restores (the page server died, the link broke) leaves
   # CRIU's restore waiting for it with no deadline of its own, and the half-restored init
-  # cannot be deleted: stop runc, its CRIU and what CRIU forked, so the restore fails.
-  ( while kill -0 "$rp" 2>/dev/null; do
+  # cannot be deleted: a watcher stops runc, its CRIU and what CRIU forked, so the restore
+  # fails. runc stays in the foreground: in the background sh would give it /dev/null for
+  # stdin, and runc hands its stdio to the restored container.
+  ( read -r me _ < /proc/self/stat
+    while kill -0 $$ 2>/dev/null && sleep 0.1; do
       if [ -e "$STATE/lazy.rc" ] && [ "$(cut -d' ' -f1 "$STATE/lazy.rc")" != 0 ] && ! superseded "$gen"; then
-        for c in $(pgrep -P "$rp"); do pkill -9 -P "$c"; kill -9 "$c"; done
-        kill -9 "$rp"
+        for c in $(pgrep -P $$); do [ "$c" = "$me" ] && continue; pkill -9 -P "$c"; kill -9 "$c"; done
         exit 0
       fi
-      sleep 0.1
     done ) </dev/null >/dev/null 2>&1 &
   wd=$!
-  wait "$rp"
+  "$RUNC" "$@"
   rc=$?
   kill "$wd" 2>/dev/null
   if [ "$rc" -ne 0 ]; then
