@@ -414,7 +414,7 @@ export type LazyCopyState =
   /** The lazy-pages daemon exited 0: every page is on the destination. */
   | { state: 'complete'; atMs: number }
   /** It failed (or was killed): the destination killed its copy of the container. */
-  | { state: 'failed'; rc: number; atMs: number; containerKilled: boolean };
+  | { state: 'failed'; rc: number; atMs: number; containerKilled: boolean; cause: string };
 
 function parseLazyState(out: string): LazyCopyState {
   const f = new Map(out.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
@@ -422,17 +422,35 @@ function parseLazyState(out: string): LazyCopyState {
   if (rc) {
     const [code, at] = rc.split(' ').map(Number);
     if (code === 0) return { state: 'complete', atMs: at };
-    return { state: 'failed', rc: code, atMs: at, containerKilled: !!f.get('killed')?.trim() };
+    return { state: 'failed', rc: code, atMs: at, containerKilled: !!f.get('killed')?.trim(), cause: f.get('err')?.trim() ?? '' };
   }
   return f.get('started') === '1' ? { state: 'copying' } : { state: 'not-started' };
 }
 
-const STATE_SCRIPT = 'echo "rc=$(cat "$1" 2>/dev/null)"; echo "killed=$(cat "$2" 2>/dev/null)"; [ -e "$3" ] && echo started=1';
+// err last: a line of CRIU's may hold anything but a newline.
+const STATE_SCRIPT = 'echo "rc=$(cat "$1" 2>/dev/null)"; echo "killed=$(cat "$2" 2>/dev/null)"; [ -e "$3" ] && echo started=1; echo "err=$(cat "$5" 2>/dev/null)"';
+
+/** A failed copy in words: the daemon's exit code and, when it logged one, CRIU's own reason. */
+export function copyFailure(s: { rc: number; cause: string }): string {
+  return `the page copy failed (criu lazy-pages exited ${s.rc}${s.cause ? `: ${s.cause}` : ''})`;
+}
+
+/**
+ * Source: why the page server failed, as CRIU logged it, or '' (it runs, ended well, or said
+ * nothing). Best effort: asked only to explain a failure that is already certain.
+ */
+export async function pageServerFailure(source: CommandRunner, m: LazyFiles): Promise<string> {
+  const p = pathsOf(m);
+  const res = await source
+    .run(['sh', '-c', 'rc=$(cut -d" " -f1 "$1" 2>/dev/null); [ -n "$rc" ] && [ "$rc" != 0 ] && echo "exited $rc: $(cat "$2" 2>/dev/null)"; true', 'ferry-server-state', p.serverRc, p.serverErr], { timeoutMs: 10_000 })
+    .catch(() => null);
+  return res?.code === 0 ? res.stdout.trim() : '';
+}
 
 /** Where the page copy stands, as the destination's own files say. */
 export async function readLazyCopy(dest: CommandRunner, m: LazyFiles): Promise<LazyCopyState> {
   const p = pathsOf(m);
-  const res = await must(dest, ['sh', '-c', STATE_SCRIPT, 'ferry-lazy-state', p.lazyRc, p.lazyKilled, p.lazyStatus]);
+  const res = await must(dest, ['sh', '-c', STATE_SCRIPT, 'ferry-lazy-state', p.lazyRc, p.lazyKilled, p.lazyStatus, '', p.lazyErr]);
   return parseLazyState(res.stdout);
 }
 
@@ -450,11 +468,11 @@ export async function waitAllPagesCopied(dest: CommandRunner, m: LazyFiles, opts
     const left = until - Date.now();
     if (left <= 0) throw new PostCopyError(`${dest.where}: not every page arrived in ${opts.timeoutMs} ms`, { code: 'POSTCOPY_TIMEOUT' });
     const polls = Math.max(1, Math.floor(Math.min(left, 10_000) / 20));
-    const res = await must(dest, ['sh', '-c', script, 'ferry-lazy-wait', p.lazyRc, p.lazyKilled, p.lazyStatus, String(polls)], { timeoutMs: 30_000, signal: opts.signal });
+    const res = await must(dest, ['sh', '-c', script, 'ferry-lazy-wait', p.lazyRc, p.lazyKilled, p.lazyStatus, String(polls), p.lazyErr], { timeoutMs: 30_000, signal: opts.signal });
     const s = parseLazyState(res.stdout);
     if (s.state === 'complete') return s.atMs;
     if (s.state === 'failed') {
-      throw new PostCopyError(`${dest.where}: the page copy failed (criu lazy-pages exited ${s.rc}); ${s.containerKilled ? 'the destination killed its copy of the container' : 'the container had not started there'}`, {
+      throw new PostCopyError(`${dest.where}: ${copyFailure(s)}; ${s.containerKilled ? 'the destination killed its copy of the container' : 'the container had not started there'}`, {
         code: 'POSTCOPY_COPY_FAILED',
       });
     }

@@ -49,6 +49,8 @@ export interface LazyPaths {
   lazyRc: string;
   /** Destination: "killed MILLIS" when the supervisor killed the restored container. */
   lazyKilled: string;
+  /** Destination: CRIU's last error lines (one line), kept when the lazy-pages daemon failed. */
+  lazyErr: string;
   lazyPid: string;
   /** Destination: the pid of the lazy-pages daemon's supervisor (it writes lazy.rc, and kills the copy on failure). */
   lazySup: string;
@@ -59,6 +61,8 @@ export interface LazyPaths {
   serverStatus: string;
   serverRc: string;
   serverPid: string;
+  /** Source: CRIU's last error lines (one line), kept when the page server failed. */
+  serverErr: string;
   /** Source: OpenSSH's control socket of the page tunnel. */
   tunnelControl: string;
   tunnelLog: string;
@@ -87,6 +91,7 @@ export function lazyPaths(migrationId: string, root = POSTCOPY_DIR): LazyPaths {
     lazyStatus: f('lazy.status'),
     lazyRc: f('lazy.rc'),
     lazyKilled: f('lazy.killed'),
+    lazyErr: f('lazy.err'),
     lazyPid: f('lazy.pid'),
     lazyGen: f('lazy.gen'),
     lazySup: f('lazy.sup'),
@@ -94,6 +99,7 @@ export function lazyPaths(migrationId: string, root = POSTCOPY_DIR): LazyPaths {
     serverStatus: f('server.status'),
     serverRc: f('server.rc'),
     serverPid: f('server.pid'),
+    serverErr: f('server.err'),
     tunnelControl: f('tunnel.ctl'),
     tunnelLog: f('tunnel.log'),
     pipeMaxHeld: f('pipe-max-size.held'),
@@ -148,6 +154,8 @@ ms() { echo $(( $(date +%s%N) / 1000000 )); }
 # that keep a copy from running on missing pages must not depend on a file being there.
 superseded() { [ -e "$STATE/lazy.gen" ] && [ "$(cat "$STATE/lazy.gen" 2>/dev/null)" != "$1" ]; }
 put() { printf '%s\\n' "$2" > "$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"; }
+# CRIU's last error lines of a log, as one line (what a failed daemon's verdict carries).
+criu_errors() { grep -E 'Error|error' "$1" 2>/dev/null | tail -n 3 | tr -s '\\n\\t' '  ' | cut -c1-600; }
 
 # Ferry's own entry points (never called by podman).
 case "$1" in
@@ -174,6 +182,8 @@ __ferry_lazy_daemon)
     # Pages it had not yet received would read as zeros: the container must not run on.
     [ -s "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null
     put "$STATE/lazy.killed" "killed $(ms)"
+    # The log goes with podman's work folder: the cause is kept where Ferry reads the verdict.
+    put "$STATE/lazy.err" "$(criu_errors "$work/lazy-pages.log")"
   fi
   put "$STATE/lazy.rc" "$rc $(ms)"
   exit 0 ;;
@@ -184,7 +194,9 @@ __ferry_page_server)
   ps=$!
   put "$STATE/server.pid" "$ps"
   wait "$ps"
-  put "$STATE/server.rc" "$? $(ms)"
+  rc=$?
+  [ "$rc" -ne 0 ] && put "$STATE/server.err" "$(criu_errors "$STATE/page-server.log")"
+  put "$STATE/server.rc" "$rc $(ms)"
   exit 0 ;;
 esac
 

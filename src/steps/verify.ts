@@ -1,13 +1,19 @@
 import { StepError } from '../errors';
 import { coerceError } from '../errors/coerceError';
-import type { Step } from './context';
+import type { Step, StepContext } from './context';
 import { removeFile } from '../archive/localFiles';
 import { waitHealthy } from './probes';
 import { deadlineOf, restoredLazily } from './postCopy';
-import { PostCopyError, readLazyCopy, waitAllPagesCopied } from '../postcopy';
+import { copyFailure, pageServerFailure, PostCopyError, readLazyCopy, waitAllPagesCopied } from '../postcopy';
 
 /** The destination's supervisor ends the copy at the deadline; its verdict may take a moment to be written. */
 const PAGES_GRACE_MS = 10_000;
+
+/** The other half of a failed page copy: what the source's page server said, when it failed too. */
+async function sourceSide(ctx: StepContext): Promise<string> {
+  const why = await pageServerFailure(ctx.remote(ctx.rec.from).runner, { migrationId: ctx.rec.id });
+  return why ? `; the page server on ${ctx.rec.from} ${why}` : '';
+}
 
 /**
  * Destination host: the restored container is the one we checkpointed, it runs, and its
@@ -26,7 +32,10 @@ export const verify: Step = async (ctx) => {
     // A copy that stopped waiting for its pages was killed by this host's supervisor: say so, for good.
     const copy = await readLazyCopy(ctx.localRunner, lazy);
     if (copy.state === 'failed') {
-      throw new StepError(`container "${rec.container}" on host ${rec.to}: the page copy failed (criu lazy-pages exited ${copy.rc}) and ${rec.to} killed its copy`, { code: 'POSTCOPY_COPY_FAILED', permanent: true });
+      throw new StepError(`container "${rec.container}" on host ${rec.to}: ${copyFailure(copy)} and ${rec.to} killed its copy${await sourceSide(ctx)}`, {
+        code: 'POSTCOPY_COPY_FAILED',
+        permanent: true,
+      });
     }
   }
   if (!info.running) {
@@ -48,7 +57,8 @@ export const verify: Step = async (ctx) => {
     } catch (e: unknown) {
       // The destination killed its copy (or never had one): no retry can bring the pages back.
       const failed = e instanceof PostCopyError && (e.code === 'POSTCOPY_COPY_FAILED' || e.code === 'POSTCOPY_NOT_STARTED');
-      throw new StepError(`container "${rec.container}" on host ${rec.to}: ${coerceError(e).message}`, { code: failed ? 'POSTCOPY_COPY_FAILED' : 'POSTCOPY_WAIT', permanent: failed, cause: e });
+      const why = failed ? await sourceSide(ctx) : '';
+      throw new StepError(`container "${rec.container}" on host ${rec.to}: ${coerceError(e).message}${why}`, { code: failed ? 'POSTCOPY_COPY_FAILED' : 'POSTCOPY_WAIT', permanent: failed, cause: e });
     }
   }
   if (rec.archive) {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodePagemap, parsePagemap, PE_LAZY, PE_PRESENT, planSplit, splitForLazyRestore, unsplit } from '../../src/postcopy/criuImages';
 import { CONTAINERS_CONF_SCRIPT, installArgv, lazyPaths, podmanWithWrapper, wrapperScript } from '../../src/postcopy/wrapper';
-import { raisePipeMaxSize, restorePipeMaxSize, stopLazyDaemon } from '../../src/postcopy/postcopy';
+import { pageServerFailure, raisePipeMaxSize, readLazyCopy, restorePipeMaxSize, stopLazyDaemon, waitAllPagesCopied } from '../../src/postcopy/postcopy';
 import { LocalRunner } from '../../src/exec/localRunner';
 
 function varint(v: number | bigint): number[] {
@@ -255,6 +255,32 @@ describe('postcopy: the runtime wrapper', function () {
       await restorePipeMaxSize(run, m2, sysctl);
       assert.equal(limit(), 1048576);
       await restorePipeMaxSize(new LocalRunner(), { migrationId: 'm-none', root: join(root, 'absent') }, sysctl);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  // A copy that failed in CI said only "criu lazy-pages exited 1": CRIU's reason was in a log
+  // that podman removed with the container, and the page server's in a folder cleanup removed.
+  it("a failed page copy names CRIU's reason on both hosts", async () => {
+    const root = mkdtempSync(join(tmpdir(), 'ferry-pce-'));
+    const m = { migrationId: 'm-err', root };
+    const p = lazyPaths(m.migrationId, root);
+    const run = new LocalRunner();
+    try {
+      mkdirSync(p.dir, { recursive: true });
+      assert.equal(await pageServerFailure(run, m), '', 'nothing to say while it runs');
+      writeFileSync(p.lazyRc, '1 1796323739367\n');
+      writeFileSync(p.lazyKilled, 'killed 1796323739360\n');
+      writeFileSync(p.lazyErr, 'Error (criu/page-xfer.c:1660): page-xfer: Remote side closed connection\n');
+      const copy = await readLazyCopy(run, m);
+      assert.deepEqual(copy, { state: 'failed', rc: 1, atMs: 1796323739367, containerKilled: true, cause: 'Error (criu/page-xfer.c:1660): page-xfer: Remote side closed connection' });
+      await assert.rejects(waitAllPagesCopied(run, m, { timeoutMs: 5_000 }), /the page copy failed \(criu lazy-pages exited 1: Error \(criu\/page-xfer.c:1660\): page-xfer: Remote side closed connection\); the destination killed its copy/);
+      writeFileSync(p.serverRc, '0 1796323739000\n');
+      assert.equal(await pageServerFailure(run, m), '', 'a server that ended well');
+      writeFileSync(p.serverRc, '1 1796323739000\n');
+      writeFileSync(p.serverErr, 'Error (criu/page-pipe.c:424): page-pipe: splice: -1: Bad file descriptor\n');
+      assert.equal(await pageServerFailure(run, m), 'exited 1: Error (criu/page-pipe.c:424): page-pipe: splice: -1: Bad file descriptor');
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
