@@ -1,5 +1,4 @@
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { LocalRunner } from '../../src/exec/localRunner';
 import type { CommandResult, CommandRunner, RunOptions } from '../../src/exec/runner';
@@ -30,6 +29,7 @@ import {
 import { bed, containerState, hostInfo, onHost, podmanOn, uid } from '../support/bed';
 import { describeExtended } from '../support/tier';
 import { counter, memoryMd5, sh, startWorkload as startOn } from '../support/memoryWorkload';
+import { slowPageTunnel } from '../support/slowTunnel';
 
 const startWorkload = (name: string) => startOn(SRC, name);
 
@@ -198,27 +198,17 @@ describeExtended(`post-copy through podman (hosts ${SRC} and ${DST})`, function 
   /*
    * Each fault must strike while the container already runs on the destination and part of its memory is
    * still on the source. The restore itself needs the page server (the restored tasks fault before CRIU
-   * lets them go), so the server cannot simply be stopped beforehand: it is slowed down instead
-   * (stopped 200 ms of every 220 ms) until the restore has returned, then stopped, the copy is
-   * checked to be unfinished, and the fault strikes.
+   * lets them go), so the pages cannot simply be held back beforehand: the tunnel is slowed down
+   * instead (slowPageTunnel) until the restore has returned, then stopped, the copy is checked to
+   * be unfinished, and the fault strikes.
    */
-  function throttle(m: LazyMigration): { stop(): void } {
-    const h = hostInfo(SRC);
-    const loop = 'p=$(cat "$1"); while kill -STOP "$p" 2>/dev/null; do sleep 0.2; kill -CONT "$p" 2>/dev/null; sleep 0.02; done';
-    const child = spawn('nsenter', [`--mount=${h.mountns}`, `--net=${h.netns}`, 'sh', '-c', loop, 'sh', pathsOf(m).serverPid], { stdio: 'ignore' });
-    return {
-      stop() {
-        child.kill('SIGKILL');
-        sh(SRC, 'kill -STOP "$(cat "$1")"', pathsOf(m).serverPid);
-      },
-    };
-  }
   // The last one rolls back with podman's own in-place restore, as Ferry's existing rollback does:
   // the checkpoint folder is whole again once the checkpoint returned.
   const faults: { what: string; strike: (m: LazyMigration) => void; plainRollback?: boolean }[] = [
     { what: "the destination's lazy-pages daemon is killed", strike: (m) => sh(DST, 'kill -9 "$(cat "$1")"', pathsOf(m).lazyPid) },
     { what: "the source's page server is killed", strike: (m) => sh(SRC, 'kill -9 "$(cat "$1")"', pathsOf(m).serverPid) },
-    { what: 'the link breaks (the page tunnel is cut)', strike: (m) => sh(SRC, 'ssh -S "$1" -O exit x 2>/dev/null || true', pathsOf(m).tunnelControl), plainRollback: true },
+    // Killed, not asked to exit: the stopped master would not answer its control socket.
+    { what: 'the link breaks (the page tunnel is cut)', strike: (m) => sh(SRC, 'pkill -9 -f -- "-M -S $1 " || true', pathsOf(m).tunnelControl), plainRollback: true },
   ];
   // npm test runs the first (about 15 s each); FERRY_TEST_POSTCOPY_FAULTS=all runs every one.
   for (const f of process.env.FERRY_TEST_POSTCOPY_FAULTS === 'all' ? faults : faults.slice(0, 1)) {
@@ -231,7 +221,7 @@ describeExtended(`post-copy through podman (hosts ${SRC} and ${DST})`, function 
       const { ck, archive } = await freezeAndShip(src, name, m);
       const dst = sshTo(DST);
       try {
-        const slow = throttle(m);
+        const slow = slowPageTunnel(SRC, m.migrationId);
         try {
           await lazyRestore({ runner: dst }, m, { archive, extra: ['--ignore-static-ip', '--ignore-static-mac'], timeoutMs: 120_000 });
         } finally {
@@ -240,7 +230,7 @@ describeExtended(`post-copy through podman (hosts ${SRC} and ${DST})`, function 
         assert.equal((await readLazyCopy(dst, m)).state, 'copying', `pages still missing on ${DST}`);
         assert.equal(containerState(DST, name), 'running', `the container runs on ${DST}, waiting for pages`);
         f.strike(m);
-        sh(SRC, 'p=$(cat "$1"); [ -d /proc/$p ] && kill -CONT $p || true', pathsOf(m).serverPid);
+        slow.release();
         await assert.rejects(waitAllPagesCopied(dst, m, { timeoutMs: 60_000 }), /page copy failed.*killed its copy/);
         const abort = await abortLazyRestore({ runner: dst }, m, name);
         assert.equal(abort.before.state, 'failed');

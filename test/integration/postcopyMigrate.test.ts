@@ -1,12 +1,12 @@
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { lazyPaths } from '../../src/postcopy';
 import { loadConfig } from '../../src/config/load';
 import { createRedis, type RedisConnection } from '../../src/redis';
 import { keys } from '../../src/store/keys';
-import { bed, containerState, ferry, filesOfMigration, hostInfo, makeConfig, migrationId, onHost, record, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { bed, containerState, ferry, filesOfMigration, makeConfig, migrationId, onHost, record, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 import { counter, memoryMd5, sh, startWorkload } from '../support/memoryWorkload';
+import { slowPageTunnel } from '../support/slowTunnel';
 
 /*
  * `ferry migrate --memory-copy post-copy` on the real bed, through the workers and every step:
@@ -43,18 +43,6 @@ async function waitFor(what: string, ok: () => boolean, ms = 60_000): Promise<vo
     if (Date.now() > until) throw new Error(`timed out waiting until ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-/** Slows the source's page server (stopped 200 ms of every 220 ms) from its start: the container runs on the destination while most of its memory is still on the source. */
-function slowPageServer(id: string): () => void {
-  const p = lazyPaths(id);
-  const h = hostInfo(SRC);
-  const loop = 'while [ ! -s "$1" ]; do sleep 0.01; done; p=$(cat "$1"); while kill -STOP "$p" 2>/dev/null; do sleep 0.2; kill -CONT "$p" 2>/dev/null; sleep 0.02; done';
-  const slow = spawn('nsenter', [`--mount=${h.mountns}`, `--net=${h.netns}`, 'sh', '-c', loop, 'sh', p.serverPid], { stdio: 'ignore' });
-  return () => {
-    slow.kill('SIGKILL');
-    onHost(SRC, ['sh', '-c', 'p=$(cat "$1" 2>/dev/null) && kill -CONT "$p" 2>/dev/null; true', 'sh', p.serverPid]);
-  };
 }
 
 const ENDED = ['succeeded', 'failed-rolled-back', 'failed', 'needs-attention', 'cancelled'];
@@ -124,13 +112,13 @@ describe(`ferry migrate --memory-copy post-copy (hosts ${SRC} -> ${DST})`, funct
     assert.equal(start.code, 0, start.stderr);
     const id = start.stdout.trim();
     const p = lazyPaths(id);
-    const fast = slowPageServer(id);
+    const slow = slowPageTunnel(SRC, id);
     try {
       await waitFor(`the container runs on ${DST} and waits for pages`, () => containerState(DST, name) === 'running' && onHost(DST, ['test', '-s', p.lazyPid]).code === 0, 120_000);
       assert.equal(onHost(DST, ['test', '-e', p.lazyRc]).code, 1, `pages still missing on ${DST}`);
       sh(DST, 'kill -9 "$(cat "$1")"', p.lazyPid);
     } finally {
-      fast();
+      slow.release();
     }
     const rec = await endedRecord(cfg, id);
     assert.equal(rec.state, 'failed-rolled-back', JSON.stringify(rec.history.map((x) => [x.step, x.ok, x.error])));
@@ -159,7 +147,7 @@ describe(`ferry migrate --memory-copy post-copy (hosts ${SRC} -> ${DST})`, funct
     assert.equal(start.code, 0, start.stderr);
     const id = start.stdout.trim();
     const conn: RedisConnection = createRedis(loadConfig({ file: cfg.file, env: {} }));
-    const fast = slowPageServer(id);
+    const slow = slowPageTunnel(SRC, id);
     let rewound = false;
     try {
       // As soon as the checkpoint recorded it: the record loses postCopy.mode, as one rewound by a crash would.
@@ -175,7 +163,7 @@ describe(`ferry migrate --memory-copy post-copy (hosts ${SRC} -> ${DST})`, funct
       // Long enough for verify's probe and, on the old code, cleanup.
       await new Promise((r) => setTimeout(r, 3000));
     } finally {
-      fast();
+      slow.release();
       conn.disconnect();
     }
     const rec = await endedRecord(cfg, id);
