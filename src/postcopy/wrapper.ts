@@ -201,10 +201,12 @@ __ferry_page_server)
 esac
 
 # Which runc command this is, and the options Ferry needs from it.
-cmd= cmdpos=0 i=0 prev= img= work= pidfile= help=
+cmd= cmdpos=0 i=0 prev= img= work= pidfile= help= root= last=
 for a in "$@"; do
   i=$((i+1))
+  last=$a
   case "$prev" in
+    --root) root=$a ;;
     --image-path) img=$a ;;
     --work-path) work=$a ;;
     --pid-file) pidfile=$a ;;
@@ -213,6 +215,7 @@ for a in "$@"; do
     --image-path=*) img=\${a#*=} ;;
     --work-path=*) work=\${a#*=} ;;
     --pid-file=*) pidfile=\${a#*=} ;;
+    --root=*) root=\${a#*=} ;;
     --help|-h) help=1 ;;
   esac
   if [ -z "$cmd" ]; then
@@ -275,20 +278,47 @@ if [ "$cmd" = restore ] && [ -z "$help" ] && [ -n "$img" ] && [ -n "$work" ]; th
   done
   # A daemon that fails while runc restores (the page server died, the link broke) leaves
   # CRIU's restore waiting for it with no deadline of its own, and the half-restored init
-  # cannot be deleted: a watcher stops runc, its CRIU and what CRIU forked, so the restore
-  # fails. runc stays in the foreground: in the background sh would give it /dev/null for
-  # stdin, and runc hands its stdio to the restored container.
+  # cannot be deleted: a watcher stops runc, its CRIU and every task CRIU forked (stopped
+  # first, so none forks while the tree is read, then killed), so the restore fails. runc
+  # stays in the foreground: in the background sh would give it /dev/null for stdin, and runc
+  # hands its stdio to the restored container.
+  # A runc and CRIU killed mid-restore leave their mounts: the container's root at
+  # $root/<id>/criu-root, CRIU's cgroup yard in the work folder. Seen here: podman's clean-up
+  # then failed ("unlinkat .../criu-root: device or resource busy") after removing runc's
+  # state.json, and the folder left without a state reads as a restore still under way, which
+  # held the retries and the rollback for minutes. Once every task is gone, the watcher detaches
+  # those mounts and deletes the container from runc (or, with no state left, removes the
+  # folder, never across a mount: criu-root is the container's root filesystem).
+  rt_dir="\${root:-/run/runc}/$last"
+  # Written when runc has returned: the watcher ends at its next look, or finishes what it began.
+  ran="$STATE/runc-returned.$$"
   ( read -r me _ < /proc/self/stat
-    while kill -0 $$ 2>/dev/null && sleep 0.1; do
+    tree() { echo "$1"; for t in $(pgrep -P "$1"); do tree "$t"; done; }
+    below() { for c in $(pgrep -P $$); do [ "$c" = "$me" ] || tree "$c"; done; }
+    alive() { for t in "$@"; do [ -e "/proc/$t" ] && [ "$(cut -d' ' -f3 "/proc/$t/stat" 2>/dev/null)" != Z ] && return 0; done; return 1; }
+    while [ ! -e "$ran" ] && kill -0 $$ 2>/dev/null && sleep 0.1; do
       if [ -e "$STATE/lazy.rc" ] && [ "$(cut -d' ' -f1 "$STATE/lazy.rc")" != 0 ] && ! superseded "$gen"; then
-        for c in $(pgrep -P $$); do [ "$c" = "$me" ] && continue; pkill -9 -P "$c"; kill -9 "$c"; done
+        kill -STOP $(below) 2>/dev/null
+        gone=$(below)
+        kill -9 $gone 2>/dev/null
+        n=0; while alive $gone && [ "$n" -lt 100 ]; do sleep 0.05; n=$((n+1)); done
+        # Only a container id's folder (podman names the container last: 64 hex digits).
+        case "$last" in ''|*[!0-9a-f]*) ;; *)
+          if ! alive $gone; then
+            awk -v a="$rt_dir/" -v b="\${work%/}/.criu." 'index($5, a) == 1 || index($5, b) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r mp; do umount -l "$mp"; done
+            [ -e "$rt_dir/state.json" ] && "$RUNC" \${root:+--root "$root"} delete --force "$last"
+            [ -e "$rt_dir/state.json" ] || rm -rf --one-file-system "$rt_dir"
+          fi ;;
+        esac
         exit 0
       fi
     done ) </dev/null >/dev/null 2>&1 &
   wd=$!
   "$RUNC" "$@"
   rc=$?
-  kill "$wd" 2>/dev/null
+  : > "$ran"
+  wait "$wd"
+  rm -f "$ran"
   if [ "$rc" -ne 0 ]; then
     # No restored process will ever hand the daemon its memory: stop it (unless it is a newer restore's).
     superseded "$gen" || { [ -s "$STATE/lazy.pid" ] && kill -9 "$(cat "$STATE/lazy.pid")" 2>/dev/null; }

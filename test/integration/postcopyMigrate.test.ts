@@ -1,10 +1,11 @@
 import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { lazyPaths } from '../../src/postcopy';
 import { loadConfig } from '../../src/config/load';
 import { createRedis, type RedisConnection } from '../../src/redis';
 import { keys } from '../../src/store/keys';
-import { bed, containerState, ferry, filesOfMigration, makeConfig, migrationId, onHost, record, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { bed, containerState, ferry, filesOfMigration, hostInfo, makeConfig, migrationId, onHost, record, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 import { counter, memoryMd5, sh, startWorkload } from '../support/memoryWorkload';
 import { slowPageTunnel } from '../support/slowTunnel';
 
@@ -133,6 +134,39 @@ describe(`ferry migrate --memory-copy post-copy (hosts ${SRC} -> ${DST})`, funct
     assert.equal(postCopyLeftovers(DST, id), '');
     assert.deepEqual(filesOfMigration(SRC, id), []);
     assert.deepEqual(filesOfMigration(DST, id), []);
+  });
+
+  // Finding 17 (docs/reliability.md): a lazy-pages daemon that failed while runc restored left
+  // CRIU's restore waiting with no deadline; once the restore was stopped, the mounts it left
+  // held every retry and the rollback ("a restore ... is still under way") for minutes.
+  it("the source's page server dies as the restore begins: the restore is stopped, not left waiting; the container runs once, with its memory", async () => {
+    const name = `pcs-${uid()}`;
+    names.push(name);
+    const before = await startWorkload(SRC, name);
+    const start = await ferry(cfg, ['migrate', name, '--from', SRC, '--to', DST, '--memory-copy', 'post-copy', ...PROBE]);
+    assert.equal(start.code, 0, start.stderr);
+    const id = start.stdout.trim();
+    const p = lazyPaths(id);
+    const [src, dst] = [hostInfo(SRC), hostInfo(DST)];
+    // 0.1 s after the destination's restore began (its nonce is written first): inside CRIU's restore.
+    const strike = [
+      `nsenter --mount=${dst.mountns} sh -c 'n=0; while [ ! -e "$1" ] && [ "$n" -lt 6000 ]; do sleep 0.01; n=$((n+1)); done' sh ${p.lazyGen}`,
+      'sleep 0.1',
+      `nsenter --mount=${src.mountns} sh -c 'kill -9 "$(cat "$1")"' sh ${p.serverPid}`,
+    ].join(' && ');
+    await new Promise<void>((resolve) => spawn('sh', ['-c', strike], { stdio: 'ignore' }).on('exit', () => resolve()));
+    const rec = await endedRecord(cfg, id);
+    const history = JSON.stringify(rec.history.map((x) => [x.step, x.ok, x.error]));
+    // Moved, as a rule: the retried restore serves the kept dump again. Rolled back when the retries run out.
+    assert.ok(rec.state === 'failed-rolled-back' || rec.state === 'succeeded', `${rec.state}: ${history}`);
+    const [home, other] = rec.state === 'succeeded' ? [DST, SRC] : [SRC, DST];
+    assert.equal(containerState(home, name), 'running', `runs on ${home}`);
+    assert.equal(containerState(other, name), null, `not on ${other}`);
+    const after = counter(home, name);
+    assert.equal(after.token, before.token, 'the same process, not a restart');
+    assert.equal(await memoryMd5(home, name), before.md5, 'its memory is whole');
+    assert.equal(postCopyLeftovers(SRC, id), '');
+    assert.equal(postCopyLeftovers(DST, id), '');
   });
 
   // Cold read of a67bf0b: verify and cleanup took "the memory follows" from the record alone. A
