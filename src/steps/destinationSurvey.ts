@@ -135,11 +135,13 @@ export function keepAddressError(survey: DestinationSurvey, source: Record<strin
 }
 
 /** The refusal, naming each port, what holds it, and what the user can do. */
-export function portsTakenError(survey: DestinationSurvey, container: string, to: string): StepError | null {
+/** `hostNetwork`: the container is on the host's network, so the ports are the ones it listens on. */
+export function portsTakenError(survey: DestinationSurvey, container: string, to: string, hostNetwork = false): StepError | null {
   if (survey.portsTaken.length === 0) return null;
   const which = survey.portsTaken.map((t) => `${t.port.hostIp ? `${t.port.hostIp}:` : ''}${t.port.hostPort}/${t.port.protocol} (${t.holder})`).join(', ');
   const one = survey.portsTaken.length === 1;
-  return new StepError(`host ${to} already listens on ${one ? 'a port' : 'ports'} that "${container}" publishes: ${which}; free ${one ? 'it' : 'them'} there, or migrate to another host`, {
+  const what = hostNetwork ? `"${container}" listens on through the host's network (--network host)` : `"${container}" publishes`;
+  return new StepError(`host ${to} already listens on ${one ? 'a port' : 'ports'} that ${what}: ${which}; free ${one ? 'it' : 'them'} there, or migrate to another host`, {
     code: 'DESTINATION_PORT_TAKEN',
     permanent: true,
   });

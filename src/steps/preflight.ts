@@ -15,6 +15,7 @@ import { checkRemoteArchiveKey } from '../archive/remoteKey';
 import type { MountInfo } from '../podman/parse';
 import { choosePostCopy } from './postCopy';
 import { describeNetworks, keepAddressError, portsTakenError, surveyDestination } from './destinationSurvey';
+import { hostNetworkListeners } from './hostListeners';
 import { declaredSharedMounts, LABEL_SHARED_MOUNTS, movabilityProblems, WHAT_MOVES_DOC } from './movable';
 
 async function checkArchiveKeys(config: FerryConfig, destRunner: CommandRunner, dest: string): Promise<void> {
@@ -103,8 +104,11 @@ export const preflight: Step = async (ctx) => {
   const shared = declaredSharedMounts(info, ctx.config);
   // With keepAddress the container keeps its address: only on the same network (see keepAddressError).
   const keptNetworks = ctx.config.checkpoint.keepAddress ? info.networks : [];
+  // On the host's network the ports it holds are its own listeners, not published ones: read first.
+  const hostNet = info.networkMode === 'host' ? await hostNetworkListeners(ctx.localRunner, local, name) : null;
+  const ports = hostNet ? [...info.ports, ...hostNet.listeners] : info.ports;
   const [survey, sourceNetworks, criuSource, criuDest, volumes, copiedMounts, memoryCopy] = await Promise.all([
-    surveyDestination(dest.runner, dest.podman, name, info.imageId, info.ports, keptNetworks),
+    surveyDestination(dest.runner, dest.podman, name, info.imageId, ports, keptNetworks),
     describeNetworks(ctx.localRunner, local, keptNetworks),
     checkCriu(ctx.localRunner),
     checkCriu(dest.runner),
@@ -118,7 +122,7 @@ export const preflight: Step = async (ctx) => {
   if (clash) {
     throw new StepError(`host ${rec.to} already has a container named "${name}" (state: ${clash.status}); remove or rename it before migrating`, { code: 'DESTINATION_NAME_TAKEN', permanent: true });
   }
-  const refusal = portsTakenError(survey, name, rec.to) ?? keepAddressError(survey, sourceNetworks, name, rec.from, rec.to);
+  const refusal = portsTakenError(survey, name, rec.to, hostNet !== null) ?? keepAddressError(survey, sourceNetworks, name, rec.from, rec.to);
   if (refusal) throw refusal;
   await ctx.progress({ percent: 50, message: 'checked container, destination and CRIU' });
   let imageCopiedBytes = 0;
@@ -137,7 +141,7 @@ export const preflight: Step = async (ctx) => {
       criuDest,
       imageCopiedBytes,
       ...(shared.length > 0 ? { sharedMounts: shared.map((m) => m.source) } : {}),
-      ...(survey.portsUnchecked ? { portsUnchecked: survey.portsUnchecked } : {}),
+      ...(survey.portsUnchecked || hostNet?.unchecked ? { portsUnchecked: survey.portsUnchecked ?? hostNet?.unchecked } : {}),
       ...(volumes.length > 0 ? { volumes } : {}),
       ...(copiedMounts.length > 0 ? { copiedMounts } : {}),
       ...(name !== rec.container ? { resolvedFrom: rec.container } : {}),

@@ -1,10 +1,14 @@
+import { spawn } from 'node:child_process';
 import { strict as assert } from 'node:assert';
-import { bed, containerState, COUNTER_SCRIPT, ferry, makeConfig, migrationId, record, mustPodman, onHost, readCounter, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { bed, containerState, COUNTER_SCRIPT, ferry, hostInfo, makeConfig, migrationId, record, mustPodman, onHost, readCounter, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 import type { MigrationRecord } from '../../src/engine/model';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The counter of test/support/bed.ts, with extra `podman run` options (mounts, labels, user). */
+/** Listens on every IPv4 address at the port given until killed (node: on every bed host, as this test runs there). */
+const TAKE_PORT = "require('net').createServer().listen(Number(process.argv[1]), '0.0.0.0')";
+
 function runCounterWith(host: string, name: string, options: string[]): void {
   mustPodman(host, 'run', '-d', '--name', name, ...options, bed().image, 'sh', '-c', COUNTER_SCRIPT);
 }
@@ -136,21 +140,50 @@ describe('what moves: refusals before the freeze, and CRIU causes', function () 
     assert.ok(after.count > before.count);
   });
 
+  it('refuses a container on the host network whose listening port the destination already listens on', async () => {
+    // --network host publishes nothing: the ports are the ones its processes listen on.
+    const name = `mv-hport-${uid()}`;
+    const blocker = `mv-hblock-${uid()}`;
+    names.push(name, blocker);
+    const port = 19000 + Math.floor(Math.random() * 1000);
+    mustPodman('a', 'run', '-d', '--name', name, '--network', 'host', bed().image, 'sh', '-c', `httpd -p 127.0.0.1:${port} -h /www; ${COUNTER_SCRIPT}`);
+    mustPodman('b', 'run', '-d', '--name', blocker, '--network', 'host', bed().image, '/bin/httpd', '-f', '-p', String(port), '-h', '/www');
+    const rec = await expectRefused(name, new RegExp(`host b already listens on a port that "${name}" listens on through the host's network \\(--network host\\): 127\\.0\\.0\\.1:${port}/tcp \\(tcp LISTEN .*httpd`));
+    assert.match(rec.error ?? '', /free it there, or migrate to another host/);
+    assert.equal(containerState('b', blocker), 'running', "b's own service is untouched");
+  });
+
   it('a restore CRIU refuses shows CRIU’s cause from the destination’s log, and the container comes back', async () => {
     // A host-network httpd moves (its listening socket is restored on the destination's
-    // address), unless the destination already listens on its port.
+    // address), unless the destination listens on its port by then: taken on b just after
+    // preflight found it free, as by a service starting there meanwhile.
     const name = `mv-port-${uid()}`;
-    const blocker = `mv-block-${uid()}`;
-    names.push(name, blocker);
-    const port = String(19000 + Math.floor(Math.random() * 1000));
-    mustPodman('a', 'run', '-d', '--name', name, '--network', 'host', bed().image, '/bin/httpd', '-f', '-p', port, '-h', '/www');
-    mustPodman('b', 'run', '-d', '--name', blocker, '--network', 'host', bed().image, '/bin/httpd', '-f', '-p', port, '-h', '/www');
-    const res = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait', '--probe', 'none']);
-    assert.notEqual(res.code, 0, `ferry migrate should have failed:\n${res.stdout}`);
-    const id = migrationId(res.stdout);
+    const port = 19000 + Math.floor(Math.random() * 1000);
+    names.push(name);
+    mustPodman('a', 'run', '-d', '--name', name, '--network', 'host', bed().image, '/bin/httpd', '-f', '-p', String(port), '-h', '/www');
+    const start = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--probe', 'none']);
+    assert.equal(start.code, 0, start.stderr);
+    const id = start.stdout.trim();
+    let rec = await record(cfg, id);
+    for (let i = 0; i < 1500 && !rec.history.some((h) => h.step === 'preflight' && h.ok !== undefined); i++) {
+      await sleep(10);
+      rec = await record(cfg, id);
+    }
+    assert.ok(
+      rec.history.some((h) => h.step === 'preflight' && h.ok),
+      `preflight passed: ${JSON.stringify(rec.history)}`,
+    );
+    const taker = spawn('nsenter', [`--mount=${hostInfo('b').mountns}`, `--net=${hostInfo('b').netns}`, process.execPath, '-e', TAKE_PORT, String(port)], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 600 && !['failed-rolled-back', 'failed', 'succeeded', 'needs-attention'].includes(rec.state); i++) {
+        await sleep(200);
+        rec = await record(cfg, id);
+      }
+    } finally {
+      taker.kill('SIGKILL');
+    }
     const human = await ferry(cfg, ['status', id]);
     assert.match(human.stdout, /CRIU could not restore the container: inet: Can't bind inet socket \(id \d+\): Address already in use/);
-    const rec = await record(cfg, id);
     assert.equal(rec.history.filter((h) => h.step === 'restore').length, 1, 'permanent: restore tried once');
     assert.equal(containerState('a', name), 'running', 'rolled back to a');
     assert.equal(containerState('b', name), null, 'no copy left on b');

@@ -1,0 +1,64 @@
+import { CommandError } from '../errors';
+import type { CommandRunner } from '../exec/runner';
+import type { Podman } from '../podman/podman';
+import type { PortBinding } from '../podman/parse';
+
+/**
+ * A container on the host's network (--network host) publishes no port: its processes listen
+ * on the host's own addresses, and CRIU binds the same ones on the destination during the
+ * restore, after the freeze. Which ones they are is asked of the source in one command: the
+ * container's processes (`podman top … hpid`) and every listening socket with its owners.
+ */
+const SCRIPT = [
+  'n=$1; shift',
+  'p=$("$@" top "$n" hpid) || exit 3',
+  'echo "ferry-pids $(printf "%s\\n" "$p" | tail -n +2 | tr "\\n" " ")"',
+  'out=$(ss -Htulnp 2>&1); r=$?',
+  'printf "%s\\n" "$out" | sed "s/^/ferry-ss /"',
+  'echo "ferry-ss-rc $r"',
+].join('\n');
+
+export interface HostListeners {
+  listeners: PortBinding[];
+  /** Set when they could not be read (no `ss` on the source): why. */
+  unchecked?: string;
+}
+
+export async function hostNetworkListeners(runner: CommandRunner, podman: Podman, name: string): Promise<HostListeners> {
+  const argv = ['sh', '-c', SCRIPT, 'sh', name, ...podman.command];
+  const res = await runner.run(argv);
+  const pids = /^ferry-pids (.*)$/m.exec(res.stdout)?.[1];
+  if (res.code !== 0 || pids === undefined) throw new CommandError(runner.where, argv, res.code, res.stderr + res.stdout);
+  const lines = [...res.stdout.matchAll(/^ferry-ss (.*)$/gm)].map((m) => m[1]);
+  const ssRc = /^ferry-ss-rc (\d+)$/m.exec(res.stdout)?.[1];
+  if (ssRc !== '0') return { listeners: [], unchecked: `\`ss -Htulnp\` exited ${ssRc ?? '?'} on the source: ${lines.join(' ').trim().slice(0, 200)}` };
+  return { listeners: listenersOf(lines, new Set(pids.split(/\s+/).filter(Boolean).map(Number))) };
+}
+
+/**
+ * The TCP and UDP sockets, among lines of `ss -Htulnp`, that one of `pids` listens on, as the
+ * ports they hold. ss writes `*` for a socket on every address of both families: that holds
+ * IPv4's and IPv6's every address.
+ */
+export function listenersOf(ssLines: readonly string[], pids: ReadonlySet<number>): PortBinding[] {
+  const out: PortBinding[] = [];
+  const seen = new Set<string>();
+  for (const line of ssLines) {
+    const f = line.trim().split(/\s+/);
+    if (f[0] !== 'tcp' && f[0] !== 'udp') continue;
+    const owners = [...line.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
+    if (!owners.some((p) => pids.has(p))) continue;
+    const local = f[4] ?? '';
+    const at = local.lastIndexOf(':');
+    const port = Number(local.slice(at + 1));
+    if (at < 0 || !Number.isInteger(port) || port <= 0) continue;
+    const addr = local.slice(0, at).replace(/^\[|\]$/g, '');
+    for (const hostIp of addr === '*' ? ['0.0.0.0', '::'] : [addr]) {
+      const key = `${f[0]} ${hostIp} ${port}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push({ containerPort: port, protocol: f[0], hostIp, hostPort: port });
+    }
+  }
+  return out;
+}
