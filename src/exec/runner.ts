@@ -11,6 +11,13 @@ export interface RunOptions {
    * one is signalled through SSH and its channel closed. Already aborted: nothing runs.
    */
   signal?: AbortSignal;
+  /**
+   * Not stopped by the signal an `abortable` runner adds (a superseded or stopped step
+   * attempt), only by its own time limit and the caller's own signal: for a command that, cut
+   * off half-way, leaves worse than it found. podman killed during an in-place restore leaves
+   * the container running under its runtime, outside podman's sight, where no one may kill it.
+   */
+  uninterruptible?: boolean;
 }
 
 export interface CommandResult {
@@ -52,6 +59,7 @@ export function abortable(runner: CommandRunner, signal: AbortSignal): CommandRu
   return {
     where: runner.where,
     run(argv, opts = {}) {
+      if (opts.uninterruptible) return runner.run(argv, opts);
       const signals = opts.signal ? AbortSignal.any([signal, opts.signal]) : signal;
       return runner.run(argv, { ...opts, signal: signals });
     },

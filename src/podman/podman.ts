@@ -57,7 +57,7 @@ export class Podman {
     return [...this.command, ...args];
   }
 
-  private async ok(args: readonly string[], opts: { stdin?: Readable | string; stdout?: Writable; timeoutMs?: number; permanent?: boolean; criu?: CriuOperation } = {}): Promise<CommandResult> {
+  private async ok(args: readonly string[], opts: { stdin?: Readable | string; stdout?: Writable; timeoutMs?: number; permanent?: boolean; criu?: CriuOperation; uninterruptible?: boolean } = {}): Promise<CommandResult> {
     const argv = this.argv(args);
     const res = await this.runner.run(argv, opts);
     if (res.code !== 0) throw (opts.criu ? await this.criuError(opts.criu, argv, res) : null) ?? new CommandError(this.runner.where, argv, res.code, res.stderr, { permanent: opts.permanent });
@@ -194,7 +194,9 @@ export class Podman {
     if (opts.newAddress) args.push('--ignore-static-ip', '--ignore-static-mac');
     if (opts.fileLocks) args.push('--file-locks');
     args.push(name);
-    await this.ok(args, { timeoutMs: opts.timeoutMs, criu: 'restore' });
+    // Finished even when its step attempt is stopped meanwhile (a take-over, a duplicate
+    // delivery): podman killed half-way leaves the container itself running outside its sight.
+    await this.ok(args, { timeoutMs: opts.timeoutMs, criu: 'restore', uninterruptible: true });
   }
 
   /** Runs a command inside the container; the exit code is the answer. */
@@ -258,6 +260,8 @@ export class Podman {
     if (state === null) return false;
     if (state === 'restoring') throw new StepError(`a restore of container ${id.slice(0, 12)} is still under way on ${this.runner.where} (its runtime holds it, podman does not); trying again later`, { code: 'RESTORE_UNDER_WAY' });
     if (opts.keepRunning && (state === 'running' || state === 'paused')) {
+      // A restore that was under way, by another attempt's podman, which lives and knows it now.
+      if ((await this.inspect(id))?.running) return false;
       throw new StepError(
         `container ${id.slice(0, 12)} runs on ${this.runner.where} outside podman's sight (its runtime, ${this.runtime()}, holds it ${state}; podman lost it when it was killed during a restore). It is the container itself: Ferry will not kill it. Stop it with \`${this.runtime()} kill ${id} KILL\` and restore it with podman, or leave it running and remove podman's stale record`,
         { code: 'RUNS_OUTSIDE_PODMAN', permanent: true },
