@@ -205,8 +205,8 @@ export function createStepProcessor(deps: ProcessorDeps) {
   }
 
   /** What the attempt's step gets: every command it runs stops when the attempt is aborted. */
-  function contextFor(rec: MigrationRecord, step: StepName, token: string, signal: AbortSignal, job: Job<unknown>, log: Logger): StepContext {
-    const localRunner = abortable(deps.localRunner, signal);
+  function contextFor(rec: MigrationRecord, step: StepName, token: string, signal: AbortSignal, job: Job<unknown>, log: Logger, unfinished: Set<Promise<unknown>>): StepContext {
+    const localRunner = abortable(deps.localRunner, signal, unfinished);
     const fence = async (): Promise<void> => {
       if (signal.aborted) throw new AttemptAbortedError(`the ${step} attempt was stopped`, { cause: signal.reason });
       await store.checkFence(rec.id, token);
@@ -223,7 +223,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
       remote: (name: string): RemoteHost => {
         const host = findHost(config, name);
         if (!host) throw new ValidationError(`unknown host "${name}"`);
-        const runner = abortable(deps.remoteRunner(name), signal);
+        const runner = abortable(deps.remoteRunner(name), signal, unfinished);
         return { host, runner, podman: new Podman(runner, host.podman) };
       },
       signal,
@@ -438,6 +438,8 @@ export function createStepProcessor(deps: ProcessorDeps) {
     live.set(migrationId, mine);
 
     let hostLock: HostLock | undefined;
+    // Commands this attempt started that its stop does not cut short (an in-place restore).
+    const unfinished = new Set<Promise<unknown>>();
     try {
       await store.event({ migrationId, type: 'step-started', at: started, step, host: self.name, attempt, percent: overallPercent(step, 0) });
       log.info({ attempt }, 'step started');
@@ -445,7 +447,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
       try {
         const span = { migrationId, container: rec.container, from: rec.from, to: rec.to, step, host: self.name, attempt };
         if (rejected) throw new StepError(`host ${self.name} refuses this step: ${rejected}`, { code: 'RECORD_REJECTED', permanent: true });
-        const ctx = contextFor(rec, step, token, controller.signal, job, log);
+        const ctx = contextFor(rec, step, token, controller.signal, job, log, unfinished);
         const guarded = async (): Promise<StepOutcome> => {
           // Across processes too, one attempt at a time touches this container here.
           hostLock = await lockContainerOnHost(deps.localRunner, self.name, rec.container, hostLockWaitMs(step), controller.signal);
@@ -502,6 +504,9 @@ export function createStepProcessor(deps: ProcessorDeps) {
       return outcome.result;
     } finally {
       lockKeeper?.stop();
+      // The container stays locked on this host until they end (each has its own time limit):
+      // the next attempt must not find it half restored.
+      await Promise.allSettled([...unfinished]);
       await hostLock?.release();
       if (live.get(migrationId) === mine) live.delete(migrationId);
       settle();

@@ -55,11 +55,23 @@ export const KILL_GRACE_MS = 3000;
  * so that an attempt that is abandoned (time limit, lost job lock, superseded) leaves no
  * podman, CRIU or SSH command of its own running beside the next attempt.
  */
-export function abortable(runner: CommandRunner, signal: AbortSignal): CommandRunner {
+export function abortable(runner: CommandRunner, signal: AbortSignal, unfinished?: Set<Promise<unknown>>): CommandRunner {
   return {
     where: runner.where,
     run(argv, opts = {}) {
-      if (opts.uninterruptible) return runner.run(argv, opts);
+      // Uninterruptible once started, but an attempt already stopped starts nothing. Whoever
+      // passed `unfinished` waits for what is in it before the next attempt may act.
+      if (opts.uninterruptible && !signal.aborted) {
+        const running = runner.run(argv, opts);
+        if (unfinished) {
+          const tracked: Promise<unknown> = running.then(
+            () => unfinished.delete(tracked),
+            () => unfinished.delete(tracked),
+          );
+          unfinished.add(tracked);
+        }
+        return running;
+      }
       const signals = opts.signal ? AbortSignal.any([signal, opts.signal]) : signal;
       return runner.run(argv, { ...opts, signal: signals });
     },

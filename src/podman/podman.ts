@@ -186,7 +186,7 @@ export class Podman {
   }
 
   /** Restores a checkpointed container where it stands (the rollback path; no archive). */
-  async restoreInPlace(name: string, opts: { tcpEstablished: boolean; fileLocks: boolean; skipInFlight?: boolean; newAddress?: boolean; timeoutMs?: number }): Promise<void> {
+  async restoreInPlace(name: string, opts: { tcpEstablished: boolean; fileLocks: boolean; skipInFlight?: boolean; newAddress?: boolean; timeoutMs: number }): Promise<void> {
     // An image dumped with tcp-close restores only with it: the rollback needs the same options as a restore elsewhere.
     const args = [...(await this.criuFlags('restore', opts)), 'container', 'restore'];
     if (opts.tcpEstablished) args.push('--tcp-established');
@@ -260,8 +260,6 @@ export class Podman {
     if (state === null) return false;
     if (state === 'restoring') throw new StepError(`a restore of container ${id.slice(0, 12)} is still under way on ${this.runner.where} (its runtime holds it, podman does not); trying again later`, { code: 'RESTORE_UNDER_WAY' });
     if (opts.keepRunning && (state === 'running' || state === 'paused')) {
-      // A restore that was under way, by another attempt's podman, which lives and knows it now.
-      if ((await this.inspect(id))?.running) return false;
       throw new StepError(
         `container ${id.slice(0, 12)} runs on ${this.runner.where} outside podman's sight (its runtime, ${this.runtime()}, holds it ${state}; podman lost it when it was killed during a restore). It is the container itself: Ferry will not kill it. Stop it with \`${this.runtime()} kill ${id} KILL\` and restore it with podman, or leave it running and remove podman's stale record`,
         { code: 'RUNS_OUTSIDE_PODMAN', permanent: true },

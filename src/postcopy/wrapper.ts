@@ -155,7 +155,7 @@ ms() { echo $(( $(date +%s%N) / 1000000 )); }
 superseded() { [ -e "$STATE/lazy.gen" ] && [ "$(cat "$STATE/lazy.gen" 2>/dev/null)" != "$1" ]; }
 put() { printf '%s\\n' "$2" > "$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"; }
 # CRIU's last error lines of a log, as one line (what a failed daemon's verdict carries).
-criu_errors() { grep -E 'Error|error' "$1" 2>/dev/null | tail -n 3 | tr -s '\\n\\t' '  ' | cut -c1-600; }
+criu_errors() { tail -n 2000 "$1" 2>/dev/null | grep -E 'Error|error' | tail -n 3 | tr -s '\\n\\t' '  ' | cut -c1-600; }
 
 # Ferry's own entry points (never called by podman).
 case "$1" in
@@ -296,18 +296,23 @@ if [ "$cmd" = restore ] && [ -z "$help" ] && [ -n "$img" ] && [ -n "$work" ]; th
     tree() { echo "$1"; for t in $(pgrep -P "$1"); do tree "$t"; done; }
     below() { for c in $(pgrep -P $$); do [ "$c" = "$me" ] || tree "$c"; done; }
     alive() { for t in "$@"; do [ -e "/proc/$t" ] && [ "$(cut -d' ' -f3 "/proc/$t/stat" 2>/dev/null)" != Z ] && return 0; done; return 1; }
-    while [ ! -e "$ran" ] && kill -0 $$ 2>/dev/null && sleep 0.1; do
+    mounts() { awk -v a="$rt_dir/" -v b="\${work%/}/.criu." 'index($5, a) == 1 || index($5, b) == 1 {print $5}' /proc/self/mountinfo | sort -r; }
+    while [ ! -e "$ran" ] && [ -d "$STATE" ] && kill -0 $$ 2>/dev/null && sleep 0.1; do
       if [ -e "$STATE/lazy.rc" ] && [ "$(cut -d' ' -f1 "$STATE/lazy.rc")" != 0 ] && ! superseded "$gen"; then
-        kill -STOP $(below) 2>/dev/null
+        first=$(below)
+        kill -STOP $first 2>/dev/null
         gone=$(below)
         kill -9 $gone 2>/dev/null
+        # A pid of the first list that ended and was reused before the STOP is let go.
+        kill -CONT $first 2>/dev/null
         n=0; while alive $gone && [ "$n" -lt 100 ]; do sleep 0.05; n=$((n+1)); done
         # Only a container id's folder (podman names the container last: 64 hex digits).
-        case "$last" in ''|*[!0-9a-f]*) ;; *)
-          if ! alive $gone; then
-            awk -v a="$rt_dir/" -v b="\${work%/}/.criu." 'index($5, a) == 1 || index($5, b) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r mp; do umount -l "$mp"; done
+        case "$last" in *[!0-9a-f]*) ;; *)
+          if [ "\${#last}" -eq 64 ] && ! alive $gone; then
+            mounts | while read -r mp; do umount -l "$mp"; done
             [ -e "$rt_dir/state.json" ] && "$RUNC" \${root:+--root "$root"} delete --force "$last"
-            [ -e "$rt_dir/state.json" ] || rm -rf --one-file-system "$rt_dir"
+            # Never removed while anything is mounted in it (a bind mount may share its device).
+            [ -e "$rt_dir/state.json" ] || [ -n "$(mounts)" ] || rm -rf --one-file-system "$rt_dir"
           fi ;;
         esac
         exit 0
@@ -316,7 +321,8 @@ if [ "$cmd" = restore ] && [ -z "$help" ] && [ -n "$img" ] && [ -n "$work" ]; th
   wd=$!
   "$RUNC" "$@"
   rc=$?
-  : > "$ran"
+  # Should the file not be written (the folder removed meanwhile), the watcher is stopped instead.
+  : > "$ran" 2>/dev/null || kill "$wd" 2>/dev/null
   wait "$wd"
   rm -f "$ran"
   if [ "$rc" -ne 0 ]; then

@@ -27,8 +27,22 @@ describe('a stopped step attempt and the commands it runs', () => {
     const res = await run;
     assert.equal(res.code, 0);
     assert.equal(res.stdout.trim(), 'finished');
-    const limited = await runner.run(['sleep', '5'], { uninterruptible: true, timeoutMs: 100 });
+    const limited = await abortable(new LocalRunner(), new AbortController().signal).run(['sleep', '5'], { uninterruptible: true, timeoutMs: 100 });
     assert.notEqual(limited.code, 0, 'killed at its time limit');
+  });
+
+  it('tells whoever waits what still runs, and an attempt already stopped starts nothing', async () => {
+    const stop = new AbortController();
+    const unfinished = new Set<Promise<unknown>>();
+    const runner = abortable(new LocalRunner(), stop.signal, unfinished);
+    const run = runner.run(SLOW, { uninterruptible: true });
+    stop.abort(new Error('superseded'));
+    assert.equal(unfinished.size, 1, 'the processor keeps the container locked until it ends');
+    await Promise.allSettled([...unfinished]);
+    assert.equal((await run).code, 0);
+    assert.equal(unfinished.size, 0);
+    await assert.rejects(runner.run(SLOW, { uninterruptible: true }), /was stopped|aborted/);
+    assert.equal(unfinished.size, 0);
   });
 
   it("podman's in-place restore runs uninterruptible, within its time limit", async () => {
