@@ -6,6 +6,7 @@ import type { FerryClient } from '../../src/client';
 import { loadConfig } from '../../src/config/load';
 import type { MigrationRecord } from '../../src/engine/model';
 import { TERMINAL_STATES } from '../../src/engine/model';
+import { hostForStep } from '../../src/engine/steps';
 import { hostQueueName } from '../../src/queues';
 import { createRedis } from '../../src/redis';
 import { bed, hostInfo, mustPodman, onHost, OUTPUT, podmanOn, REPO, TestConfig, uid } from '../support/bed';
@@ -26,9 +27,13 @@ const BUILD = (() => {
   return `${git('rev-parse', '--short', 'HEAD')}${dirty} built ${statSync(__filename).mtime.toISOString()}`;
 })();
 
-export type Verdict = 'ok' | 'lost' | 'doubled' | 'state-lost' | 'stuck' | 'mismatch' | 'leftover' | 'submission-lost' | 'harness-error';
-/** Worst first: a run's verdict is the worst problem it has. */
-const SEVERITY: Verdict[] = ['lost', 'doubled', 'state-lost', 'stuck', 'mismatch', 'leftover', 'submission-lost', 'harness-error'];
+export type Verdict = 'ok' | 'lost' | 'doubled' | 'state-lost' | 'stuck' | 'mismatch' | 'leftover' | 'submission-lost' | 'paused' | 'harness-error';
+/**
+ * Worst first: a run's verdict is the worst problem it has. `paused`: a migration that froze
+ * nothing waits in a paused queue (a pause whose resume a Redis crash dropped); by design
+ * (engine/repair.ts, repairPaused), not a failure, but told apart from `stuck`.
+ */
+const SEVERITY: Verdict[] = ['lost', 'doubled', 'state-lost', 'stuck', 'mismatch', 'leftover', 'submission-lost', 'paused', 'harness-error'];
 
 export interface RunRecord {
   seed: number;
@@ -420,6 +425,19 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
     await sleep(LOCK_MS + 3000);
     await allEnded();
 
+    const queuePaused = async (h: string): Promise<boolean> => {
+      const conf = loadConfig({ file: cfg.file, env: {} });
+      const conn = createRedis(conf);
+      const q = new Queue(hostQueueName(h), { connection: conn, prefix: conf.redis.prefix });
+      try {
+        return await q.isPaused();
+      } catch {
+        return false;
+      } finally {
+        await q.close().catch(() => undefined);
+        conn.disconnect();
+      }
+    };
     // The checker: podman on every host, and the counter; Ferry's records are not asked.
     for (const id of ids) {
       const rec = recs.get(id);
@@ -434,7 +452,11 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
             ? { verdict: 'submission-lost', text: `${id}: no record: acknowledged ${Math.max(...crashedAt.map((c) => c - at))}ms before a Redis crash that dropped the AOF's last ${AOF_LOSS_MS}ms` }
             : { verdict: 'stuck', text: `${id}: no record` },
         );
-      else if (!TERMINAL_STATES.has(rec.state)) problems.push({ verdict: 'stuck', text: `${id}: still ${rec.state} (step ${rec.step ?? '?'}) after ${opts.settleMs}ms` });
+      else if (!TERMINAL_STATES.has(rec.state)) {
+        const text = `${id}: still ${rec.state} (step ${rec.step ?? '?'}) after ${opts.settleMs}ms`;
+        const held = !rec.frozenAt && rec.step ? await queuePaused(hostForStep(rec, rec.step)) : false;
+        problems.push(held ? { verdict: 'paused', text: `${text}, nothing frozen, its queue on ${hostForStep(rec, rec.step ?? 'preflight')} paused` } : { verdict: 'stuck', text });
+      }
     }
     const found = look(name, fullId);
     const hidden = found.filter((x) => x.state === 'runtime-only');
@@ -525,7 +547,7 @@ export async function runOne(plan: Plan, opts: RunOptions): Promise<RunRecord> {
 
 /** The table for docs/reliability.md: per fault kind (a run counts for each kind it had), and all runs. */
 export function summaryTable(runs: RunRecord[]): string {
-  const cols: Verdict[] = ['lost', 'doubled', 'stuck', 'state-lost', 'mismatch', 'leftover', 'submission-lost', 'harness-error'];
+  const cols: Verdict[] = ['lost', 'doubled', 'stuck', 'state-lost', 'mismatch', 'leftover', 'submission-lost', 'paused', 'harness-error'];
   const kinds = [...new Set(runs.flatMap((r) => r.faultKinds))].sort();
   const row = (label: string, rs: RunRecord[]) => `| ${label} | ${rs.length} | ${rs.filter((r) => r.verdict === 'ok').length} | ${cols.map((c) => rs.filter((r) => r.problems.some((p) => p.startsWith(`${c}:`))).length).join(' | ')} |`;
   return [
