@@ -1,6 +1,7 @@
 import { CommandError, StepError, ValidationError } from '../errors';
 import { CONTROL_CHARS } from '../names';
 import type { CommandRunner } from '../exec/runner';
+import { markedLines } from '../exec/marked';
 import type { ContainerInfo } from '../podman/parse';
 import { RsyncResult, rsyncTo } from '../transfer/rsync';
 import type { StepContext } from './context';
@@ -116,7 +117,7 @@ export const READ_LEDGER_REMOVE_FILES = 'l=$(cat -- "$1" 2>/dev/null); if [ -n "
 
 /** The ledger's text in the output of READ_LEDGER_REMOVE_FILES. */
 export function ledgerText(output: string): string {
-  return [...output.matchAll(/^ferry-ledger (.*)$/gm)].map((m) => m[1]).join('\n');
+  return markedLines(output, 'ferry-ledger').join('\n');
 }
 
 /** The folders a ledger's text lists. */

@@ -2,6 +2,7 @@ import { CommandError, StepError } from '../errors';
 import type { CommandRunner } from '../exec/runner';
 import type { Podman } from '../podman/podman';
 import type { ContainerInfo, PortBinding } from '../podman/parse';
+import { readListeners, SS_LISTENERS } from './hostListeners';
 
 /**
  * Preflight's questions to the destination, in one command: over SSH each command starts the
@@ -17,9 +18,7 @@ const SCRIPT = [
   'echo "ferry-survey $c $m"',
   'for k in $nets; do o=$("$@" network inspect --format "$NETWORK_FORMAT" "$k" 2>&1); echo "ferry-net $k $? $o"; done',
   '[ -n "$ask" ] || exit 0',
-  'out=$(ss -Htulnp 2>&1); r=$?',
-  'printf "%s\\n" "$out" | sed "s/^/ferry-ss /"',
-  'echo "ferry-ss-rc $r"',
+  ...SS_LISTENERS,
 ].join('\n');
 
 export interface DestinationSurvey {
@@ -51,13 +50,12 @@ export async function surveyDestination(runner: CommandRunner, podman: Podman, n
   const [container, image] = [Number(codes[1]), Number(codes[2])];
   if (container > 1) throw new CommandError(runner.where, [...podman.command, 'container', 'exists', name], container, res.stderr);
   if (image > 1) throw new CommandError(runner.where, [...podman.command, 'image', 'exists', imageRef], image, res.stderr);
-  const listeners = [...res.stdout.matchAll(/^ferry-ss (.*)$/gm)].map((m) => m[1]);
-  const ssRc = /^ferry-ss-rc (\d+)$/m.exec(res.stdout)?.[1];
+  const { lines: listeners, rc: ssRc } = readListeners(res.stdout);
   const networkAnswers: DestinationSurvey['networks'] = {};
   for (const m of res.stdout.matchAll(/^ferry-net (\S+) (\d+) ?(.*)$/gm)) networkAnswers[m[1]] = m[2] === '0' ? m[3].trim() : null;
   const survey: DestinationSurvey = { clash: container === 0 ? await podman.inspect(name) : null, hasImage: image === 0, portsTaken: [], networks: networkAnswers };
   if (asked.length === 0) return survey;
-  if (ssRc !== '0') return { ...survey, portsUnchecked: `\`ss -Htulnp\` exited ${ssRc ?? '?'}: ${listeners.join(' ').trim().slice(0, 200)}` };
+  if (ssRc !== '0') return { ...survey, portsUnchecked: `\`ss -Htulnp\` exited ${ssRc}: ${listeners.join(' ').trim().slice(0, 200)}` };
   for (const port of asked) {
     const holder = listeners.find((l) => holds(l, port));
     if (holder) survey.portsTaken.push({ port, holder: holder.replace(/\s+/g, ' ').trim() });

@@ -1,7 +1,16 @@
 import { CommandError } from '../errors';
+import { markedLines } from '../exec/marked';
 import type { CommandRunner } from '../exec/runner';
 import type { Podman } from '../podman/podman';
 import type { PortBinding } from '../podman/parse';
+
+/** Shell lines that print every listening TCP and UDP socket with its owners, marked, then ss's exit code. */
+export const SS_LISTENERS = ['out=$(ss -Htulnp 2>&1); r=$?', 'printf "%s\\n" "$out" | sed "s/^/ferry-ss /"', 'echo "ferry-ss-rc $r"'];
+
+/** What SS_LISTENERS printed: the lines of `ss`, and its exit code ('?' when it said none). */
+export function readListeners(output: string): { lines: string[]; rc: string } {
+  return { lines: markedLines(output, 'ferry-ss'), rc: markedLines(output, 'ferry-ss-rc')[0] ?? '?' };
+}
 
 /**
  * A container on the host's network (--network host) publishes no port: its processes listen
@@ -9,14 +18,7 @@ import type { PortBinding } from '../podman/parse';
  * restore, after the freeze. Which ones they are is asked of the source in one command: the
  * container's processes (`podman top … hpid`) and every listening socket with its owners.
  */
-const SCRIPT = [
-  'n=$1; shift',
-  'p=$("$@" top "$n" hpid) || exit 3',
-  'echo "ferry-pids $(printf "%s\\n" "$p" | tail -n +2 | tr "\\n" " ")"',
-  'out=$(ss -Htulnp 2>&1); r=$?',
-  'printf "%s\\n" "$out" | sed "s/^/ferry-ss /"',
-  'echo "ferry-ss-rc $r"',
-].join('\n');
+const SCRIPT = ['n=$1; shift', 'p=$("$@" top "$n" hpid) || exit 3', 'echo "ferry-pids $(printf "%s\\n" "$p" | tail -n +2 | tr "\\n" " ")"', ...SS_LISTENERS].join('\n');
 
 export interface HostListeners {
   listeners: PortBinding[];
@@ -27,11 +29,10 @@ export interface HostListeners {
 export async function hostNetworkListeners(runner: CommandRunner, podman: Podman, name: string): Promise<HostListeners> {
   const argv = ['sh', '-c', SCRIPT, 'sh', name, ...podman.command];
   const res = await runner.run(argv);
-  const pids = /^ferry-pids (.*)$/m.exec(res.stdout)?.[1];
+  const pids = markedLines(res.stdout, 'ferry-pids')[0];
   if (res.code !== 0 || pids === undefined) throw new CommandError(runner.where, argv, res.code, res.stderr + res.stdout);
-  const lines = [...res.stdout.matchAll(/^ferry-ss (.*)$/gm)].map((m) => m[1]);
-  const ssRc = /^ferry-ss-rc (\d+)$/m.exec(res.stdout)?.[1];
-  if (ssRc !== '0') return { listeners: [], unchecked: `\`ss -Htulnp\` exited ${ssRc ?? '?'} on the source: ${lines.join(' ').trim().slice(0, 200)}` };
+  const { lines, rc } = readListeners(res.stdout);
+  if (rc !== '0') return { listeners: [], unchecked: `\`ss -Htulnp\` exited ${rc} on the source: ${lines.join(' ').trim().slice(0, 200)}` };
   return { listeners: listenersOf(lines, new Set(pids.split(/\s+/).filter(Boolean).map(Number))) };
 }
 
