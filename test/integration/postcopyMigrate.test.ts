@@ -78,6 +78,31 @@ describe(`ferry migrate --memory-copy post-copy (hosts ${SRC} -> ${DST})`, funct
     removeContainers(names);
   });
 
+  /** A counter holding 64 MB on the source, and its post-copy migration started (not waited for). */
+  async function startPostCopy(prefix: string): Promise<{ name: string; id: string; before: { token: string; count: number; md5: string } }> {
+    const name = `${prefix}-${uid()}`;
+    names.push(name);
+    const before = await startWorkload(SRC, name);
+    const start = await ferry(cfg, ['migrate', name, '--from', SRC, '--to', DST, '--memory-copy', 'post-copy', ...PROBE]);
+    assert.equal(start.code, 0, start.stderr);
+    return { name, id: start.stdout.trim(), before };
+  }
+
+  /** What a user checks: it runs on `home` only, the same process, its memory whole, nothing of the migration left. */
+  async function assertRunsOnceWhole(home: string, name: string, id: string, before: { token: string; count: number; md5: string }): Promise<void> {
+    const other = home === SRC ? DST : SRC;
+    assert.equal(containerState(home, name), 'running', `runs on ${home}`);
+    assert.equal(containerState(other, name), null, `not on ${other}`);
+    const after = counter(home, name);
+    assert.equal(after.token, before.token, 'the same process, not a restart');
+    assert.ok(after.count >= before.count, `the counter continued: ${before.count} -> ${after.count}`);
+    assert.equal(await memoryMd5(home, name), before.md5, 'the 64 MB held in memory is whole');
+    assert.equal(postCopyLeftovers(SRC, id), '');
+    assert.equal(postCopyLeftovers(DST, id), '');
+    assert.deepEqual(filesOfMigration(SRC, id), []);
+    assert.deepEqual(filesOfMigration(DST, id), []);
+  }
+
   it('moves a counter holding 64 MB: same process and memory, runs only on the destination, the page window in ferry status, nothing left behind', async () => {
     const name = `pcm-${uid()}`;
     names.push(name);
@@ -106,12 +131,7 @@ describe(`ferry migrate --memory-copy post-copy (hosts ${SRC} -> ${DST})`, funct
   });
 
   it("the destination's page copy dies mid-copy: the migration rolls back, the container runs on the source with its memory, once", async () => {
-    const name = `pcf-${uid()}`;
-    names.push(name);
-    const before = await startWorkload(SRC, name);
-    const start = await ferry(cfg, ['migrate', name, '--from', SRC, '--to', DST, '--memory-copy', 'post-copy', ...PROBE]);
-    assert.equal(start.code, 0, start.stderr);
-    const id = start.stdout.trim();
+    const { name, id, before } = await startPostCopy('pcf');
     const p = lazyPaths(id);
     const slow = slowPageTunnel(SRC, id);
     try {
@@ -124,28 +144,14 @@ describe(`ferry migrate --memory-copy post-copy (hosts ${SRC} -> ${DST})`, funct
     const rec = await endedRecord(cfg, id);
     assert.equal(rec.state, 'failed-rolled-back', JSON.stringify(rec.history.map((x) => [x.step, x.ok, x.error])));
     assert.match(rec.error ?? '', /page copy failed|killed its copy/);
-    assert.equal(containerState(SRC, name), 'running', `runs on ${SRC} again`);
-    assert.equal(containerState(DST, name), null, `not on ${DST}`);
-    const after = counter(SRC, name);
-    assert.equal(after.token, before.token, 'the same process, not a restart');
-    assert.ok(after.count >= before.count, `the counter continued: ${before.count} -> ${after.count}`);
-    assert.equal(await memoryMd5(SRC, name), before.md5, 'its memory is whole');
-    assert.equal(postCopyLeftovers(SRC, id), '');
-    assert.equal(postCopyLeftovers(DST, id), '');
-    assert.deepEqual(filesOfMigration(SRC, id), []);
-    assert.deepEqual(filesOfMigration(DST, id), []);
+    await assertRunsOnceWhole(SRC, name, id, before);
   });
 
   // Finding 17 (docs/reliability.md): a lazy-pages daemon that failed while runc restored left
   // CRIU's restore waiting with no deadline; once the restore was stopped, the mounts it left
   // held every retry and the rollback ("a restore ... is still under way") for minutes.
   it("the source's page server dies as the restore begins: the restore is stopped, not left waiting; the container runs once, with its memory", async () => {
-    const name = `pcs-${uid()}`;
-    names.push(name);
-    const before = await startWorkload(SRC, name);
-    const start = await ferry(cfg, ['migrate', name, '--from', SRC, '--to', DST, '--memory-copy', 'post-copy', ...PROBE]);
-    assert.equal(start.code, 0, start.stderr);
-    const id = start.stdout.trim();
+    const { name, id, before } = await startPostCopy('pcs');
     const p = lazyPaths(id);
     const [src, dst] = [hostInfo(SRC), hostInfo(DST)];
     // 0.1 s after the destination's restore began (its nonce is written first): inside CRIU's restore.
@@ -159,14 +165,7 @@ describe(`ferry migrate --memory-copy post-copy (hosts ${SRC} -> ${DST})`, funct
     const history = JSON.stringify(rec.history.map((x) => [x.step, x.ok, x.error]));
     // Moved, as a rule: the retried restore serves the kept dump again. Rolled back when the retries run out.
     assert.ok(rec.state === 'failed-rolled-back' || rec.state === 'succeeded', `${rec.state}: ${history}`);
-    const [home, other] = rec.state === 'succeeded' ? [DST, SRC] : [SRC, DST];
-    assert.equal(containerState(home, name), 'running', `runs on ${home}`);
-    assert.equal(containerState(other, name), null, `not on ${other}`);
-    const after = counter(home, name);
-    assert.equal(after.token, before.token, 'the same process, not a restart');
-    assert.equal(await memoryMd5(home, name), before.md5, 'its memory is whole');
-    assert.equal(postCopyLeftovers(SRC, id), '');
-    assert.equal(postCopyLeftovers(DST, id), '');
+    await assertRunsOnceWhole(rec.state === 'succeeded' ? DST : SRC, name, id, before);
   });
 
   // Cold read of a67bf0b: verify and cleanup took "the memory follows" from the record alone. A
@@ -174,12 +173,7 @@ describe(`ferry migrate --memory-copy post-copy (hosts ${SRC} -> ${DST})`, funct
   // page and cleanup removed the source, with the kept dump and the page server, mid-copy: the
   // destination's copy was killed for want of pages, and the container was gone from both hosts.
   it('the record forgets that the memory follows (a rewind): the source still waits for the last page; the container arrives whole', async () => {
-    const name = `pcw-${uid()}`;
-    names.push(name);
-    const before = await startWorkload(SRC, name);
-    const start = await ferry(cfg, ['migrate', name, '--from', SRC, '--to', DST, '--memory-copy', 'post-copy', ...PROBE]);
-    assert.equal(start.code, 0, start.stderr);
-    const id = start.stdout.trim();
+    const { name, id, before } = await startPostCopy('pcw');
     const conn: RedisConnection = createRedis(loadConfig({ file: cfg.file, env: {} }));
     const slow = slowPageTunnel(SRC, id);
     let rewound = false;
@@ -203,13 +197,7 @@ describe(`ferry migrate --memory-copy post-copy (hosts ${SRC} -> ${DST})`, funct
     const rec = await endedRecord(cfg, id);
     assert.equal(rec.state, 'succeeded', JSON.stringify(rec.history.map((x) => [x.step, x.ok, x.error])));
     assert.equal(rec.postCopy?.mode, undefined, 'the record did forget');
-    assert.equal(containerState(DST, name), 'running', `runs on ${DST}`);
-    assert.equal(containerState(SRC, name), null, `${SRC} no longer has it`);
-    const after = counter(DST, name);
-    assert.equal(after.token, before.token, 'the same process, not a restart');
-    assert.equal(await memoryMd5(DST, name), before.md5, 'the 64 MB held in memory arrived whole');
-    assert.equal(postCopyLeftovers(SRC, id), '');
-    assert.equal(postCopyLeftovers(DST, id), '');
+    await assertRunsOnceWhole(DST, name, id, before);
   });
 
   it('--memory-copy post-copy for a container that cannot: refused before the freeze, naming the reason; nothing changes', async () => {
