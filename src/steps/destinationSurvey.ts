@@ -2,7 +2,8 @@ import { CommandError, StepError } from '../errors';
 import type { CommandRunner } from '../exec/runner';
 import type { Podman } from '../podman/podman';
 import type { ContainerInfo, PortBinding } from '../podman/parse';
-import { readListeners, SS_LISTENERS } from './hostListeners';
+import { markedLines } from '../exec/marked';
+import { readListeners, SS_LISTENERS, ssLocal } from './hostListeners';
 
 /**
  * Preflight's questions to the destination, in one command: over SSH each command starts the
@@ -45,14 +46,17 @@ export async function surveyDestination(runner: CommandRunner, podman: Podman, n
   const script = `NETWORK_FORMAT='${NETWORK_FORMAT}'\n${SCRIPT}`;
   const argv = ['sh', '-c', script, 'sh', name, imageRef, asked.length > 0 ? 'ports' : '', nets.join(' '), ...podman.command];
   const res = await runner.run(argv);
-  const codes = /^ferry-survey (\d+) (\d+)$/m.exec(res.stdout);
+  const codes = /^(\d+) (\d+)$/.exec(markedLines(res.stdout, 'ferry-survey')[0] ?? '');
   if (res.code !== 0 || !codes) throw new CommandError(runner.where, argv, res.code, res.stderr + res.stdout);
   const [container, image] = [Number(codes[1]), Number(codes[2])];
   if (container > 1) throw new CommandError(runner.where, [...podman.command, 'container', 'exists', name], container, res.stderr);
   if (image > 1) throw new CommandError(runner.where, [...podman.command, 'image', 'exists', imageRef], image, res.stderr);
   const { lines: listeners, rc: ssRc } = readListeners(res.stdout);
   const networkAnswers: DestinationSurvey['networks'] = {};
-  for (const m of res.stdout.matchAll(/^ferry-net (\S+) (\d+) ?(.*)$/gm)) networkAnswers[m[1]] = m[2] === '0' ? m[3].trim() : null;
+  for (const line of markedLines(res.stdout, 'ferry-net')) {
+    const m = /^(\S+) (\d+) ?(.*)$/.exec(line);
+    if (m) networkAnswers[m[1]] = m[2] === '0' ? m[3].trim() : null;
+  }
   const survey: DestinationSurvey = { clash: container === 0 ? await podman.inspect(name) : null, hasImage: image === 0, portsTaken: [], networks: networkAnswers };
   if (asked.length === 0) return survey;
   if (ssRc !== '0') return { ...survey, portsUnchecked: `\`ss -Htulnp\` exited ${ssRc}: ${listeners.join(' ').trim().slice(0, 200)}` };
@@ -71,11 +75,9 @@ export async function surveyDestination(runner: CommandRunner, podman: Podman, n
  * podman binds a port published without an address on IPv4's every address.
  */
 export function holds(ssLine: string, port: PortBinding): boolean {
-  const f = ssLine.trim().split(/\s+/);
-  const local = f[4] ?? '';
-  const at = local.lastIndexOf(':');
-  if (f[0] !== port.protocol || Number(local.slice(at + 1)) !== port.hostPort) return false;
-  const addr = bare(local.slice(0, at));
+  const local = ssLocal(ssLine);
+  if (local?.protocol !== port.protocol || local.port !== port.hostPort) return false;
+  const addr = bare(local.addr);
   if (addr === '*') return true;
   const want = bare(port.hostIp);
   if (family(want) !== family(addr)) return false;
@@ -132,8 +134,10 @@ export function keepAddressError(survey: DestinationSurvey, source: Record<strin
   );
 }
 
-/** The refusal, naming each port, what holds it, and what the user can do. */
-/** `hostNetwork`: the container is on the host's network, so the ports are the ones it listens on. */
+/**
+ * The refusal, naming each port, what holds it, and what the user can do. `hostNetwork`: the
+ * container is on the host's network, so the ports are the ones it listens on.
+ */
 export function portsTakenError(survey: DestinationSurvey, container: string, to: string, hostNetwork = false): StepError | null {
   if (survey.portsTaken.length === 0) return null;
   const which = survey.portsTaken.map((t) => `${t.port.hostIp ? `${t.port.hostIp}:` : ''}${t.port.hostPort}/${t.port.protocol} (${t.holder})`).join(', ');

@@ -7,6 +7,20 @@ import type { PortBinding } from '../podman/parse';
 /** Shell lines that print every listening TCP and UDP socket with its owners, marked, then ss's exit code. */
 export const SS_LISTENERS = ['out=$(ss -Htulnp 2>&1); r=$?', 'printf "%s\\n" "$out" | sed "s/^/ferry-ss /"', 'echo "ferry-ss-rc $r"'];
 
+/**
+ * A line of `ss -Htulnp` (netid, state, queues, local address:port, peer, process): its
+ * protocol and local address (brackets off; `*` is every address of both families) and port.
+ * Null when it has no port to read.
+ */
+export function ssLocal(ssLine: string): { protocol: string; addr: string; port: number } | null {
+  const f = ssLine.trim().split(/\s+/);
+  const local = f[4] ?? '';
+  const at = local.lastIndexOf(':');
+  const port = Number(local.slice(at + 1));
+  if (at < 0 || !Number.isInteger(port) || port <= 0) return null;
+  return { protocol: f[0], addr: local.slice(0, at).replace(/^\[|\]$/g, ''), port };
+}
+
 /** What SS_LISTENERS printed: the lines of `ss`, and its exit code ('?' when it said none). */
 export function readListeners(output: string): { lines: string[]; rc: string } {
   return { lines: markedLines(output, 'ferry-ss'), rc: markedLines(output, 'ferry-ss-rc')[0] ?? '?' };
@@ -45,20 +59,16 @@ export function listenersOf(ssLines: readonly string[], pids: ReadonlySet<number
   const out: PortBinding[] = [];
   const seen = new Set<string>();
   for (const line of ssLines) {
-    const f = line.trim().split(/\s+/);
-    if (f[0] !== 'tcp' && f[0] !== 'udp') continue;
+    const local = ssLocal(line);
+    if (!local || (local.protocol !== 'tcp' && local.protocol !== 'udp')) continue;
     const owners = [...line.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
     if (!owners.some((p) => pids.has(p))) continue;
-    const local = f[4] ?? '';
-    const at = local.lastIndexOf(':');
-    const port = Number(local.slice(at + 1));
-    if (at < 0 || !Number.isInteger(port) || port <= 0) continue;
-    const addr = local.slice(0, at).replace(/^\[|\]$/g, '');
+    const { protocol, addr, port } = local;
     for (const hostIp of addr === '*' ? ['0.0.0.0', '::'] : [addr]) {
-      const key = `${f[0]} ${hostIp} ${port}`;
+      const key = `${protocol} ${hostIp} ${port}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      out.push({ containerPort: port, protocol: f[0], hostIp, hostPort: port });
+      out.push({ containerPort: port, protocol, hostIp, hostPort: port });
     }
   }
   return out;
