@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { strict as assert } from 'node:assert';
-import { bed, containerState, COUNTER_SCRIPT, ferry, hostInfo, makeConfig, migrationId, record, mustPodman, onHost, readCounter, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { bed, containerState, COUNTER_SCRIPT, endedRecord, ferry, hostInfo, makeConfig, migrationId, record, mustPodman, onHost, readCounter, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 import type { MigrationRecord } from '../../src/engine/model';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -175,10 +175,7 @@ describe('what moves: refusals before the freeze, and CRIU causes', function () 
     );
     const taker = spawn('nsenter', [`--mount=${hostInfo('b').mountns}`, `--net=${hostInfo('b').netns}`, process.execPath, '-e', TAKE_PORT, String(port)], { stdio: 'ignore' });
     try {
-      for (let i = 0; i < 600 && !['failed-rolled-back', 'failed', 'succeeded', 'needs-attention'].includes(rec.state); i++) {
-        await sleep(200);
-        rec = await record(cfg, id);
-      }
+      rec = await endedRecord(cfg, id, { ms: 120_000, everyMs: 200 });
     } finally {
       taker.kill('SIGKILL');
     }

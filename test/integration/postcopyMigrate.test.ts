@@ -5,7 +5,7 @@ import { lazyPaths } from '../../src/postcopy';
 import { loadConfig } from '../../src/config/load';
 import { createRedis, type RedisConnection } from '../../src/redis';
 import { keys } from '../../src/store/keys';
-import { bed, containerState, ferry, filesOfMigration, hostInfo, makeConfig, migrationId, onHost, record, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { bed, containerState, endedRecord, ferry, filesOfMigration, hostInfo, makeConfig, migrationId, onHost, record, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 import { counter, memoryMd5, sh, startWorkload } from '../support/memoryWorkload';
 import { slowPageTunnel } from '../support/slowTunnel';
 
@@ -44,18 +44,6 @@ async function waitFor(what: string, ok: () => boolean, ms = 60_000): Promise<vo
     if (Date.now() > until) throw new Error(`timed out waiting until ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-const ENDED = ['succeeded', 'failed-rolled-back', 'failed', 'needs-attention', 'cancelled'];
-
-/** The migration's record once it has ended (or after 4 minutes, for the assertions to say where it stands). */
-async function endedRecord(cfg: TestConfig, id: string) {
-  let rec = await record(cfg, id);
-  for (let i = 0; i < 240 && !ENDED.includes(rec.state); i++) {
-    await new Promise((r) => setTimeout(r, 1000));
-    rec = await record(cfg, id);
-  }
-  return rec;
 }
 
 describe(`ferry migrate --memory-copy post-copy (hosts ${SRC} -> ${DST})`, function () {

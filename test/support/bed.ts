@@ -2,7 +2,7 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { MigrationRecord } from '../../src/engine/model';
+import { type MigrationRecord, TERMINAL_STATES } from '../../src/engine/model';
 
 /** Facts the bed (scripts/bed.sh) wrote about itself. */
 export interface BedInfo {
@@ -241,6 +241,17 @@ export async function record(cfg: TestConfig, id: string): Promise<MigrationReco
   const s = await ferry(cfg, ['status', id, '--json']);
   if (s.code !== 0) throw new Error(`ferry status ${id} exited ${s.code}: ${s.stderr}`);
   return JSON.parse(s.stdout) as MigrationRecord;
+}
+
+/** The migration's record once it has ended, or as it stands after `ms` (for the assertions to say where). */
+export async function endedRecord(cfg: TestConfig, id: string, opts: { ms?: number; everyMs?: number } = {}): Promise<MigrationRecord> {
+  const until = Date.now() + (opts.ms ?? 240_000);
+  let rec = await record(cfg, id);
+  while (!TERMINAL_STATES.has(rec.state) && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, opts.everyMs ?? 1000));
+    rec = await record(cfg, id);
+  }
+  return rec;
 }
 
 /** Runs the real `ferry` command, from the root namespace, as an operator would. */
