@@ -28,8 +28,11 @@ export interface FrozenRecoveryDeps {
   localRunner: CommandRunner;
   /** The destination's podman, or a throw when it cannot be reached. */
   destination(): Podman;
-  /** Called right before the container is touched: may throw to stop (fencing). */
-  beforeRestore?(): Promise<void>;
+  /**
+   * Called right before the container or its files are touched, and again after its restore
+   * (which only its own time limit stops, so it may outlive the attempt): may throw to stop.
+   */
+  fence?(): Promise<void>;
   /**
    * Given only by a caller that holds the destination's container lock (no restore can be
    * under way there): removes a copy that does not run, so the container may come back here.
@@ -70,11 +73,13 @@ export async function recoverFrozen(marker: FrozenMarker, deps: FrozenRecoveryDe
   }
   if (there?.id === marker.containerId || runtimeOnly) {
     if (!deps.removeIdleDestinationCopy) return { kind: 'unknown', why: `host ${marker.to} holds a copy that does not run (${there?.status ?? 'known only to its runtime'}); a restore may be under way there` };
-    await deps.beforeRestore?.();
+    await deps.fence?.();
     await deps.removeIdleDestinationCopy();
   }
-  await deps.beforeRestore?.();
+  await deps.fence?.();
   const back = await restoreFrozen(deps.local, deps.localRunner, info, deps.config, deps.config.timeouts.step.rollback, marker.migrationId);
+  // A stopped attempt leaves the marker: the next pass finds it stale (running here again).
+  await deps.fence?.();
   await removeFrozenMarker(deps.workDir, marker.migrationId);
   return { kind: 'restored', ...back };
 }
@@ -112,7 +117,7 @@ export async function recoverFrozenInStep(ctx: StepContext, marker: FrozenMarker
     local: ctx.local,
     localRunner: ctx.localRunner,
     destination: () => ctx.remote(rec.to).podman,
-    beforeRestore: () => ctx.fence(),
+    fence: () => ctx.fence(),
   });
   if (verdict.kind === 'unknown') {
     throw new StepError(`container "${marker.container}" is frozen on host ${rec.from}; host ${rec.to} must be asked before it is brought back: ${verdict.why}`, { code: 'FROZEN_UNKNOWN' });
@@ -125,6 +130,7 @@ export async function recoverFrozenInStep(ctx: StepContext, marker: FrozenMarker
     if (verdict.warning) await ctx.mark({ warnings: [...rec.warnings, verdict.warning] });
     // The archives the superseded checkpoint wrote (and streamed) belong to no one now: a
     // checkpoint that runs again writes its own, and a cancel would otherwise leave them.
+    // recoverFrozen fenced after the restore, so only the current attempt gets here.
     const { source: here, destination: there } = ctx.files;
     for (const f of [here.archive, here.part, here.plain]) await removeFile(f);
     await ctx
