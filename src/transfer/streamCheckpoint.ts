@@ -13,6 +13,9 @@ import { teeHashed } from './tee';
 import { StepError } from '../errors';
 import { removeFile } from '../archive/localFiles';
 
+/** Linux's default pipe capacity: the most one read of the named pipe returns. */
+const PIPE_CAPACITY = 64 * 1024;
+
 export interface StreamTarget {
   runner: CommandRunner;
   /** The destination's work dir and the temporary name the archive lands under there. */
@@ -56,7 +59,11 @@ export async function checkpointStreaming(
     const remoteIn = new PassThrough({ highWaterMark: 1 << 20 });
     const receiving = target ? receiveRemote(target.runner, target.dir, { part: target.partPath, final: target.finalPath }, { sha256: '' }, remoteIn, opts.timeoutMs ?? 3_600_000) : undefined;
     receiving?.catch(() => undefined);
-    const fromPodman = createReadStream(fifo, { highWaterMark: 1 << 20 });
+    // A read from a pipe returns at most what the pipe holds (64 KiB), but Node allocates a
+    // buffer of highWaterMark for every read: at 1 MiB that was 16 times the archive in garbage,
+    // and the collections it forced, in a worker's large heap, made podman wait on a full pipe.
+    // Measured on the bed, a 256 MiB container's checkpoint: 3.1 s, then 2.1 s with 64 KiB.
+    const fromPodman = createReadStream(fifo, { highWaterMark: PIPE_CAPACITY });
     // pipeline, not pipe: a read error must reach the reader of the cipher's output.
     const source: Readable = extra.encryptWith ? pipeline(fromPodman, encryptStream(extra.encryptWith), () => undefined) : fromPodman;
     const copying = teeHashed(source, createWriteStream(localPart, { mode: 0o600 }), receiving ? { sink: remoteIn, done: receiving } : undefined, extra.onBytes);
