@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FerryClient } from '../../src/client';
-import { bed, containerState, readCounter, removeContainers, runCounter, startWorkers, stopWorkers, uid, WorkerProc } from '../support/bed';
-import { clientFor, faultConfig, rewrite, sleep, Watch } from '../support/faults';
+import { bed, containerState, readCounter, removeContainers, runCounter, startWorker, stopWorkers, uid, variant, WorkerProc } from '../support/bed';
+import { clientFor, faultConfig, podmanWrapper, rewrite, sleep, Watch } from '../support/faults';
 import { SentinelSet, startSentinelSet } from '../support/redisSentinel';
 
 /**
@@ -27,7 +27,10 @@ describe('Redis Sentinel: failover during a migration', function () {
     set = await startSentinelSet(bed().redis.host, password, dir);
     const sentinel = { name: set.name, sentinels: [set.sentinel], password };
     cfg = rewrite(faultConfig(), (c) => (c.redis = { ...(c.redis as Record<string, unknown>), password, sentinel }));
-    workers = await startWorkers(['a', 'b'], cfg);
+    // The restore on b starts 6 s late, so the migration is still under way when the
+    // sentinel's switch lands: a quick migration could otherwise end before the failover does.
+    const slowRestore = variant(cfg, { b: { podman: [podmanWrapper({ match: 'restore', sleepS: 6, when: 'before' })] } });
+    workers = [await startWorker('a', cfg), await startWorker('b', slowRestore)];
     client = clientFor(cfg);
     runCounter('a', name);
   });
@@ -50,8 +53,15 @@ describe('Redis Sentinel: failover during a migration', function () {
     const watch = new Watch(c, rec0.id);
     await watch.started('checkpoint');
     s.failover();
+    // SENTINEL FAILOVER answers OK at once; the switch follows within seconds.
+    let switchedAt = 0;
+    for (let i = 0; i < 200 && !switchedAt; i++) {
+      if (s.master() !== firstMaster) switchedAt = Date.now();
+      else await sleep(100);
+    }
+    assert.ok(switchedAt, 'the sentinel promoted the replica within 20 s');
     const rec = await watch.final;
-    assert.notEqual(s.master(), firstMaster, 'the sentinel promoted the replica');
+    assert.ok((rec.finishedAt ?? Infinity) > switchedAt, 'the switch came while the migration ran');
     assert.equal(rec.state, 'succeeded', rec.error);
     assert.equal(containerState('b', name), 'running');
     assert.equal(containerState('a', name), null);
