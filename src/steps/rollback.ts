@@ -1,4 +1,4 @@
-import { StepError } from '../errors';
+import { CommandError, StepError } from '../errors';
 import { withImportableArchive } from '../archive/plain';
 import { stopStrayExport } from '../transfer/fifo';
 import type { Step } from './context';
@@ -139,7 +139,11 @@ export const rollback: Step = async (ctx) => {
         await ctx.mark({ warnings: [...rec.warnings, ...warnings] });
       }
     } catch (e: unknown) {
-      if (!archivePath || (await fileSize(archivePath)) === null) throw e;
+      // Only a refusal by podman or CRIU is mended from the archive. A copy runc still runs
+      // (RUNS_OUTSIDE_PODMAN, RESTORE_UNDER_WAY), an address to free, or a stopped attempt is
+      // not: removing podman's record would hide that copy, and the import would run a second.
+      const refused = e instanceof CommandError && e.exitCode !== null;
+      if (!refused || !archivePath || (await fileSize(archivePath)) === null) throw e;
       await local.remove(name);
       await importArchive();
       how = 'restored from the archive';
