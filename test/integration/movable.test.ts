@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { strict as assert } from 'node:assert';
 import { bed, containerState, COUNTER_SCRIPT, endedRecord, ferry, hostInfo, makeConfig, migrationId, record, mustPodman, onHost, readCounter, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 import type { MigrationRecord } from '../../src/engine/model';
+import { holdQueue } from '../support/faults';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -156,28 +157,40 @@ describe('what moves: refusals before the freeze, and CRIU causes', function () 
   it('a restore CRIU refuses shows CRIU’s cause from the destination’s log, and the container comes back', async () => {
     // A host-network httpd moves (its listening socket is restored on the destination's
     // address), unless the destination listens on its port by then: taken on b just after
-    // preflight found it free, as by a service starting there meanwhile.
+    // preflight found it free, as by a service starting there meanwhile. b's queue (the
+    // restore's) is held until the taker listens, so the taker always wins the race.
     const name = `mv-port-${uid()}`;
     const port = 19000 + Math.floor(Math.random() * 1000);
     names.push(name);
     mustPodman('a', 'run', '-d', '--name', name, '--network', 'host', bed().image, '/bin/httpd', '-f', '-p', String(port), '-h', '/www');
-    const start = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--probe', 'none']);
-    assert.equal(start.code, 0, start.stderr);
-    const id = start.stdout.trim();
-    let rec = await record(cfg, id);
-    for (let i = 0; i < 1500 && !rec.history.some((h) => h.step === 'preflight' && h.ok !== undefined); i++) {
-      await sleep(10);
-      rec = await record(cfg, id);
-    }
-    assert.ok(
-      rec.history.some((h) => h.step === 'preflight' && h.ok),
-      `preflight passed: ${JSON.stringify(rec.history)}`,
-    );
-    const taker = spawn('nsenter', [`--mount=${hostInfo('b').mountns}`, `--net=${hostInfo('b').netns}`, process.execPath, '-e', TAKE_PORT, String(port)], { stdio: 'ignore' });
+    const held = await holdQueue(cfg, 'b');
+    let id = '';
+    let rec: MigrationRecord;
     try {
-      rec = await endedRecord(cfg, id, { ms: 120_000, everyMs: 200 });
+      const start = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--probe', 'none']);
+      assert.equal(start.code, 0, start.stderr);
+      id = start.stdout.trim();
+      rec = await record(cfg, id);
+      for (let i = 0; i < 1500 && !rec.history.some((h) => h.step === 'preflight' && h.ok !== undefined); i++) {
+        await sleep(10);
+        rec = await record(cfg, id);
+      }
+      assert.ok(
+        rec.history.some((h) => h.step === 'preflight' && h.ok),
+        `preflight passed: ${JSON.stringify(rec.history)}`,
+      );
+      const taker = spawn('nsenter', [`--mount=${hostInfo('b').mountns}`, `--net=${hostInfo('b').netns}`, process.execPath, '-e', TAKE_PORT, String(port)], { stdio: 'ignore' });
+      try {
+        const listening = () => onHost('b', ['ss', '-Hltn', `sport = :${port}`]).stdout.trim() !== '';
+        for (let i = 0; i < 300 && !listening(); i++) await sleep(100);
+        assert.ok(listening(), `the taker listens on b:${port}`);
+        await held.resume();
+        rec = await endedRecord(cfg, id, { ms: 120_000, everyMs: 200 });
+      } finally {
+        taker.kill('SIGKILL');
+      }
     } finally {
-      taker.kill('SIGKILL');
+      await held.resume();
     }
     const human = await ferry(cfg, ['status', id]);
     assert.match(human.stdout, /CRIU could not restore the container: inet: Can't bind inet socket \(id \d+\): Address already in use/);
