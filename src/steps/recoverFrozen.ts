@@ -10,6 +10,15 @@ import { mendSplitDump } from './postCopy';
 const ADDRESS_TAKEN = /requested ip address (\S+) is (?:not available|already allocated)/i;
 
 /**
+ * podman (or CRIU under it) refused, exiting with a code: something to mend and try again.
+ * Not a command killed by its time limit or stopped with its attempt, nor a step's own
+ * verdict (a copy the runtime still runs): mending those would hide or double a container.
+ */
+export function refusedByPodman(e: unknown): e is CommandError {
+  return e instanceof CommandError && e.exitCode !== null;
+}
+
+/**
  * Brings back, where it stands, a container that a checkpoint froze. Two shapes are seen:
  * podman finished (state exited, Checkpointed true) and a plain in-place restore works; or
  * the worker died while podman was exporting (found by the fault suite): CRIU had dumped
@@ -45,8 +54,7 @@ export async function restoreFrozen(local: Podman, runner: CommandRunner, info: 
       return { how, warning: `container "${name}" came back with a new IP address: its own, ${refusedAddress}, had been given to another container while it was frozen (an address fixed with --ip no longer applies to it)` };
     } catch (e: unknown) {
       const err = coerceError(e);
-      // Killed by its time limit or stopped with its attempt: not a refusal to repair.
-      if (!(err instanceof CommandError) || err.exitCode === null || Date.now() >= deadline) throw e;
+      if (!refusedByPodman(err) || Date.now() >= deadline) throw e;
       const taken = ADDRESS_TAKEN.exec(`${err.message}\n${err.stderr}`);
       if (taken && refusedAddress === null) {
         refusedAddress = taken[1];

@@ -1,10 +1,10 @@
-import { CommandError, StepError } from '../errors';
+import { StepError } from '../errors';
 import { withImportableArchive } from '../archive/plain';
 import { stopStrayExport } from '../transfer/fifo';
 import type { Step } from './context';
 import { fileSize, removeFile } from '../archive/localFiles';
 import { readFrozenMarker, removeFrozenMarker } from '../archive/frozenMarker';
-import { restoreFrozen } from './recoverFrozen';
+import { refusedByPodman, restoreFrozen } from './recoverFrozen';
 import { frozenByOther, frozenByThisMigration } from './frozenRecovery';
 import { clearDestination } from './destinationCopy';
 import { coerceError } from '../errors/coerceError';
@@ -139,11 +139,9 @@ export const rollback: Step = async (ctx) => {
         await ctx.mark({ warnings: [...rec.warnings, ...warnings] });
       }
     } catch (e: unknown) {
-      // Only a refusal by podman or CRIU is mended from the archive. A copy runc still runs
-      // (RUNS_OUTSIDE_PODMAN, RESTORE_UNDER_WAY), an address to free, or a stopped attempt is
-      // not: removing podman's record would hide that copy, and the import would run a second.
-      const refused = e instanceof CommandError && e.exitCode !== null;
-      if (!refused || !archivePath || (await fileSize(archivePath)) === null) throw e;
+      // A copy runc still runs (RUNS_OUTSIDE_PODMAN) is no refusal: removing podman's record
+      // would hide it, and the import would run a second.
+      if (!refusedByPodman(e) || !archivePath || (await fileSize(archivePath)) === null) throw e;
       await local.remove(name);
       await importArchive();
       how = 'restored from the archive';
