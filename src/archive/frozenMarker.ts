@@ -1,4 +1,4 @@
-import { open, readdir, readFile, rm } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MIGRATION_ID } from '../engine/model';
 import { ensurePrivateDir } from './localFiles';
@@ -27,6 +27,13 @@ export interface FrozenMarker {
    * Absent in markers written before it existed; those are anyone's, as they were then.
    */
   installation?: string;
+  /**
+   * When the transfer step saw the whole archive on the destination, so that a restore may
+   * start there from then on. Written before that step completes, so it holds whenever the
+   * record ever said restore started, even after a Redis crash rewound the record: rollback
+   * then cannot take an unreachable destination for one that never restored.
+   */
+  handedOverAt?: number;
 }
 
 export const FROZEN_SUFFIX = '.frozen';
@@ -35,15 +42,36 @@ export function frozenMarkerPath(dir: string, migrationId: string): string {
   return join(dir, `${migrationId}${FROZEN_SUFFIX}`);
 }
 
+/**
+ * Written whole or not at all (a temporary file, fsync'd, renamed, the folder fsync'd): a crash
+ * halfway through a rewrite must not leave a marker that cannot be read, which would count as none.
+ */
 export async function writeFrozenMarker(dir: string, m: FrozenMarker): Promise<void> {
   await ensurePrivateDir(dir);
-  const fh = await open(frozenMarkerPath(dir, m.migrationId), 'w', 0o600);
+  const path = frozenMarkerPath(dir, m.migrationId);
+  const tmp = `${path}.tmp`;
+  const fh = await open(tmp, 'w', 0o600);
   try {
     await fh.writeFile(JSON.stringify(m));
     await fh.sync();
   } finally {
     await fh.close();
   }
+  await rename(tmp, path);
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
+/** Adds `handedOverAt` to this migration's marker; false when there is no marker to add it to. */
+export async function markHandedOver(dir: string, migrationId: string, at: number): Promise<boolean> {
+  const m = await readFrozenMarker(dir, migrationId);
+  if (!m) return false;
+  if (m.handedOverAt === undefined) await writeFrozenMarker(dir, { ...m, handedOverAt: at });
+  return true;
 }
 
 export async function readFrozenMarker(dir: string, migrationId: string): Promise<FrozenMarker | null> {
@@ -89,5 +117,6 @@ function parseMarker(text: string): FrozenMarker | null {
   if (typeof v.migrationId !== 'string' || !MIGRATION_ID.test(v.migrationId)) return null;
   if (typeof v.container !== 'string' || typeof v.containerId !== 'string' || typeof v.from !== 'string' || typeof v.to !== 'string') return null;
   const installation = typeof v.installation === 'string' ? { installation: v.installation } : {};
-  return { migrationId: v.migrationId, container: v.container, containerId: v.containerId, from: v.from, to: v.to, at: Number(v.at), ...installation };
+  const handedOver = typeof v.handedOverAt === 'number' ? { handedOverAt: v.handedOverAt } : {};
+  return { migrationId: v.migrationId, container: v.container, containerId: v.containerId, from: v.from, to: v.to, at: Number(v.at), ...installation, ...handedOver };
 }

@@ -102,8 +102,10 @@ export const rollback: Step = async (ctx) => {
     } catch (e: unknown) {
       // Unreachable, or a copy that runs and will not go. If restore may have started there,
       // bringing the source back could make two: retry, and in the end hand it to a person.
-      if (rec.restoreStartedAt || !isUnreachable(e)) throw e;
-      warnings.push(`host ${rec.to} could not be asked whether it holds a copy (${coerceError(e).message}); the record says restore never started there`);
+      // The record alone cannot tell (a Redis crash can rewind restoreStartedAt away); the
+      // marker on this disk says whether the archive was ever handed over.
+      if (rec.restoreStartedAt || marker?.handedOverAt !== undefined || !isUnreachable(e)) throw e;
+      warnings.push(`host ${rec.to} could not be asked whether it holds a copy (${coerceError(e).message}); the archive was never handed over, so no restore can have started there`);
     }
   }
   // The checkpoint streams to the destination while it runs: a copy may be there even
@@ -122,7 +124,7 @@ export const rollback: Step = async (ctx) => {
   const importArchive = async (): Promise<void> => {
     const archive = rec.archive as NonNullable<typeof rec.archive>;
     if (rec.source?.id) await local.reapRuntimeLeftover(rec.source.id, { keepRunning: true });
-    await withImportableArchive(here, archive, config.archive.keyFile, (p) => local.restoreImport(p, { ...config.checkpoint, ignoreVolumes: !!archive.volumes?.length, timeoutMs: config.timeouts.step.rollback }));
+    await withImportableArchive(here, archive, config.archive.keyFile, (p) => local.restoreImport(p, { ...config.checkpoint, ignoreVolumes: !!archive.volumes?.length, timeoutMs: config.timeouts.step.rollback }), ctx.signal);
   };
   const info = await local.inspect(name);
   await ctx.fence();

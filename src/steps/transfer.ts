@@ -2,7 +2,8 @@ import { createReadStream } from 'node:fs';
 import { Transform } from 'node:stream';
 import { StepError } from '../errors';
 import { receiveRemote } from '../transfer/receive';
-import type { Step } from './context';
+import { markHandedOver } from '../archive/frozenMarker';
+import type { Step, StepContext } from './context';
 
 const PROGRESS_EVERY_MS = 250;
 
@@ -24,10 +25,12 @@ export const transfer: Step = async (ctx) => {
     // The destination hashed the stream as it arrived and the checkpoint step compared it
     // before recording archive.streamed; no remote call here, it would sit inside the downtime.
     // Should the file vanish since, restore fails (NO_ARCHIVE) and the migration rolls back.
+    await handOver(ctx);
     return { result: { alreadyDone: true, streamed: true, bytes: 0 } };
   }
   const already = await dest.runner.run(['sha256sum', '--', remotePath]);
   if (already.code === 0 && already.stdout.startsWith(archive.sha256)) {
+    await handOver(ctx);
     return { result: { alreadyDone: true, bytes: 0 } };
   }
   const part = there.part;
@@ -55,9 +58,23 @@ export const transfer: Step = async (ctx) => {
     throw new StepError(`archive arrived incomplete on host ${rec.to}: ${got.bytes} of ${archive.bytes} bytes; will send it again`, { code: 'TRANSFER_INCOMPLETE' });
   }
   const ms = Date.now() - started;
+  await handOver(ctx);
   await ctx.progress({ percent: 100, bytes: sent, totalBytes: archive.bytes });
   return {
     result: { bytes: sent, ms, mbPerS: ms > 0 ? Math.round((sent / 1e6 / (ms / 1000)) * 10) / 10 : null },
     patch: { bytesTransferred: sent },
   };
 };
+
+/**
+ * From the end of this step a restore may start on the destination. Said on this host's own
+ * disk first (the frozen marker), where a Redis crash cannot rewind it: rollback reads it
+ * when the destination cannot be asked (docs/reliability.md, finding 19).
+ */
+async function handOver(ctx: StepContext): Promise<void> {
+  const { rec } = ctx;
+  await ctx.fence();
+  if (!(await markHandedOver(ctx.files.source.dir, rec.id, Date.now()))) {
+    throw new StepError(`host ${rec.from} holds no frozen marker for migration ${rec.id}: the container may no longer be frozen for it, so its archive is not handed to host ${rec.to}`, { code: 'NO_FROZEN_MARKER', permanent: true });
+  }
+}

@@ -1,5 +1,8 @@
 import { strict as assert } from 'node:assert';
+import { writeFrozenMarker } from '../../src/archive/frozenMarker';
+import { SshError } from '../../src/errors';
 import type { CommandResult } from '../../src/exec/runner';
+import { Podman } from '../../src/podman/podman';
 import { rollback } from '../../src/steps/rollback';
 import { fakeContext, fakeHost, inspectJson, type FakeHost } from '../support/fakePodman';
 
@@ -44,5 +47,39 @@ describe('rollback with nothing left on the source never removes the destination
     await assert.rejects(rollback(context(source, dest)), (e: Error & { code?: string }) => e.code === 'ROLLBACK_IMPOSSIBLE' && e.message.includes('another container named "web"'));
     assert.deepEqual(removals(dest), []);
     assert.deepEqual(removals(source), []);
+  });
+});
+
+describe('rollback when the destination cannot be reached (finding 19)', () => {
+  const unreachable = (): FakeHost => {
+    const calls: string[][] = [];
+    const runner = {
+      where: 'host b',
+      run: (argv: readonly string[]) => {
+        calls.push([...argv]);
+        return Promise.reject(new SshError('b', 'unreachable', 'cannot reach host b over SSH: connect ETIMEDOUT'));
+      },
+    };
+    return { runner, podman: new Podman(runner, ['podman']), calls };
+  };
+  const exited = { code: 0, stdout: inspectJson(SOURCE_ID, false), stderr: '' };
+  const frozen = (): FakeHost => fakeHost('host a', [exited, exited, running(SOURCE_ID)]);
+  const restored = (h: FakeHost): boolean => h.calls.some((c) => c.join(' ').includes('container restore'));
+
+  it('the archive was handed over (said on the source disk, though the record lost restoreStartedAt): nothing is restored here', async () => {
+    const source = frozen();
+    const ctx = context(source, unreachable());
+    await writeFrozenMarker(ctx.files.source.dir, { migrationId: ctx.rec.id, container: 'web', containerId: SOURCE_ID, from: 'a', to: 'b', at: Date.now() - 5000, handedOverAt: Date.now() - 3000 });
+    await assert.rejects(rollback(ctx), (e: Error) => e instanceof SshError);
+    assert.ok(!restored(source), 'the source stays frozen: the destination may run it');
+  });
+
+  it('never handed over: no restore can have started there, so the source comes back', async () => {
+    const source = frozen();
+    const ctx = context(source, unreachable());
+    await writeFrozenMarker(ctx.files.source.dir, { migrationId: ctx.rec.id, container: 'web', containerId: SOURCE_ID, from: 'a', to: 'b', at: Date.now() - 5000 });
+    const out = await rollback(ctx);
+    assert.ok(restored(source));
+    assert.match(String(out.patch?.warnings?.join(' ')), /never handed over/);
   });
 });
