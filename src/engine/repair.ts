@@ -13,7 +13,7 @@ import { Podman } from '../podman/podman';
 import type { HostQueues } from '../queues';
 import type { MigrationStore } from '../store/migrationStore';
 import { RECORD_TTL_S } from '../store/migrationStore';
-import { recoverFrozen } from '../steps/frozenRecovery';
+import { recoverFrozen, removeIdleCopy } from '../steps/frozenRecovery';
 import { settleLostPostCopy } from '../steps/postCopy';
 import { stepJobId } from '../../jobs/stepJob';
 import { takeoverJobId } from '../../jobs/takeoverJob';
@@ -73,7 +73,9 @@ export function createRepairer(deps: RepairDeps) {
           fixed++;
         }
       }
-      if (rec.from === self.name && rec.frozenAt && !rec.restoreStartedAt && stepOrder(rec.step) <= stepOrder('restore')) {
+      // Up to verify: a deadline that finds restore started asks the destination again until the
+      // migration moves on (engine/overdueRestore.ts), so it is kept alive that long too.
+      if (rec.from === self.name && rec.frozenAt && stepOrder(rec.step) <= stepOrder('verify')) {
         const deadline = await queues.urgent(self.name).getJob(takeoverJobId(rec.id, 'deadline'));
         // Gone, or ended without taking over (it ran before the freeze a rewound record forgot,
         // or failed): the frozen container would have no deadline left.
@@ -167,14 +169,7 @@ export function createRepairer(deps: RepairDeps) {
           local: new Podman(deps.localRunner, self.podman),
           localRunner: deps.localRunner,
           destination: () => there,
-          ...(destLock
-            ? {
-                removeIdleDestinationCopy: async () => {
-                  if ((await there.inspect(marker.container))?.id === marker.containerId) await there.remove(marker.container);
-                  await there.reapRuntimeLeftover(marker.containerId);
-                },
-              }
-            : {}),
+          ...(destLock ? { removeIdleDestinationCopy: () => removeIdleCopy(there, marker) } : {}),
         });
       } finally {
         await destLock?.release();

@@ -85,6 +85,15 @@ export async function recoverFrozen(marker: FrozenMarker, deps: FrozenRecoveryDe
 }
 
 /**
+ * For a caller holding the destination's lock: the copy there that does not run (a restore
+ * that failed or was cut short) goes, and whatever its runtime still holds of it.
+ */
+export async function removeIdleCopy(there: Podman, marker: Pick<FrozenMarker, 'container' | 'containerId'>): Promise<void> {
+  if ((await there.inspect(marker.container))?.id === marker.containerId) await there.remove(marker.container);
+  await there.reapRuntimeLeftover(marker.containerId);
+}
+
+/**
  * Whether this migration froze the container with this id: its record says so, or the source's
  * own marker does (fsync'd before every freeze; a Redis crash can rewind the record to before
  * it). Checkpointed alone is not enough: someone else may have frozen it (frozenByOther).
@@ -111,14 +120,29 @@ export function frozenByOther(container: string, host: string): StepError {
  */
 export async function recoverFrozenInStep(ctx: StepContext, marker: FrozenMarker): Promise<FrozenVerdict> {
   const { rec } = ctx;
-  const verdict = await recoverFrozen(marker, {
-    config: ctx.config,
-    workDir: ctx.files.source.dir,
-    local: ctx.local,
-    localRunner: ctx.localRunner,
-    destination: () => ctx.remote(rec.to).podman,
-    fence: () => ctx.fence(),
-  });
+  // The destination's lock, as rollback and the repair pass take it: a restore attempt there
+  // that lost its lease (paused between its mark and podman) waits, and is then fenced out.
+  let destLock;
+  try {
+    destLock = await ctx.lockOn(rec.to);
+  } catch (e: unknown) {
+    throw new StepError(`container "${marker.container}" is frozen on host ${rec.from}; host ${rec.to} must be asked before it is brought back: ${coerceError(e).message}`, { code: 'FROZEN_UNKNOWN', cause: e });
+  }
+  let verdict: FrozenVerdict;
+  try {
+    const there = ctx.remote(rec.to).podman;
+    verdict = await recoverFrozen(marker, {
+      config: ctx.config,
+      workDir: ctx.files.source.dir,
+      local: ctx.local,
+      localRunner: ctx.localRunner,
+      destination: () => there,
+      fence: () => ctx.fence(),
+      removeIdleDestinationCopy: () => removeIdleCopy(there, marker),
+    });
+  } finally {
+    await destLock.release();
+  }
   if (verdict.kind === 'unknown') {
     throw new StepError(`container "${marker.container}" is frozen on host ${rec.from}; host ${rec.to} must be asked before it is brought back: ${verdict.why}`, { code: 'FROZEN_UNKNOWN' });
   }

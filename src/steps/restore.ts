@@ -70,7 +70,18 @@ export const restore: Step = async (ctx) => {
   await ctx.mark({ restoreStartedAt: Date.now() });
   await ctx.progress({ percent: 20, message: lazy ? 'restoring; the memory follows' : 'restoring' });
   const restoreOnce = () =>
-    withImportableArchive(here, archive, config.archive.keyFile, (importable) => podman.restoreImport(importable, { ...config.checkpoint, ignoreVolumes: !!archive.volumes?.length, timeoutMs: config.timeouts.step.restore }));
+    withImportableArchive(
+      here,
+      archive,
+      config.archive.keyFile,
+      async (importable) => {
+        // Once more right before podman: the attempt may have been superseded while it decrypted,
+        // or while it waited for the hold on the addresses (the source may be bringing it back).
+        await ctx.fence();
+        return podman.restoreImport(importable, { ...config.checkpoint, ignoreVolumes: !!archive.volumes?.length, timeoutMs: config.timeouts.step.restore });
+      },
+      ctx.signal,
+    );
   const restoreHere = async (): Promise<CriuStats> => {
     try {
       return await restoreOnce();
