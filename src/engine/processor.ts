@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Job, UnrecoverableError } from 'bullmq';
+import { DelayedError, Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import { FerryConfig, findHost } from '../config/load';
 import type { HostConfig } from '../config/hosts';
@@ -19,6 +19,7 @@ import { MigrationRecord, RECORD_VERSION, TERMINAL_STATES } from './model';
 import { migrationFiles } from './files';
 import { hostForStep, nextStep, onStepExhausted, overallPercent, StepName, stepOrder } from './steps';
 import { withState, withStepFinished, withStepStarted } from './transitions';
+import { judgeOverdueRestore } from './overdueRestore';
 import { recordMigrationSpan, withStepSpan } from '../tracing';
 import { probeProblem } from '../steps/probes';
 import { mayUsePostCopy, tearDownPostCopyOf } from '../steps/postCopy';
@@ -308,7 +309,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
    * atomic update that first checks restore has not started, and hands over to rollback,
    * which itself asks the destination before bringing the source back.
    */
-  async function takeOver(job: Job<unknown>): Promise<unknown> {
+  async function takeOver(job: Job<unknown>, lockToken: string | undefined): Promise<unknown> {
     let data;
     try {
       data = parseTakeoverJob(job.data);
@@ -336,18 +337,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
       return r;
     });
     if (!took) {
-      if (kind === 'deadline' && !TERMINAL_STATES.has(rec.state) && (rec.step === 'restore' || rec.step === 'verify')) {
-        // Restore started there: only the destination knows whether the container runs.
-        const res = await deps
-          .remoteRunner(rec.to)
-          .run(['true'], { timeoutMs: 15_000 })
-          .catch((e: unknown) => ({ code: null, stdout: '', stderr: coerceError(e).message }));
-        if (res.code !== 0) {
-          const text = `restore started on ${rec.to} but it cannot be reached ${config.timeouts.frozenMs} ms after the freeze (${res.stderr.trim().slice(0, 200)}). The container may run there: do NOT restore it on ${rec.from} until ${rec.to} is checked. If it runs on ${rec.to}, remove the stopped copy on ${rec.from} (\`podman rm ${rec.container}\`); if it does not, \`${podmanForRestoreByHand(config)} container restore ${rec.container}\` on ${rec.from} brings it back`;
-          await finish(rec, 'needs-attention', text);
-          return { needsAttention: true };
-        }
-      }
+      if (kind === 'deadline' && !TERMINAL_STATES.has(rec.state) && (rec.step === 'restore' || rec.step === 'verify')) return overdueRestore(rec, job, lockToken, log);
       return { skipped: `restore started or migration moved on (${rec.state}, ${rec.step})` };
     }
     log.warn({ reason }, 'taking the frozen container back');
@@ -361,8 +351,52 @@ export function createStepProcessor(deps: ProcessorDeps) {
     return { tookOver: kind };
   }
 
+  /**
+   * The deadline came while restore had started on the destination (engine/overdueRestore.ts):
+   * asked again until the migration moves on, taken back only once no restore can run there.
+   */
+  async function overdueRestore(rec: MigrationRecord, job: Job<unknown>, lockToken: string | undefined, log: Logger): Promise<unknown> {
+    const verdict = await judgeOverdueRestore(rec, deps);
+    if (verdict.kind === 'unreachable') {
+      const text = `restore started on ${rec.to} but it cannot be reached ${config.timeouts.frozenMs} ms after the freeze (${verdict.why}). The container may run there: do NOT restore it on ${rec.from} until ${rec.to} is checked. If it runs on ${rec.to}, remove the stopped copy on ${rec.from} (\`podman rm ${rec.container}\`); if it does not, \`${podmanForRestoreByHand(config)} container restore ${rec.container}\` on ${rec.from} brings it back`;
+      await finish(rec, 'needs-attention', text);
+      return { needsAttention: true };
+    }
+    if (verdict.kind === 'runs-there' || verdict.kind === 'wait') {
+      if (verdict.kind === 'wait') log.info({ why: verdict.why }, 'frozen container past its deadline, restore started on the destination: asking again later');
+      if (!lockToken) return { skipped: `restore started on ${rec.to}; no job lock to schedule the next check with` };
+      // The same job, later: its id stays the deadline's, so the repair pass sees it alive.
+      await job.moveToDelayed(verdict.recheckAt, lockToken);
+      throw new DelayedError();
+    }
+    const token = randomBytes(12).toString('hex');
+    const reason = `the container stayed frozen past its deadline and past the restore's time limit, and host ${rec.to} neither runs it nor works on it; the source takes it back`;
+    let took = false;
+    let now = rec;
+    try {
+      now = await store.update(rec.id, (r) => {
+        took = false;
+        if (TERMINAL_STATES.has(r.state) || r.state === 'rolling-back' || (r.step !== 'restore' && r.step !== 'verify') || r.restoreStartedAt !== verdict.restoreStartedAt) return null;
+        r.attempt = { step: 'rollback', token, host: self.name, n: 0, startedAt: Date.now() };
+        r.state = 'rolling-back';
+        r.failure = { step: r.step, error: reason };
+        r.step = 'rollback';
+        took = true;
+        return r;
+      });
+    } finally {
+      // The record says rollback now: a restore attempt that gets the lock next is fenced out.
+      await verdict.lock.release();
+    }
+    if (!took) return { skipped: `the migration moved on meanwhile (${now.state}, ${now.step})` };
+    log.warn({ reason }, 'taking the frozen container back');
+    await store.event({ migrationId: rec.id, type: 'state', at: Date.now(), state: 'rolling-back', message: reason });
+    await advance(now, 'rollback');
+    return { tookOver: 'deadline', afterRestoreStarted: true };
+  }
+
   return async function processStep(job: Job<unknown>, lockToken?: string, jobSignal?: AbortSignal): Promise<unknown> {
-    if (job.name === TAKEOVER_JOB) return takeOver(job);
+    if (job.name === TAKEOVER_JOB) return takeOver(job, lockToken);
     let data;
     try {
       data = parseStepJob(job.data);

@@ -1,0 +1,81 @@
+import type { FerryConfig } from '../config/load';
+import { findHost } from '../config/load';
+import { coerceError, StepError } from '../errors';
+import { HostLock, lockContainerOnHost } from '../exec/hostLock';
+import { CommandRunner, KILL_GRACE_MS } from '../exec/runner';
+import { Podman } from '../podman/podman';
+import type { MigrationRecord } from './model';
+
+/** How often a deadline asks again while a restore may still be under way. */
+export const OVERDUE_RECHECK_MS = 30_000;
+
+export type OverdueVerdict =
+  /** The destination does not answer: only a person can tell where the container runs. */
+  | { kind: 'unreachable'; why: string }
+  /** It runs there: nothing is frozen that a deadline must guard; asked again until the migration moves on. */
+  | { kind: 'runs-there'; recheckAt: number }
+  /** A restore may still be under way (within its time limit, or holding the container's lock there). */
+  | { kind: 'wait'; recheckAt: number; why: string }
+  /**
+   * Past every restore's time limit, no attempt holds the container there and it does not run
+   * there: the source may take it back. The lock is held for the caller, who releases it once
+   * the record says rollback (any restore attempt that then gets the lock is fenced out).
+   */
+  | { kind: 'take-back'; lock: HostLock; restoreStartedAt: number | undefined };
+
+export interface OverdueDeps {
+  config: FerryConfig;
+  remoteRunner(host: string): CommandRunner;
+}
+
+/**
+ * A frozen container's deadline passed after restore started on the destination (finding 21
+ * in docs/reliability.md). The source cannot take it back on the record's word: the restore
+ * may have worked there. Nor may it just stop looking: a destination worker that died
+ * mid-restore and stays down would leave the container frozen with no deadline at all. So the
+ * destination is asked, and asked again, until the migration moves on or it can be proved that
+ * no restore runs there any more.
+ */
+export async function judgeOverdueRestore(rec: MigrationRecord, deps: OverdueDeps, now = Date.now()): Promise<OverdueVerdict> {
+  const { config } = deps;
+  const host = findHost(config, rec.to);
+  if (!host) return { kind: 'unreachable', why: `host ${rec.to} is not in this worker's inventory` };
+  const runner = deps.remoteRunner(rec.to);
+  const podman = new Podman(runner, host.podman);
+  const sourceId = rec.source?.id;
+  const runsThere = async (): Promise<boolean> => {
+    const info = await podman.inspect(rec.container);
+    return !!info && info.running && (!sourceId || info.id === sourceId);
+  };
+  const reach = await runner.run(['true'], { timeoutMs: 15_000 }).catch((e: unknown) => ({ code: null, stdout: '', stderr: coerceError(e).message }));
+  if (reach.code !== 0) return { kind: 'unreachable', why: reach.stderr.trim().slice(0, 200) || `exit ${String(reach.code)}` };
+  const recheckAt = now + OVERDUE_RECHECK_MS;
+  try {
+    if (await runsThere()) return { kind: 'runs-there', recheckAt };
+  } catch (e: unknown) {
+    return { kind: 'wait', recheckAt, why: `podman on ${rec.to} did not answer (${coerceError(e).message})` };
+  }
+  // The latest restore attempt marked its start; its own time limit (and the kill that ends it)
+  // bounds it. A verify that found nothing running would roll back; its time counts too.
+  const started = rec.restoreStartedAt ?? rec.frozenAt ?? now;
+  const budgetEnd = started + config.timeouts.step.restore + (rec.step === 'verify' ? config.timeouts.step.verify : 0) + 5 * KILL_GRACE_MS;
+  if (now < budgetEnd) return { kind: 'wait', recheckAt: Math.max(budgetEnd, now + 1000), why: 'the restore may still be within its time limit' };
+  let lock: HostLock;
+  try {
+    lock = await lockContainerOnHost(runner, rec.to, rec.container, 5_000);
+  } catch (e: unknown) {
+    const busy = e instanceof StepError && e.code === 'HOST_LOCK_BUSY';
+    return { kind: 'wait', recheckAt, why: busy ? `an attempt holds the container on ${rec.to}` : coerceError(e).message };
+  }
+  try {
+    // Under the lock no attempt acts there: what is seen now stays so until it is released.
+    if (await runsThere()) {
+      await lock.release();
+      return { kind: 'runs-there', recheckAt };
+    }
+  } catch (e: unknown) {
+    await lock.release();
+    return { kind: 'wait', recheckAt, why: `podman on ${rec.to} did not answer (${coerceError(e).message})` };
+  }
+  return { kind: 'take-back', lock, restoreStartedAt: rec.restoreStartedAt };
+}
