@@ -34,6 +34,11 @@ export interface FrozenMarker {
    * then cannot take an unreachable destination for one that never restored.
    */
   handedOverAt?: number;
+  /**
+   * The run id of the Redis server that held the record at the hand-over (null: unknown). The
+   * same id later means no restart and no failover since, so nothing of the record was rewound.
+   */
+  handedOverRunId?: string | null;
 }
 
 export const FROZEN_SUFFIX = '.frozen';
@@ -67,10 +72,10 @@ export async function writeFrozenMarker(dir: string, m: FrozenMarker): Promise<v
 }
 
 /** Adds `handedOverAt` to this migration's marker; false when there is no marker to add it to. */
-export async function markHandedOver(dir: string, migrationId: string, at: number): Promise<boolean> {
+export async function markHandedOver(dir: string, migrationId: string, at: number, runId: string | null): Promise<boolean> {
   const m = await readFrozenMarker(dir, migrationId);
   if (!m) return false;
-  if (m.handedOverAt === undefined) await writeFrozenMarker(dir, { ...m, handedOverAt: at });
+  if (m.handedOverAt === undefined || m.handedOverRunId !== runId) await writeFrozenMarker(dir, { ...m, handedOverAt: m.handedOverAt ?? at, handedOverRunId: runId });
   return true;
 }
 
@@ -84,6 +89,8 @@ export async function readFrozenMarker(dir: string, migrationId: string): Promis
 
 export async function removeFrozenMarker(dir: string, migrationId: string): Promise<void> {
   await rm(frozenMarkerPath(dir, migrationId), { force: true });
+  // A rewrite cut short by a crash (writeFrozenMarker) leaves its temporary file.
+  await rm(`${frozenMarkerPath(dir, migrationId)}.tmp`, { force: true });
 }
 
 /** Whether `installation` may act on this marker: its own, or one written before markers named theirs. */
@@ -117,6 +124,6 @@ function parseMarker(text: string): FrozenMarker | null {
   if (typeof v.migrationId !== 'string' || !MIGRATION_ID.test(v.migrationId)) return null;
   if (typeof v.container !== 'string' || typeof v.containerId !== 'string' || typeof v.from !== 'string' || typeof v.to !== 'string') return null;
   const installation = typeof v.installation === 'string' ? { installation: v.installation } : {};
-  const handedOver = typeof v.handedOverAt === 'number' ? { handedOverAt: v.handedOverAt } : {};
+  const handedOver = typeof v.handedOverAt === 'number' ? { handedOverAt: v.handedOverAt, handedOverRunId: typeof v.handedOverRunId === 'string' ? v.handedOverRunId : null } : {};
   return { migrationId: v.migrationId, container: v.container, containerId: v.containerId, from: v.from, to: v.to, at: Number(v.at), ...installation, ...handedOver };
 }

@@ -102,10 +102,20 @@ export const rollback: Step = async (ctx) => {
     } catch (e: unknown) {
       // Unreachable, or a copy that runs and will not go. If restore may have started there,
       // bringing the source back could make two: retry, and in the end hand it to a person.
-      // The record alone cannot tell (a Redis crash can rewind restoreStartedAt away); the
-      // marker on this disk says whether the archive was ever handed over.
-      if (rec.restoreStartedAt || marker?.handedOverAt !== undefined || !isUnreachable(e)) throw e;
-      warnings.push(`host ${rec.to} could not be asked whether it holds a copy (${coerceError(e).message}); the archive was never handed over, so no restore can have started there`);
+      if (rec.restoreStartedAt || !isUnreachable(e)) throw e;
+      // The record says restore never started. Believed only if nothing can have rewound it:
+      // the archive was never handed over (the marker on this disk), or the Redis server that
+      // holds the record has neither restarted nor been replaced since the hand-over.
+      if (marker?.handedOverAt !== undefined) {
+        const now = await ctx.redisRunId();
+        if (!marker.handedOverRunId || now !== marker.handedOverRunId) {
+          throw new StepError(
+            `host ${rec.to} cannot be reached (${coerceError(e).message}), and the archive was handed to it while Redis has restarted or failed over since (run id ${marker.handedOverRunId?.slice(0, 8) ?? 'unknown'} then, ${now?.slice(0, 8) ?? 'unknown'} now): the record may have lost that restore started there, so the container is not brought back on ${rec.from} until ${rec.to} answers`,
+            { code: 'DESTINATION_UNKNOWN', cause: e },
+          );
+        }
+      }
+      warnings.push(`host ${rec.to} could not be asked whether it holds a copy (${coerceError(e).message}); its restore never started`);
     }
   }
   // The checkpoint streams to the destination while it runs: a copy may be there even

@@ -74,7 +74,7 @@ export const transfer: Step = async (ctx) => {
 async function handOver(ctx: StepContext): Promise<void> {
   const { rec } = ctx;
   await ctx.fence();
-  if (!(await markHandedOver(ctx.files.source.dir, rec.id, Date.now()))) {
+  if (!(await markHandedOver(ctx.files.source.dir, rec.id, Date.now(), await ctx.redisRunId()))) {
     throw new StepError(`host ${rec.from} holds no frozen marker for migration ${rec.id}: the container may no longer be frozen for it, so its archive is not handed to host ${rec.to}`, { code: 'NO_FROZEN_MARKER', permanent: true });
   }
 }

@@ -70,6 +70,8 @@ return 1`;
  * per-container locks. Updates are read-modify-write with a compare-and-set, so a cancel from
  * the CLI and a step finishing on a worker never overwrite each other.
  */
+const RUN_ID = "return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')";
+
 export class MigrationStore {
   private readonly k: ReturnType<typeof keys>;
   // Updates from this process go one after another: concurrent ones on one record would only
@@ -111,6 +113,20 @@ export class MigrationStore {
       if (problem) throw new SupersededError(problem);
       return fn(r);
     });
+  }
+
+  /**
+   * The run id of the Redis server that holds this migration's record (in a cluster, the
+   * master of its slot: the script runs there). It changes whenever that server restarts or
+   * another one takes over: the only ways a record can be rewound. Null when it cannot be had.
+   */
+  async serverRunId(id: string): Promise<string | null> {
+    try {
+      const v = await this.redis.eval(RUN_ID, 1, this.k.migration(id));
+      return typeof v === 'string' && /^[0-9a-f]{40}$/.test(v) ? v : null;
+    } catch {
+      return null;
+    }
   }
 
   /** Throws SupersededError unless the attempt holding `token` is still the current one. */

@@ -66,12 +66,30 @@ describe('rollback when the destination cannot be reached (finding 19)', () => {
   const frozen = (): FakeHost => fakeHost('host a', [exited, exited, running(SOURCE_ID)]);
   const restored = (h: FakeHost): boolean => h.calls.some((c) => c.join(' ').includes('container restore'));
 
-  it('the archive was handed over (said on the source disk, though the record lost restoreStartedAt): nothing is restored here', async () => {
+  const handedOver = (runId: string | null) => ({ migrationId: 'm-test1-0123abcd', container: 'web', containerId: SOURCE_ID, from: 'a', to: 'b', at: Date.now() - 5000, handedOverAt: Date.now() - 3000, handedOverRunId: runId });
+
+  it('handed over, and Redis restarted since (the record may have lost restoreStartedAt): nothing is restored here', async () => {
     const source = frozen();
     const ctx = context(source, unreachable());
-    await writeFrozenMarker(ctx.files.source.dir, { migrationId: ctx.rec.id, container: 'web', containerId: SOURCE_ID, from: 'a', to: 'b', at: Date.now() - 5000, handedOverAt: Date.now() - 3000 });
-    await assert.rejects(rollback(ctx), (e: Error) => e instanceof SshError);
+    await writeFrozenMarker(ctx.files.source.dir, handedOver('1'.repeat(40)));
+    await assert.rejects(rollback(ctx), (e: Error & { code?: string }) => e.code === 'DESTINATION_UNKNOWN' && e.message.includes('restarted or failed over'));
     assert.ok(!restored(source), 'the source stays frozen: the destination may run it');
+  });
+
+  it('handed over, but the run id at the hand-over is unknown: nothing is restored here either', async () => {
+    const source = frozen();
+    const ctx = context(source, unreachable());
+    await writeFrozenMarker(ctx.files.source.dir, handedOver(null));
+    await assert.rejects(rollback(ctx), (e: Error & { code?: string }) => e.code === 'DESTINATION_UNKNOWN');
+    assert.ok(!restored(source));
+  });
+
+  it('handed over, the same Redis since: the record is whole, restore never started, the source comes back', async () => {
+    const source = frozen();
+    const ctx = context(source, unreachable());
+    await writeFrozenMarker(ctx.files.source.dir, handedOver(await ctx.redisRunId()));
+    await rollback(ctx);
+    assert.ok(restored(source));
   });
 
   it('never handed over: no restore can have started there, so the source comes back', async () => {
@@ -80,6 +98,6 @@ describe('rollback when the destination cannot be reached (finding 19)', () => {
     await writeFrozenMarker(ctx.files.source.dir, { migrationId: ctx.rec.id, container: 'web', containerId: SOURCE_ID, from: 'a', to: 'b', at: Date.now() - 5000 });
     const out = await rollback(ctx);
     assert.ok(restored(source));
-    assert.match(String(out.patch?.warnings?.join(' ')), /never handed over/);
+    assert.match(String(out.patch?.warnings?.join(' ')), /restore never started/);
   });
 });

@@ -17,6 +17,7 @@ describe('transfer: the hand-over is written on the source disk', () => {
     await transfer(ctx);
     const m = await readFrozenMarker(ctx.files.source.dir, ctx.rec.id);
     assert.equal(typeof m?.handedOverAt, 'number');
+    assert.equal(m?.handedOverRunId, await ctx.redisRunId(), 'with the Redis server it was said to');
     assert.equal(m?.containerId, ID, 'the rest of the marker is kept');
   });
 
