@@ -26,6 +26,31 @@ export type OverdueVerdict =
 export interface OverdueDeps {
   config: FerryConfig;
   remoteRunner(host: string): CommandRunner;
+  /** Between the tries of an unanswered destination (REACH_PAUSE_MS). */
+  pauseMs?: number;
+}
+
+/** The time limit of each question put to the destination. */
+const ASK_MS = 15_000;
+/** An unanswered destination is tried this many times, this far apart, before a person is called. */
+const REACH_TRIES = 3;
+const REACH_PAUSE_MS = 5_000;
+
+/** Why the host does not answer after a few tries (a blip must not end the migration), or null. */
+async function unanswered(runner: CommandRunner, pauseMs: number): Promise<string | null> {
+  let why = '';
+  for (let i = 0; i < REACH_TRIES; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, pauseMs));
+    const res = await runner.run(['true'], { timeoutMs: ASK_MS }).catch((e: unknown) => ({ code: null, stdout: '', stderr: coerceError(e).message }));
+    if (res.code === 0) return null;
+    why = res.stderr.trim().slice(0, 200) || `exit ${String(res.code)}`;
+  }
+  return why;
+}
+
+/** The same runner, every command under a time limit unless it brings its own. */
+function limited(runner: CommandRunner, ms: number): CommandRunner {
+  return { where: runner.where, run: (argv, opts) => runner.run(argv, { timeoutMs: ms, ...opts }) };
 }
 
 /**
@@ -41,14 +66,19 @@ export async function judgeOverdueRestore(rec: MigrationRecord, deps: OverdueDep
   const host = findHost(config, rec.to);
   if (!host) return { kind: 'unreachable', why: `host ${rec.to} is not in this worker's inventory` };
   const runner = deps.remoteRunner(rec.to);
-  const podman = new Podman(runner, host.podman);
+  // A podman hung there (on the very restore being judged) must not hold this job, and with it
+  // one of the few slots every other frozen container's deadline needs.
+  const podman = new Podman(limited(runner, ASK_MS), host.podman);
   const sourceId = rec.source?.id;
   const runsThere = async (): Promise<boolean> => {
     const info = await podman.inspect(rec.container);
-    return !!info && info.running && (!sourceId || info.id === sourceId);
+    if (info && info.running && (!sourceId || info.id === sourceId)) return true;
+    // A restore whose podman was killed can leave the container running under its runtime,
+    // unseen by podman (Podman.reapRuntimeLeftover): it runs there all the same.
+    return !!sourceId && (await podman.runtimeHolds(sourceId));
   };
-  const reach = await runner.run(['true'], { timeoutMs: 15_000 }).catch((e: unknown) => ({ code: null, stdout: '', stderr: coerceError(e).message }));
-  if (reach.code !== 0) return { kind: 'unreachable', why: reach.stderr.trim().slice(0, 200) || `exit ${String(reach.code)}` };
+  const unreachable = await unanswered(runner, deps.pauseMs ?? REACH_PAUSE_MS);
+  if (unreachable) return { kind: 'unreachable', why: unreachable };
   const recheckAt = now + OVERDUE_RECHECK_MS;
   try {
     if (await runsThere()) return { kind: 'runs-there', recheckAt };

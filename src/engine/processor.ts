@@ -19,7 +19,7 @@ import { MigrationRecord, RECORD_VERSION, TERMINAL_STATES } from './model';
 import { migrationFiles } from './files';
 import { hostForStep, nextStep, onStepExhausted, overallPercent, StepName, stepOrder } from './steps';
 import { withState, withStepFinished, withStepStarted } from './transitions';
-import { judgeOverdueRestore } from './overdueRestore';
+import { judgeOverdueRestore, OVERDUE_RECHECK_MS } from './overdueRestore';
 import { recordMigrationSpan, withStepSpan } from '../tracing';
 import { probeProblem } from '../steps/probes';
 import { mayUsePostCopy, tearDownPostCopyOf } from '../steps/postCopy';
@@ -262,6 +262,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
           return r;
         });
       },
+      redisRunId: () => store.serverRunId(rec.id),
       progress: async (p) => {
         await store.event({ migrationId: rec.id, type: 'progress', at: Date.now(), step, host: self.name, percent: overallPercent(step, p.percent), bytes: p.bytes, totalBytes: p.totalBytes, message: p.message });
         await job.updateProgress({ step, percent: p.percent, bytes: p.bytes });
@@ -323,12 +324,26 @@ export function createStepProcessor(deps: ProcessorDeps) {
     if (found.from !== self.name) throw new UnrecoverableError(`take-over of ${migrationId} belongs to host ${found.from}, not ${self.name}`);
     if (!found.frozenAt) return { skipped: 'container not frozen' };
     const reason = kind === 'deadline' ? `the container stayed frozen for ${config.timeouts.frozenMs} ms without restore starting on ${found.to}; the source takes it back` : 'cancelled after the container was frozen';
+    const { took, rec } = await seizeForRollback(migrationId, reason, (r) => !r.restoreStartedAt && stepOrder(r.step) <= stepOrder('restore'));
+    if (!took) {
+      if (kind === 'deadline' && !TERMINAL_STATES.has(rec.state) && (rec.step === 'restore' || rec.step === 'verify')) return overdueRestore(rec, job, lockToken, log);
+      return { skipped: `restore started or migration moved on (${rec.state}, ${rec.step})` };
+    }
+    await startRollback(rec, reason, log);
+    return { tookOver: kind };
+  }
+
+  /**
+   * One atomic update that makes the source's rollback the migration's current attempt, if the
+   * migration is live, not already rolling back, and `may` holds. Superseded attempts are fenced out.
+   */
+  async function seizeForRollback(id: string, reason: string, may: (r: MigrationRecord) => boolean): Promise<{ took: boolean; rec: MigrationRecord }> {
     const token = randomBytes(12).toString('hex');
     let took = false;
-    const rec = await store.update(migrationId, (r) => {
+    const rec = await store.update(id, (r) => {
       // Run again when the record changed meanwhile: only the last run counts.
       took = false;
-      if (TERMINAL_STATES.has(r.state) || r.state === 'rolling-back' || r.restoreStartedAt || stepOrder(r.step) > stepOrder('restore')) return null;
+      if (TERMINAL_STATES.has(r.state) || r.state === 'rolling-back' || !may(r)) return null;
       r.attempt = { step: 'rollback', token, host: self.name, n: 0, startedAt: Date.now() };
       r.state = 'rolling-back';
       r.failure = { step: r.step, error: reason };
@@ -336,19 +351,26 @@ export function createStepProcessor(deps: ProcessorDeps) {
       took = true;
       return r;
     });
-    if (!took) {
-      if (kind === 'deadline' && !TERMINAL_STATES.has(rec.state) && (rec.step === 'restore' || rec.step === 'verify')) return overdueRestore(rec, job, lockToken, log);
-      return { skipped: `restore started or migration moved on (${rec.state}, ${rec.step})` };
-    }
+    return { took, rec };
+  }
+
+  /** After seizeForRollback: said, an attempt of this migration still running here stopped, rollback queued. */
+  async function startRollback(rec: MigrationRecord, reason: string, log: Logger): Promise<void> {
     log.warn({ reason }, 'taking the frozen container back');
-    await store.event({ migrationId, type: 'state', at: Date.now(), state: 'rolling-back', message: reason });
-    const running = live.get(migrationId);
+    await store.event({ migrationId: rec.id, type: 'state', at: Date.now(), state: 'rolling-back', message: reason });
+    const running = live.get(rec.id);
     if (running) {
       running.controller.abort(new SupersededError(reason));
       await Promise.race([running.settled, new Promise((r) => setTimeout(r, 5 * KILL_GRACE_MS))]);
     }
     await advance(rec, 'rollback');
-    return { tookOver: kind };
+  }
+
+  /** The same deadline job, later: its id stays the deadline's, so the repair pass sees it alive. */
+  async function redelay(job: Job<unknown>, lockToken: string | undefined, at: number, why: string): Promise<{ skipped: string }> {
+    if (!lockToken) return { skipped: `${why}; no job lock to schedule the next check with` };
+    await job.moveToDelayed(at, lockToken);
+    throw new DelayedError();
   }
 
   /**
@@ -357,41 +379,32 @@ export function createStepProcessor(deps: ProcessorDeps) {
    */
   async function overdueRestore(rec: MigrationRecord, job: Job<unknown>, lockToken: string | undefined, log: Logger): Promise<unknown> {
     const verdict = await judgeOverdueRestore(rec, deps);
+    // Still where it was judged: the migration may have moved on while the destination was asked.
+    const unchanged = (r: MigrationRecord): boolean => r.step === rec.step && r.restoreStartedAt === rec.restoreStartedAt;
     if (verdict.kind === 'unreachable') {
       const text = `restore started on ${rec.to} but it cannot be reached ${config.timeouts.frozenMs} ms after the freeze (${verdict.why}). The container may run there: do NOT restore it on ${rec.from} until ${rec.to} is checked. If it runs on ${rec.to}, remove the stopped copy on ${rec.from} (\`podman rm ${rec.container}\`); if it does not, \`${podmanForRestoreByHand(config)} container restore ${rec.container}\` on ${rec.from} brings it back`;
-      await finish(rec, 'needs-attention', text);
-      return { needsAttention: true };
+      if (await finish(rec, 'needs-attention', text, undefined, unchanged)) return { needsAttention: true };
+      return redelay(job, lockToken, Date.now() + OVERDUE_RECHECK_MS, `the migration moved on while ${rec.to} was asked`);
     }
     if (verdict.kind === 'runs-there' || verdict.kind === 'wait') {
       if (verdict.kind === 'wait') log.info({ why: verdict.why }, 'frozen container past its deadline, restore started on the destination: asking again later');
-      if (!lockToken) return { skipped: `restore started on ${rec.to}; no job lock to schedule the next check with` };
-      // The same job, later: its id stays the deadline's, so the repair pass sees it alive.
-      await job.moveToDelayed(verdict.recheckAt, lockToken);
-      throw new DelayedError();
+      return redelay(job, lockToken, verdict.recheckAt, `restore started on ${rec.to}`);
     }
-    const token = randomBytes(12).toString('hex');
     const reason = `the container stayed frozen past its deadline and past the restore's time limit, and host ${rec.to} neither runs it nor works on it; the source takes it back`;
-    let took = false;
-    let now = rec;
+    let seized;
     try {
-      now = await store.update(rec.id, (r) => {
-        took = false;
-        if (TERMINAL_STATES.has(r.state) || r.state === 'rolling-back' || (r.step !== 'restore' && r.step !== 'verify') || r.restoreStartedAt !== verdict.restoreStartedAt) return null;
-        r.attempt = { step: 'rollback', token, host: self.name, n: 0, startedAt: Date.now() };
-        r.state = 'rolling-back';
-        r.failure = { step: r.step, error: reason };
-        r.step = 'rollback';
-        took = true;
-        return r;
-      });
+      seized = await seizeForRollback(rec.id, reason, (r) => (r.step === 'restore' || r.step === 'verify') && r.restoreStartedAt === verdict.restoreStartedAt);
     } finally {
       // The record says rollback now: a restore attempt that gets the lock next is fenced out.
       await verdict.lock.release();
     }
-    if (!took) return { skipped: `the migration moved on meanwhile (${now.state}, ${now.step})` };
-    log.warn({ reason }, 'taking the frozen container back');
-    await store.event({ migrationId: rec.id, type: 'state', at: Date.now(), state: 'rolling-back', message: reason });
-    await advance(now, 'rollback');
+    const now = seized.rec;
+    if (!seized.took) {
+      // A newer restore attempt marked its start meanwhile: judged again later, not dropped.
+      if (!TERMINAL_STATES.has(now.state) && (now.step === 'restore' || now.step === 'verify')) return redelay(job, lockToken, Date.now() + OVERDUE_RECHECK_MS, 'a restore started again meanwhile');
+      return { skipped: `the migration moved on meanwhile (${now.state}, ${now.step})` };
+    }
+    await startRollback(now, reason, log);
     return { tookOver: 'deadline', afterRestoreStarted: true };
   }
 

@@ -26,7 +26,7 @@ interface Dest {
   locksHeld: () => number;
 }
 
-function dest(opts: { reachable?: boolean; running?: boolean; lockBusy?: boolean }): Dest {
+function dest(opts: { reachable?: boolean; running?: boolean; lockBusy?: boolean; runtimeHolds?: boolean }): Dest {
   const calls: string[] = [];
   let held = 0;
   const runner: CommandRunner = {
@@ -37,6 +37,8 @@ function dest(opts: { reachable?: boolean; running?: boolean; lockBusy?: boolean
       if (opts.reachable === false) return { code: 255, stdout: '', stderr: 'ssh: connect to host b: No route to host' };
       if (cmd.includes('container exists')) return { code: opts.running === undefined ? 1 : 0, stdout: '', stderr: '' };
       if (cmd.includes('container inspect')) return opts.running === undefined ? { code: 125, stdout: '', stderr: 'Error: no such container web' } : { code: 0, stdout: inspectJson(ID, opts.running), stderr: '' };
+      if (argv[0] === 'runc') return opts.runtimeHolds ? { code: 0, stdout: JSON.stringify({ id: ID, status: 'running' }), stderr: '' } : { code: 1, stdout: '', stderr: 'container does not exist' };
+      if (argv[0] === 'test') return { code: 1, stdout: '', stderr: '' };
       if (argv[3] === 'ferry-lock') {
         if (opts.lockBusy) return { code: 1, stdout: '', stderr: '' };
         held++;
@@ -76,8 +78,9 @@ const pastBudget = config.timeouts.step.restore + 60_000;
 describe('judgeOverdueRestore: the deadline of a container whose restore started', () => {
   it('an unreachable destination goes to a person', async () => {
     const d = dest({ reachable: false });
-    const v = await judgeOverdueRestore(record(pastBudget), { config, remoteRunner: () => d.runner });
+    const v = await judgeOverdueRestore(record(pastBudget), { config, remoteRunner: () => d.runner, pauseMs: 1 });
     assert.equal(v.kind, 'unreachable');
+    assert.equal(d.calls.filter((c) => c === 'true').length, 3, 'asked three times first: a blip is not a verdict');
   });
 
   it('running there: nothing to take back, asked again later', async () => {
@@ -109,6 +112,13 @@ describe('judgeOverdueRestore: the deadline of a container whose restore started
     assert.equal(v.kind, 'take-back');
     assert.equal(d.locksHeld(), 1, 'the lock is held until the record says rollback');
     if (v.kind === 'take-back') await v.lock.release();
+    assert.equal(d.locksHeld(), 0);
+  });
+
+  it('running there under its runtime only (podman killed mid-restore): never taken back', async () => {
+    const d = dest({ running: false, runtimeHolds: true });
+    const v = await judgeOverdueRestore(record(pastBudget), { config, remoteRunner: () => d.runner });
+    assert.equal(v.kind, 'runs-there');
     assert.equal(d.locksHeld(), 0);
   });
 
