@@ -118,6 +118,8 @@ export class HostWorker extends EventEmitter {
     this.control.on('error', (e) => this.emit('error', coerceError(e)));
     this.control.on('failed', (job, e) => log.warn({ jobId: job?.id, err: e.message }, 'control job failed'));
     void this.control.run().catch((e: unknown) => this.emit('error', coerceError(e)));
+    // "ready" means every queue of this worker is consumed, the control queue's too.
+    await this.control.waitUntilReady();
     // Jobs removed by hand or lost in a Redis crash, and containers frozen for a migration
     // that lost track of them: looked for now and every few seconds (engine/repair.ts).
     const repair = createRepairer({ config, self, installation, store, queues, localRunner, remoteRunner: (name) => this.ssh.get(name), log });
