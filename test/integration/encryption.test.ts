@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { FerryClient } from '../../src/client';
 import { containerState, onHost, readCounter, removeContainers, runCounter, startWorkers, stopWorkers, uid, WorkerProc } from '../support/bed';
 import { archiveKeyOnHosts } from '../support/archiveKey';
-import { cleanHosts, clientFor, faultConfig, FERRY_BIN, filesIn, holdQueue, hostFile, rewrite, sleep, Watch } from '../support/faults';
+import { cleanHosts, clientFor, counterAt, faultConfig, FERRY_BIN, filesIn, holdQueue, hostFile, rewrite, Watch } from '../support/faults';
 
 /**
  * archive.encryption on: what lies on the disks between checkpoint and restore is
@@ -43,14 +43,14 @@ describe('encrypted archives (archive.encryption aes-256-gcm)', function () {
   });
 
   it('stores only ciphertext on both hosts, and the container still moves with its memory', async () => {
-    await sleep(1000);
-    const before = readCounter('a', name);
-    const rec0 = await client.migrate({ container: name, from: 'a', to: 'b', probe: { kind: 'exec', argv: ['cat', '/tmp/count'] } });
-    const watch = new Watch(client, rec0.id);
-    // Restore runs on b's queue: holding it leaves the archive at rest on both hosts.
-    await watch.started('checkpoint');
+    const before = await counterAt('a', name);
+    // Restore runs on b's queue: holding it from the start (nothing before restore runs on b)
+    // leaves the archive at rest on both hosts, however fast checkpoint and transfer are.
     const hold = await holdQueue(cfg, 'b');
+    let watch: Watch;
     try {
+      const rec0 = await client.migrate({ container: name, from: 'a', to: 'b', probe: { kind: 'exec', argv: ['cat', '/tmp/count'] } });
+      watch = new Watch(client, rec0.id);
       await watch.done('transfer');
       const rec = await client.get(rec0.id);
       const archive = rec?.archive;

@@ -3,6 +3,7 @@ import { strict as assert } from 'node:assert';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { containerState, ferry, hostInfo, httpGet, makeConfig, OUTPUT, podmanOn, readCounter, removeContainers, runCounter, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { counterAt } from '../support/faults';
 import { itExtended } from '../support/tier';
 
 // Host d belongs to these tests alone: a drain moves every container running there.
@@ -80,8 +81,8 @@ describe('fleet: drains, batches, schedules (hosts b, c, d)', function () {
       runCounter('d', counter);
       names.push(web, counter);
     }
-    await new Promise((r) => setTimeout(r, 1000));
-    const before = Object.fromEntries(names.filter((n) => n.includes('count')).map((n) => [n, readCounter('d', n)]));
+    const before: Record<string, { token: string; count: number }> = {};
+    for (const n of names.filter((x) => x.includes('count'))) before[n] = await counterAt('d', n);
 
     const res = await ferry(cfg, ['drain', 'd', '--to', 'b,c', '--max-parallel', '2', '--wait']);
     assert.equal(res.code, 0, `${res.stdout}\n${res.stderr}`);
@@ -158,8 +159,8 @@ describe('fleet: drains, batches, schedules (hosts b, c, d)', function () {
     const list = [0, 1, 2, 3].map((i) => `${tag}-cx${i}`);
     names.push(...list);
     for (const n of list) runCounter('d', n);
-    await new Promise((r) => setTimeout(r, 600));
-    const tokens = Object.fromEntries(list.map((n) => [n, readCounter('d', n).token]));
+    const tokens: Record<string, string> = {};
+    for (const n of list) tokens[n] = (await counterAt('d', n)).token;
     const plan = join(OUTPUT, `${cfg.prefix}-plan.yaml`);
     writeFileSync(plan, `maxParallel: 1\nmigrations:\n${list.map((n) => `  - {container: ${n}, from: d, to: b}`).join('\n')}\n`);
     const start = await ferry(cfg, ['batch', plan]);
@@ -193,8 +194,8 @@ describe('fleet: drains, batches, schedules (hosts b, c, d)', function () {
     const list = [0, 1, 2].map((i) => `${tag}-rs${i}`);
     names.push(...list);
     for (const n of list) runCounter('d', n);
-    await new Promise((r) => setTimeout(r, 600));
-    const tokens = Object.fromEntries(list.map((n) => [n, readCounter('d', n).token]));
+    const tokens: Record<string, string> = {};
+    for (const n of list) tokens[n] = (await counterAt('d', n)).token;
     const plan = join(OUTPUT, `${cfg.prefix}-resume.json`);
     writeFileSync(plan, JSON.stringify({ maxParallel: 1, migrations: list.map((n) => ({ container: n, from: 'd', to: 'b' })) }));
     const start = await ferry(cfg, ['batch', plan]);
@@ -229,16 +230,21 @@ describe('fleet: drains, batches, schedules (hosts b, c, d)', function () {
     const n = `${tag}-sched`;
     names.push(n);
     runCounter('d', n);
-    // Far enough ahead for the five commands below (about half a second each), no further: the suite waits for it.
-    const at = new Date(Date.now() + 12_000);
-    const first = await ferry(cfg, ['drain', 'd', '--to', 'b', '--at', at.toISOString()]);
-    assert.equal(first.code, 0, first.stderr);
-    const second = await ferry(cfg, ['drain', 'd', '--to', 'c', '--at', new Date(at.getTime() + 5000).toISOString(), '--json']);
-    const secondId = (JSON.parse(second.stdout) as { scheduleId: string }).scheduleId;
+    // The drain to be cancelled is scheduled first and cancelled two commands later, long
+    // before its time (about half a second a command); the one that runs is scheduled only
+    // after that cancel, for a time past the cancelled one's, so once it has fired the
+    // cancelled one's time has passed too and there is nothing else to wait for.
+    const cancelledAt = new Date(Date.now() + 20_000);
+    const doomed = await ferry(cfg, ['drain', 'd', '--to', 'c', '--at', cancelledAt.toISOString(), '--json']);
+    assert.equal(doomed.code, 0, doomed.stderr);
+    const doomedId = (JSON.parse(doomed.stdout) as { scheduleId: string }).scheduleId;
     const listed = await ferry(cfg, ['schedules']);
-    assert.match(listed.stdout, new RegExp(`${secondId}\\s+drain d -> c`));
-    assert.equal((await ferry(cfg, ['schedules', 'cancel', secondId])).code, 0);
-    assert.doesNotMatch((await ferry(cfg, ['schedules'])).stdout, new RegExp(secondId));
+    assert.match(listed.stdout, new RegExp(`${doomedId}\\s+drain d -> c`));
+    assert.equal((await ferry(cfg, ['schedules', 'cancel', doomedId])).code, 0);
+    assert.doesNotMatch((await ferry(cfg, ['schedules'])).stdout, new RegExp(doomedId));
+    const at = new Date(Math.max(cancelledAt.getTime(), Date.now() + 5000) + 1000);
+    const scheduled = await ferry(cfg, ['drain', 'd', '--to', 'b', '--at', at.toISOString()]);
+    assert.equal(scheduled.code, 0, scheduled.stderr);
 
     let firedAt = 0;
     for (let i = 0; i < 200 && !firedAt; i++) {
@@ -247,7 +253,6 @@ describe('fleet: drains, batches, schedules (hosts b, c, d)', function () {
     }
     assert.ok(firedAt >= at.getTime(), 'not before its time');
     assert.ok(firedAt - at.getTime() < 30_000, `on time (${firedAt - at.getTime()} ms late)`);
-    await new Promise((r) => setTimeout(r, 8000));
     assert.equal(containerState('c', n), null, 'the cancelled drain never ran');
     const batches = JSON.parse((await ferry(cfg, ['batches', '--json'])).stdout) as { scheduleId?: string }[];
     assert.equal(batches.length, 1, 'exactly one drain ran');

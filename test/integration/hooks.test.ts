@@ -3,9 +3,8 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { bed, containerState, ferry, hostInfo, makeConfig, migrationId, record, readCounter, removeContainers, runCounter, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { counterAt } from '../support/faults';
 import { itExtended } from '../support/tier';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** An HTTP endpoint on the bed's bridge, where workers in every host's namespace reach it; it answers `status`. */
 async function hookServer(status: number): Promise<{ server: Server; url: string; bodies: unknown[] }> {
@@ -102,8 +101,7 @@ describe('cut-over hooks: a failing HTTP hook', function () {
     const cfg = makeConfig({ top: { hooks: { cutover: [{ kind: 'http', url: failing.url }], onFailure: 'rollback' } } });
     workers = await startWorkers(['a', 'b'], cfg);
     runCounter('a', name);
-    await sleep(1000);
-    const before = readCounter('a', name);
+    const before = await counterAt('a', name);
     const seenBefore = failing.bodies.length;
     const res = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait', '--probe', 'none']);
     assert.equal(res.code, 1, `${res.stdout}\n${res.stderr}`);
@@ -132,8 +130,7 @@ describe('cut-over hooks: a failing HTTP hook', function () {
     const cfg = makeConfig({ top: { hooks: { cutover: [{ kind: 'http', url: failing.url }], onFailure: 'continue' } } });
     workers = await startWorkers(['a', 'b'], cfg);
     runCounter('a', name);
-    await sleep(1000);
-    const before = readCounter('a', name);
+    const before = await counterAt('a', name);
     const res = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait', '--probe', 'none']);
     assert.equal(res.code, 0, `${res.stdout}\n${res.stderr}`);
     assert.match(res.stdout, /warning: cut-over hook 1 of 1 \(http POST http:\/\/[\d.:]+\/cutover\) failed: HTTP 500 .*the migration went on \(hooks\.onFailure is "continue"\)/);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { MigrationRecord } from '../../src/engine/model';
 import { ferry, makeConfig, REPO, removeContainers, runHttpd, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 import { FORWARD_STEPS } from '../../src/engine/steps';
+import { clientFor, sleep } from '../support/faults';
 
 // The forward chain as the step table defines it (src/engine/steps.ts).
 const FORWARD: readonly string[] = FORWARD_STEPS;
@@ -86,6 +87,16 @@ describe('/metrics after real migrations', function () {
     const okRec = JSON.parse(ok.stdout.trim().split('\n').pop() as string) as MigrationRecord;
     const badRec = JSON.parse(bad.stdout.trim().split('\n').pop() as string) as MigrationRecord;
     assert.equal((await record(cfg, okRec.id)).state, 'succeeded');
+    // A migration's record ends within its last job, a moment before BullMQ files that job as
+    // done: wait for host a's queue to be idle (its last jobs, cleanup and the failed
+    // preflight, ran there) so the scrape below sees it so.
+    const client = clientFor(cfg);
+    try {
+      const busy = async () => Object.values(await client.queues.get('a').getJobCounts('active', 'waiting', 'prioritized')).reduce((x, y) => x + y, 0);
+      for (let i = 0; i < 300 && (await busy()) > 0; i++) await sleep(100);
+    } finally {
+      await client.close();
+    }
 
     const res = await fetch(`${url}/metrics`, auth);
     assert.equal(res.status, 200);

@@ -20,6 +20,7 @@ import {
   uid,
   WorkerProc,
 } from '../support/bed';
+import { counterAt, sleep } from '../support/faults';
 
 describe('migrate one container between two real hosts', function () {
   this.timeout(180_000);
@@ -42,7 +43,12 @@ describe('migrate one container between two real hosts', function () {
     names.push(name);
     const port = 18000 + Math.floor(Math.random() * 1000);
     runHttpd('a', name, port);
-    const before = await httpGet(hostInfo('a').address, port);
+    // `podman run -d` returns once the container started, not once httpd listens.
+    let before = await httpGet(hostInfo('a').address, port);
+    for (let i = 0; i < 100 && before?.status !== 200; i++) {
+      await sleep(100);
+      before = await httpGet(hostInfo('a').address, port);
+    }
     assert.equal(before?.status, 200, 'httpd answers on a before the migration');
 
     const res = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait']);
@@ -66,9 +72,7 @@ describe('migrate one container between two real hosts', function () {
     const name = `count-${uid()}`;
     names.push(name);
     runCounter('a', name);
-    await new Promise((r) => setTimeout(r, 1500));
-    const before = readCounter('a', name);
-    assert.ok(before.count >= 3, `counter runs on a (${before.count})`);
+    const before = await counterAt('a', name, 3);
 
     const start = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--probe', 'exec:cat /tmp/count']);
     assert.equal(start.code, 0, start.stderr);

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { strict as assert } from 'node:assert';
 import { bed, containerState, COUNTER_SCRIPT, endedRecord, ferry, hostInfo, makeConfig, migrationId, record, mustPodman, onHost, readCounter, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 import type { MigrationRecord } from '../../src/engine/model';
-import { holdQueue } from '../support/faults';
+import { counterAt, holdQueue } from '../support/faults';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -43,8 +43,7 @@ describe('what moves: refusals before the freeze, and CRIU causes', function () 
 
   /** Migrates and expects a refusal in preflight that left the container running untouched on a. */
   async function expectRefused(name: string, message: RegExp): Promise<MigrationRecord> {
-    await sleep(700);
-    const before = readCounter('a', name);
+    const before = await counterAt('a', name);
     const res = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait']);
     assert.notEqual(res.code, 0, `ferry migrate should have failed:\n${res.stdout}`);
     assert.match(res.stdout + res.stderr, message);
@@ -59,8 +58,8 @@ describe('what moves: refusals before the freeze, and CRIU causes', function () 
     assert.match(rec.error ?? '', message);
     assert.equal(containerState('a', name), 'running');
     assert.equal(containerState('b', name), null, 'nothing on b');
-    await sleep(500);
-    const after = readCounter('a', name);
+    // It goes on counting: wait for the next count (by polling, not a clock).
+    const after = await counterAt('a', name, before.count + 1);
     assert.equal(after.token, before.token, 'the same process runs on a');
     assert.ok(after.count > before.count, `and it kept counting (${before.count} -> ${after.count})`);
     return rec;
@@ -109,8 +108,7 @@ describe('what moves: refusals before the freeze, and CRIU causes', function () 
     dirs.push(dir);
     onHost('a', ['mkdir', '-p', dir]);
     runCounterWith('a', name, ['-v', `${dir}:/data`, '--label', 'ferry.shared-mounts=/data']);
-    await sleep(700);
-    const before = readCounter('a', name);
+    const before = await counterAt('a', name);
     const res = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait', '--probe', 'exec:cat /tmp/count']);
     assert.equal(res.code, 0, `ferry migrate failed:\n${res.stdout}\n${res.stderr}`);
     const after = readCounter('b', name);
@@ -124,8 +122,7 @@ describe('what moves: refusals before the freeze, and CRIU causes', function () 
     const name = `mv-user-${uid()}`;
     names.push(name);
     runCounterWith('a', name, ['--user', '1000:1000']);
-    await sleep(700);
-    const before = readCounter('a', name);
+    const before = await counterAt('a', name);
     const res = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait']);
     assert.notEqual(res.code, 0, `ferry migrate should have failed:\n${res.stdout}`);
     const id = migrationId(res.stdout);
@@ -135,8 +132,8 @@ describe('what moves: refusals before the freeze, and CRIU causes', function () 
     assert.equal(rec.history.filter((h) => h.step === 'checkpoint').length, 1, 'permanent: checkpoint tried once');
     assert.equal(containerState('a', name), 'running');
     assert.equal(containerState('b', name), null);
-    await sleep(500);
-    const after = readCounter('a', name);
+    // It goes on counting: wait for the next count (by polling, not a clock).
+    const after = await counterAt('a', name, before.count + 1);
     assert.equal(after.token, before.token);
     assert.ok(after.count > before.count);
   });

@@ -8,6 +8,7 @@ import { Cluster } from 'ioredis';
 import { loadConfig } from '../../src/config/load';
 import { createRedis } from '../../src/redis';
 import { bed, containerState, ferry, makeConfig, readCounter, removeContainers, runCounter, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
+import { counterAt } from '../support/faults';
 import { RedisClusterNodes, startRedisCluster } from '../support/redisCluster';
 
 /**
@@ -51,8 +52,7 @@ describe('Redis Cluster (three masters, password)', function () {
   });
 
   it('migrates a container with every worker on the cluster, all keys on one slot', async () => {
-    await new Promise((r) => setTimeout(r, 1000));
-    const before = readCounter('a', name);
+    const before = await counterAt('a', name);
     const res = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait', '--probe', 'exec:cat /tmp/count']);
     assert.equal(res.code, 0, `${res.stdout}\n${res.stderr}`);
     assert.equal(containerState('b', name), 'running');

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FerryClient } from '../../src/client';
 import { bed, containerState, readCounter, removeContainers, runCounter, startWorker, stopWorkers, uid, variant, WorkerProc } from '../support/bed';
-import { clientFor, faultConfig, podmanWrapper, rewrite, sleep, Watch } from '../support/faults';
+import { clientFor, counterAt, faultConfig, podmanWrapper, rewrite, sleep, Watch } from '../support/faults';
 import { SentinelSet, startSentinelSet } from '../support/redisSentinel';
 
 /**
@@ -46,8 +46,7 @@ describe('Redis Sentinel: failover during a migration', function () {
   it('the master changes mid-migration; the container still arrives once, counting on', async () => {
     const s = set as SentinelSet;
     const c = client as FerryClient;
-    await sleep(1000);
-    const before = readCounter('a', name);
+    const before = await counterAt('a', name);
     const firstMaster = s.master();
     const rec0 = await c.migrate({ container: name, from: 'a', to: 'b', probe: { kind: 'exec', argv: ['cat', '/tmp/count'] } });
     const watch = new Watch(c, rec0.id);

@@ -19,6 +19,7 @@ import {
   WorkerProc,
   makeConfig,
 } from '../support/bed';
+import { counterAt, holdQueue } from '../support/faults';
 import { describeExtended } from '../support/tier';
 
 /**
@@ -49,8 +50,7 @@ describe('a failed restore rolls back to the source', function () {
   });
 
   it('brings the container back on a with its memory, says why, and leaves nothing behind', async () => {
-    await new Promise((r) => setTimeout(r, 1000));
-    const before = readCounter('a', name);
+    const before = await counterAt('a', name);
     const res = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait', '--probe', 'none']);
     assert.equal(res.code, 1, `${res.stdout}\n${res.stderr}`);
     assert.match(res.stdout, /state:\s+failed-rolled-back/);
@@ -90,8 +90,7 @@ describeExtended('a destination whose inventory lacks the source rolls back, nev
   });
 
   it('ends failed-rolled-back with the container running on a, its memory intact', async () => {
-    await new Promise((r) => setTimeout(r, 800));
-    const before = readCounter('a', name);
+    const before = await counterAt('a', name);
     const res = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait', '--probe', 'none']);
     assert.equal(res.code, 1, `${res.stdout}\n${res.stderr}`);
     assert.match(res.stdout, /state:\s+failed-rolled-back/);
@@ -122,24 +121,29 @@ describe('a frozen container whose address was given to another container comes 
   });
 
   it('brings it back on a with its memory and a new address, and says so', async () => {
-    await new Promise((r) => setTimeout(r, 1000));
+    const before = await counterAt('a', name);
     const ip = mustPodman('a', 'container', 'inspect', '--format', '{{.NetworkSettings.IPAddress}}', name);
     assert.match(ip, /^\d+\.\d+\.\d+\.\d+$/);
-    const before = readCounter('a', name);
-    // The checkpoint frees the container's address; while it is frozen (here: while the
-    // restore on b fails and retries) a new container on a is given it. Its export is cut
-    // short too, as in the nemesis run (seed 1200015), so no archive on a offers another way
-    // back: the archive this migration wrote on a goes.
+    // The checkpoint frees the container's address; while it is frozen (here: before the
+    // restore on b fails) a new container on a is given it. Its export is cut short too, as
+    // in the nemesis run (seed 1200015), so no archive on a offers another way back: the
+    // archive this migration wrote on a goes. b's queue (the restore's) is held until then,
+    // so the restore cannot fail and the rollback bring the container back first.
     const archivesBefore = new Set(archivesOn('a'));
+    const held = await holdQueue(cfg, 'b');
     let taken = false;
     const take = (async () => {
-      for (let i = 0; i < 600 && !taken; i++) {
-        const ours = archivesOn('a').filter((f) => !archivesBefore.has(f) && f.includes('.tar') && !f.includes('.part'));
-        if (ours.length && containerState('a', name) === 'exited') {
-          mustPodman('a', 'run', '-d', '--name', other, '--ip', ip, bed().image, 'sleep', '600');
-          onHost('a', ['rm', '-f', '--', ...ours.map((f) => `/var/lib/ferry/archives/${f}`)]);
-          taken = true;
-        } else await new Promise((r) => setTimeout(r, 100));
+      try {
+        for (let i = 0; i < 600 && !taken; i++) {
+          const ours = archivesOn('a').filter((f) => !archivesBefore.has(f) && f.includes('.tar') && !f.includes('.part'));
+          if (ours.length && containerState('a', name) === 'exited') {
+            mustPodman('a', 'run', '-d', '--name', other, '--ip', ip, bed().image, 'sleep', '600');
+            onHost('a', ['rm', '-f', '--', ...ours.map((f) => `/var/lib/ferry/archives/${f}`)]);
+            taken = true;
+          } else await new Promise((r) => setTimeout(r, 100));
+        }
+      } finally {
+        await held.resume();
       }
     })();
     const res = await ferry(cfg, ['migrate', name, '--from', 'a', '--to', 'b', '--wait', '--probe', 'none']);

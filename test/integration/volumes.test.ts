@@ -1,9 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { bed, containerState, ferry, makeConfig, migrationId, record, mustPodman, onHost, readCounter, removeContainers, startWorkers, stopWorkers, TestConfig, uid, WorkerProc } from '../support/bed';
 import type { MigrationRecord } from '../../src/engine/model';
+import { counterAt, sleep } from '../support/faults';
 import { itExtended } from '../support/tier';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // Two bed hosts; FERRY_TEST_VOLUME_HOSTS=h,i runs it beside a campaign that holds a..c.
 const [SRC, DST] = (process.env.FERRY_TEST_VOLUME_HOSTS ?? 'a,b').split(',');
@@ -66,8 +65,7 @@ describe('volumes and copied folders move with their container', function () {
     // Bulk that the copy made while the container runs carries, so the freeze does not.
     mustPodman(SRC, 'exec', name, 'dd', 'if=/dev/urandom', 'of=/data/blob', 'bs=1M', 'count=48');
     const blob = mustPodman(SRC, 'exec', name, 'md5sum', '/data/blob').split(' ')[0];
-    await sleep(500);
-    const before = readCounter(SRC, name);
+    const before = await counterAt(SRC, name);
 
     let hop = [SRC, DST];
     for (const round of [1, 2]) {
@@ -83,9 +81,13 @@ describe('volumes and copied folders move with their container', function () {
       assert.equal(after.token, before.token, 'the same process, with its memory');
       assert.ok(after.count > before.count);
       // Everything the process wrote up to the freeze is on the volume there, exactly once,
-      // and it goes on writing: the memory and the volume agree.
-      await sleep(400);
-      const lines = checkLog(to, name, before.token);
+      // and it goes on writing: the memory and the volume agree. The loop appends a count to
+      // the log just after it shows it in /tmp/count: wait for the log to catch up.
+      let lines = checkLog(to, name, before.token);
+      for (let i = 0; i < 100 && lines < after.count; i++) {
+        await sleep(100);
+        lines = checkLog(to, name, before.token);
+      }
       assert.ok(lines >= after.count, `log has ${lines} lines, counter at ${after.count}`);
       assert.equal(mustPodman(to, 'exec', name, 'md5sum', '/data/blob').split(' ')[0], blob);
       const cp = rec.history.find((h) => h.step === 'checkpoint' && h.ok);
@@ -99,8 +101,7 @@ describe('volumes and copied folders move with their container', function () {
 
   itExtended('a migration that rolls back takes the copied volume away and keeps every write on the source', async () => {
     const { name, volume } = startWithVolume(SRC, 'volrb');
-    await sleep(600);
-    const before = readCounter(SRC, name);
+    const before = await counterAt(SRC, name);
     const { code, rec } = await migrate(name, SRC, DST, ['--probe', 'exec:false']);
     assert.notEqual(code, 0);
     assert.equal(rec.state, 'failed-rolled-back');
@@ -124,8 +125,7 @@ describe('volumes and copied folders move with their container', function () {
     mustPodman(SRC, 'run', '-d', '--name', name, '--label', 'ferry.copy-mounts=/data', '-v', `${folder}:/data`, bed().image, 'sh', '-c', LOGGING_COUNTER);
     mustPodman(SRC, 'exec', name, 'dd', 'if=/dev/urandom', 'of=/data/blob', 'bs=1M', 'count=16');
     const blob = mustPodman(SRC, 'exec', name, 'md5sum', '/data/blob').split(' ')[0];
-    await sleep(500);
-    const before = readCounter(SRC, name);
+    const before = await counterAt(SRC, name);
     let hop = [SRC, DST];
     for (const round of [1, 2]) {
       const [from, to] = hop;

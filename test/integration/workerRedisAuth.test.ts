@@ -4,6 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import { CONTROL_QUEUE } from '../../src/fleet/schedules';
+import { hostQueueName, urgentQueueName } from '../../src/queues';
 import { CliResult, REPO, uid } from '../support/bed';
 import { startPlainRedis, TlsRedis } from '../support/tlsRedis';
 
@@ -14,27 +17,32 @@ const FERRY =
 
 /**
  * `node bin/ferry.js ...` as an operator runs it, outside the bed; `ready` ends a run that
- * gets that far (SIGTERM a second after stdout shows it).
+ * gets that far (SIGTERM once stdout shows it and `settled`, if given, has resolved).
  */
-function ferry(args: string[], opts: { ready?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+function ferry(args: string[], opts: { ready?: string; settled?: () => Promise<void>; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
     // Nothing from the test's environment (FERRY_REDIS_URL, ...) may point this elsewhere.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FERRY_')));
     const child = spawn(process.execPath, [...FERRY, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
-    let stopping: NodeJS.Timeout | undefined;
+    let stopping = false;
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString();
-      // A second after: a worker stopped in the very moment it got ready may hang or crash
-      // (a shutdown race of its own, not this test's subject).
-      if (opts.ready && stdout.includes(opts.ready) && !stopping) stopping = setTimeout(() => child.kill('SIGTERM'), 1000);
+      // Not at the line itself: a worker stopped in the very moment it got ready may hang or
+      // crash (a shutdown race of its own, not this test's subject), and its control worker
+      // may still be connecting when it says it is ready.
+      if (opts.ready && stdout.includes(opts.ready) && !stopping) {
+        stopping = true;
+        void (opts.settled ?? (() => Promise.resolve()))()
+          .catch(() => undefined)
+          .then(() => child.kill('SIGTERM'));
+      }
     });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
     child.on('exit', (code) => {
       clearTimeout(timer);
-      clearTimeout(stopping);
       resolve({ code, stdout, stderr });
     });
   });
@@ -56,9 +64,9 @@ describe('worker with a wrong Redis password: one clear line, no stack trace', f
   const password = randomBytes(16).toString('hex');
   const wrongPassword = randomBytes(16).toString('hex');
 
-  function writeConfig(name: string, pw: string): string {
+  function writeConfig(name: string, pw: string, prefix = `wauth-${uid()}`): string {
     const config = {
-      redis: { url: `redis://127.0.0.1:${server?.port ?? 0}`, password: pw, prefix: `wauth-${uid()}` },
+      redis: { url: `redis://127.0.0.1:${server?.port ?? 0}`, password: pw, prefix },
       // The worker never reaches SSH here: start-up stops at Redis, or we stop it once ready.
       hosts: [{ name: 'a', address: '127.0.0.1', ssh: { privateKey: join(dir, 'no-such-key') } }],
       log: { level: 'info' },
@@ -86,10 +94,35 @@ describe('worker with a wrong Redis password: one clear line, no stack trace', f
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  /**
+   * Until a worker consumes each of the queues (its step queue, its urgent queue, the control
+   * queue), as BullMQ sees it in Redis; false if that is not so within `withinMs`.
+   */
+  async function consumed(prefix: string, queues: string[], withinMs: number): Promise<boolean> {
+    const qs = queues.map((name) => new Queue(name, { connection: { host: '127.0.0.1', port: server?.port ?? 0, password }, prefix }));
+    try {
+      const until = Date.now() + withinMs;
+      for (;;) {
+        const counts = await Promise.all(qs.map((q) => q.getWorkersCount()));
+        if (counts.every((c) => c >= 1)) return true;
+        if (Date.now() > until) return false;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await Promise.all(qs.map((q) => q.close()));
+    }
+  }
+
   it('with the right password the same worker gets ready (so only the password differs below)', async () => {
-    const r = await ferry(['worker', '--host', 'a', '--config', writeConfig('good', password)], { ready: 'worker ready' });
+    const prefix = `wauth-${uid()}`;
+    let consuming = false;
+    const settled = async () => {
+      consuming = await consumed(prefix, [hostQueueName('a'), urgentQueueName('a'), CONTROL_QUEUE], 15_000);
+    };
+    const r = await ferry(['worker', '--host', 'a', '--config', writeConfig('good', password, prefix)], { ready: 'worker ready', settled, timeoutMs: 30_000 });
     assert.equal(r.code, 0, explain(r));
     assert.match(r.stdout, /worker ready/);
+    assert.ok(consuming, `the worker consumed its queues and the control queue before it was stopped:\n${explain(r)}`);
     assertNoSecretNoStack(r);
   });
 
