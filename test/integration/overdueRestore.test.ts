@@ -16,7 +16,9 @@ describe('a restore whose destination worker dies and stays down', function () {
   const name = `od-${uid()}`;
 
   before(() => {
-    cfg = faultConfig({ top: { timeouts: { sshConnectMs: 4000, frozenMs: 3000, step: { restore: 8000 } } } });
+    // The deadline (15 s) comes well after restore started on b (about 2 s after the freeze
+    // here), and before the restore's budget (8 s limit + 15 s for its kill) ends: the path under test.
+    cfg = faultConfig({ top: { timeouts: { sshConnectMs: 4000, frozenMs: 15_000, step: { restore: 8000 } } } });
     runCounter('a', name);
   });
 
