@@ -674,7 +674,11 @@ down_host() {
     ip netns del "ferry-$h" 2>/dev/null || warn "ip netns del ferry-$h failed"
   fi
   [ -e "$(netns_of "$h")" ] && { umount -l "$(netns_of "$h")" 2>/dev/null || true; rm -f "$(netns_of "$h")"; }
-  ip link show "$(veth_of "$h")" >/dev/null 2>&1 && ip link del "$(veth_of "$h")"
+  # Deleting the namespace takes its veth peer with it, a moment later: the link seen a line
+  # earlier may be gone when `ip link del` runs ("Cannot find device"), which is no failure.
+  if ip link show "$(veth_of "$h")" >/dev/null 2>&1; then
+    ip link del "$(veth_of "$h")" 2>/dev/null || ! ip link show "$(veth_of "$h")" >/dev/null 2>&1 || warn "cannot delete link $(veth_of "$h")"
+  fi
   if [ -d "$d" ]; then
     # Keep only the host key, so known_hosts stays valid across down/up.
     find "$d" -mindepth 1 -maxdepth 1 ! -name 'ssh_host_ed25519_key' ! -name 'ssh_host_ed25519_key.pub' \

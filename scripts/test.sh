@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 export FERRY_BED_HOSTS="${FERRY_BED_HOSTS:-a b c d e f g h}"
 bash scripts/prepare.sh
 if [ "${FERRY_KEEP_BED:-0}" != 1 ]; then
-  trap 'bash scripts/bed.sh down >/dev/null 2>&1 || echo "bed.sh down failed" >&2' EXIT
+  trap 'mkdir -p test-output; bash scripts/bed.sh down >test-output/bed-down.log 2>&1 || echo "bed.sh down failed: see test-output/bed-down.log" >&2' EXIT
 fi
 # Style is part of the suite: CI fails on a lint error or an unformatted file.
 echo "[test] eslint and prettier" >&2
@@ -47,6 +47,7 @@ LANE2=(
   integration/postcopyMigrate integration/fleet integration/volumes integration/database
   integration/rollback integration/hooks integration/services integration/connections
   integration/encryption integration/migrate integration/postcopy nemesis/nemesis nemesis/regressions
+  integration/overdueRestore integration/fuzz
 )
 lane2=()
 for f in "${LANE2[@]}"; do
