@@ -71,11 +71,16 @@ export async function writeFrozenMarker(dir: string, m: FrozenMarker): Promise<v
   }
 }
 
-/** Adds `handedOverAt` to this migration's marker; false when there is no marker to add it to. */
+/**
+ * Adds `handedOverAt` and the Redis run id to this migration's marker; false when there is no
+ * marker to add them to. The first hand-over is kept as it was: a transfer run again after a
+ * Redis restart (which may have rewound the record to before the first) must not replace the
+ * first run id with the new one, which would make the rewind look like none.
+ */
 export async function markHandedOver(dir: string, migrationId: string, at: number, runId: string | null): Promise<boolean> {
   const m = await readFrozenMarker(dir, migrationId);
   if (!m) return false;
-  if (m.handedOverAt === undefined || m.handedOverRunId !== runId) await writeFrozenMarker(dir, { ...m, handedOverAt: m.handedOverAt ?? at, handedOverRunId: runId });
+  if (m.handedOverAt === undefined) await writeFrozenMarker(dir, { ...m, handedOverAt: at, handedOverRunId: runId });
   return true;
 }
 
