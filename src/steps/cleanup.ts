@@ -62,7 +62,10 @@ async function cleanUpSource(ctx: StepContext, remoteDone: Promise<CommandResult
     await ctx.fence();
     await local.reapRuntimeLeftover(rec.source.id, { keepRunning: true });
   }
-  // The source copy is gone: nothing frozen here is waiting to be brought back.
+  // The source copy is gone, and the archive goes before the marker: a rollback that finds no
+  // marker (this attempt stopped in between, then a rewound record) must find nothing to import.
+  for (const f of [ctx.files.source.archive, ctx.files.source.part, ctx.files.source.plain]) await removeFile(f);
+  // Nothing frozen here is waiting to be brought back.
   await removeFrozenMarker(ctx.files.source.dir, rec.id);
   // Volumes the destination holds for this migration: the copy here is stale from now on.
   // Asked there unless the record knows the archive and that it moved none (a record rewound
@@ -73,7 +76,6 @@ async function cleanUpSource(ctx: StepContext, remoteDone: Promise<CommandResult
     removedVolumes = vols.removed;
     for (const k of vols.kept) warnings.push(`host ${rec.from} keeps ${k}: it moved to ${rec.to}, this copy is stale`);
   }
-  await removeFile(ctx.files.source.archive);
   const remote = await remoteDone;
   if (remote.code !== 0) warnings.push(`could not remove the archive on ${rec.to}: ${remote.stderr.trim()}`);
   let renamedFolders: string[] = [];

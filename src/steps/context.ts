@@ -47,7 +47,7 @@ export interface StepContext {
   /** Persists a marker before a step crosses a point of no return (e.g. restore started); fenced like fence(). */
   mark(patch: Partial<MigrationRecord>): Promise<MigrationRecord>;
   progress(p: Progress): Promise<void>;
-  /** The run id of the Redis server holding the record (store/migrationStore.ts, serverRunId); null when unknown. */
+  /** Which Redis server, and which history of its data, holds the record (store/migrationStore.ts, serverRunId); null when unknown. */
   redisRunId(): Promise<string | null>;
   /**
    * Adds locks to the migration's own (kept in the record, released when it ends); throws a

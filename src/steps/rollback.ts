@@ -104,15 +104,24 @@ export const rollback: Step = async (ctx) => {
       // bringing the source back could make two: retry, and in the end hand it to a person.
       if (rec.restoreStartedAt || !isUnreachable(e)) throw e;
       // The record says restore never started. Believed only if nothing can have rewound it:
-      // the archive was never handed over (the marker on this disk), or the Redis server that
-      // holds the record has neither restarted nor been replaced since the hand-over.
-      if (marker?.handedOverAt !== undefined) {
-        const now = await ctx.redisRunId();
-        if (!marker.handedOverRunId || now !== marker.handedOverRunId) {
-          throw new StepError(
-            `host ${rec.to} cannot be reached (${coerceError(e).message}), and the archive was handed to it while Redis has restarted or failed over since (run id ${marker.handedOverRunId?.slice(0, 8) ?? 'unknown'} then, ${now?.slice(0, 8) ?? 'unknown'} now): the record may have lost that restore started there, so the container is not brought back on ${rec.from} until ${rec.to} answers`,
-            { code: 'DESTINATION_UNKNOWN', cause: e },
-          );
+      // the archive was never handed over (the marker on this disk, which goes only after the
+      // archive here did), or the one Redis server that holds the record has neither restarted
+      // nor been replaced since the hand-over. With Sentinel or a Cluster, a split can leave
+      // an old master taking writes while its replica, promoted, took the restore's: there the
+      // record is never believed against an unreachable destination.
+      if (marker?.handedOverAt !== undefined || (!marker && archivePath)) {
+        const failover = config.redis.sentinel.sentinels.length > 0 || config.redis.cluster.nodes.length > 0;
+        const now = failover ? null : await ctx.redisRunId();
+        if (!marker?.handedOverRunId || !now || now !== marker.handedOverRunId) {
+          const why = !marker
+            ? 'this host keeps the archive but no frozen marker'
+            : failover
+              ? 'the archive was handed to it, and with Redis Sentinel or Cluster a failover may have lost that restore started there'
+              : `the archive was handed to it while Redis has restarted or failed over since (${marker.handedOverRunId?.slice(0, 8) ?? 'unknown'} then, ${now?.slice(0, 8) ?? 'unknown'} now)`;
+          throw new StepError(`host ${rec.to} cannot be reached (${coerceError(e).message}), and ${why}: the record may not know that restore started there, so the container is not brought back on ${rec.from} until ${rec.to} answers`, {
+            code: 'DESTINATION_UNKNOWN',
+            cause: e,
+          });
         }
       }
       warnings.push(`host ${rec.to} could not be asked whether it holds a copy (${coerceError(e).message}); its restore never started`);

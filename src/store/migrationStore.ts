@@ -70,7 +70,15 @@ return 1`;
  * per-container locks. Updates are read-modify-write with a compare-and-set, so a cancel from
  * the CLI and a step finishing on a worker never overwrite each other.
  */
-const RUN_ID = "return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')";
+// The server's run id (new with each process) and its replication id (new with each promotion,
+// and taken from the master by a replica that resyncs): together, which history of the data
+// this is. Not a master: none (a read-only replica is no place to judge from).
+const RUN_ID = `local r = string.match(redis.call('INFO', 'replication'), 'role:(%a+)')
+if r ~= 'master' then return false end
+local id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+local repl = string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)')
+if not id or not repl then return false end
+return id .. '/' .. repl`;
 
 export class MigrationStore {
   private readonly k: ReturnType<typeof keys>;
@@ -116,14 +124,16 @@ export class MigrationStore {
   }
 
   /**
-   * The run id of the Redis server that holds this migration's record (in a cluster, the
-   * master of its slot: the script runs there). It changes whenever that server restarts or
-   * another one takes over: the only ways a record can be rewound. Null when it cannot be had.
+   * "run id/replication id" of the Redis master that holds this migration's record (in a
+   * cluster, the master of its slot: the script runs there). It changes when that server
+   * restarts, and when any server is promoted or resyncs from another master. Null when it
+   * cannot be had. It does not see a split in which an old master still takes writes while
+   * another was promoted: callers trust it only without replication failover (rollback.ts).
    */
   async serverRunId(id: string): Promise<string | null> {
     try {
       const v = await this.redis.eval(RUN_ID, 1, this.k.migration(id));
-      return typeof v === 'string' && /^[0-9a-f]{40}$/.test(v) ? v : null;
+      return typeof v === 'string' && /^[0-9a-f]{40}\/[0-9a-f]{40}$/.test(v) ? v : null;
     } catch {
       return null;
     }

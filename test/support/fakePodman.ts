@@ -79,7 +79,7 @@ export function fakeContext(source: FakeHost, dest: FakeHost, rec: Partial<Migra
     lockOn: () => Promise.resolve({ release: () => Promise.resolve() } as never),
     mark: (patch) => Promise.resolve({ ...full, ...patch }),
     progress: () => Promise.resolve(),
-    redisRunId: () => Promise.resolve('0'.repeat(40)),
+    redisRunId: () => Promise.resolve(`${'0'.repeat(40)}/${'0'.repeat(40)}`),
     claim: () => Promise.resolve(),
     log: quiet,
   };

@@ -92,6 +92,15 @@ describe('rollback when the destination cannot be reached (finding 19)', () => {
     assert.ok(restored(source));
   });
 
+  it('handed over, same run id, but Redis Sentinel is configured (a split can hide a promoted replica): nothing is restored here', async () => {
+    const source = frozen();
+    const ctx = context(source, unreachable());
+    ctx.config.redis.sentinel.sentinels = ['198.18.0.1:26379'];
+    await writeFrozenMarker(ctx.files.source.dir, handedOver(await ctx.redisRunId()));
+    await assert.rejects(rollback(ctx), (e: Error & { code?: string }) => e.code === 'DESTINATION_UNKNOWN' && e.message.includes('Sentinel or Cluster'));
+    assert.ok(!restored(source));
+  });
+
   it('never handed over: no restore can have started there, so the source comes back', async () => {
     const source = frozen();
     const ctx = context(source, unreachable());
