@@ -109,7 +109,7 @@ export const rollback: Step = async (ctx) => {
       // nor been replaced since the hand-over. With Sentinel or a Cluster, a split can leave
       // an old master taking writes while its replica, promoted, took the restore's: there the
       // record is never believed against an unreachable destination.
-      if (marker?.handedOverAt !== undefined || (!marker && archivePath)) {
+      if (marker?.handedOverAt !== undefined || (!marker && archivePath && (await fileSize(archivePath)) !== null)) {
         const failover = config.redis.sentinel.sentinels.length > 0 || config.redis.cluster.nodes.length > 0;
         const now = failover ? null : await ctx.redisRunId();
         if (!marker?.handedOverRunId || !now || now !== marker.handedOverRunId) {

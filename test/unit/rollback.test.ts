@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { writeFrozenMarker } from '../../src/archive/frozenMarker';
 import { SshError } from '../../src/errors';
 import type { CommandResult } from '../../src/exec/runner';
@@ -99,6 +100,21 @@ describe('rollback when the destination cannot be reached (finding 19)', () => {
     await writeFrozenMarker(ctx.files.source.dir, handedOver(await ctx.redisRunId()));
     await assert.rejects(rollback(ctx), (e: Error & { code?: string }) => e.code === 'DESTINATION_UNKNOWN' && e.message.includes('Sentinel or Cluster'));
     assert.ok(!restored(source));
+  });
+
+  it('an archive here but no marker (a cleanup stopped halfway, then a rewind): not imported', async () => {
+    const source = fakeHost('host a', [null]);
+    const ctx = fakeContext(source, unreachable(), {
+      state: 'rolling-back',
+      step: 'rollback',
+      frozenAt: Date.now() - 5000,
+      source: { id: SOURCE_ID, image: 'x', imageId: 'y', ports: [] },
+      archive: { file: 'a', sha256: 'b', bytes: 1, compression: 'zstd', streamed: true },
+    });
+    mkdirSync(ctx.files.source.dir, { recursive: true });
+    writeFileSync(ctx.files.source.archive, 'x');
+    await assert.rejects(rollback(ctx), (e: Error & { code?: string }) => e.code === 'DESTINATION_UNKNOWN' && e.message.includes('no frozen marker'));
+    assert.ok(!restored(source), 'nothing imported');
   });
 
   it('never handed over: no restore can have started there, so the source comes back', async () => {
