@@ -4,7 +4,7 @@ import { coerceError, StepError } from '../errors';
 import { HostLock, lockContainerOnHost } from '../exec/hostLock';
 import { CommandRunner, KILL_GRACE_MS } from '../exec/runner';
 import { Podman } from '../podman/podman';
-import type { MigrationRecord } from './model';
+import { MigrationRecord, TERMINAL_STATES } from './model';
 
 /** How often a deadline asks again while a restore may still be under way. */
 export const OVERDUE_RECHECK_MS = 30_000;
@@ -70,21 +70,23 @@ export async function judgeOverdueRestore(rec: MigrationRecord, deps: OverdueDep
   // one of the few slots every other frozen container's deadline needs.
   const podman = new Podman(limited(runner, ASK_MS), host.podman);
   const sourceId = rec.source?.id;
-  const runsThere = async (): Promise<boolean> => {
-    const info = await podman.inspect(rec.container);
-    if (info && info.running && (!sourceId || info.id === sourceId)) return true;
-    // A restore whose podman was killed can leave the container running under its runtime,
-    // unseen by podman (Podman.reapRuntimeLeftover): it runs there all the same.
-    return !!sourceId && (await podman.runtimeHolds(sourceId));
+  const recheckAt = now + OVERDUE_RECHECK_MS;
+  /** Whether it runs there (as a verdict), or null when it does not. */
+  const runsThere = async (): Promise<OverdueVerdict | null> => {
+    try {
+      const info = await podman.inspect(rec.container);
+      if (info && info.running && (!sourceId || info.id === sourceId)) return { kind: 'runs-there', recheckAt };
+      // A restore whose podman was killed can leave the container running under its runtime,
+      // unseen by podman (Podman.reapRuntimeLeftover): it runs there all the same.
+      return sourceId && (await podman.runtimeHolds(sourceId)) ? { kind: 'runs-there', recheckAt } : null;
+    } catch (e: unknown) {
+      return { kind: 'wait', recheckAt, why: `podman on ${rec.to} did not answer (${coerceError(e).message})` };
+    }
   };
   const unreachable = await unanswered(runner, deps.pauseMs ?? REACH_PAUSE_MS);
   if (unreachable) return { kind: 'unreachable', why: unreachable };
-  const recheckAt = now + OVERDUE_RECHECK_MS;
-  try {
-    if (await runsThere()) return { kind: 'runs-there', recheckAt };
-  } catch (e: unknown) {
-    return { kind: 'wait', recheckAt, why: `podman on ${rec.to} did not answer (${coerceError(e).message})` };
-  }
+  const seen = await runsThere();
+  if (seen) return seen;
   // The latest restore attempt marked its start; its own time limit (and the kill that ends it)
   // bounds it. A verify that found nothing running would roll back; its time counts too.
   const started = rec.restoreStartedAt ?? rec.frozenAt ?? now;
@@ -97,15 +99,16 @@ export async function judgeOverdueRestore(rec: MigrationRecord, deps: OverdueDep
     const busy = e instanceof StepError && e.code === 'HOST_LOCK_BUSY';
     return { kind: 'wait', recheckAt, why: busy ? `an attempt holds the container on ${rec.to}` : coerceError(e).message };
   }
-  try {
-    // Under the lock no attempt acts there: what is seen now stays so until it is released.
-    if (await runsThere()) {
-      await lock.release();
-      return { kind: 'runs-there', recheckAt };
-    }
-  } catch (e: unknown) {
+  // Under the lock no attempt acts there: what is seen now stays so until it is released.
+  const locked = await runsThere();
+  if (locked) {
     await lock.release();
-    return { kind: 'wait', recheckAt, why: `podman on ${rec.to} did not answer (${coerceError(e).message})` };
+    return locked;
   }
   return { kind: 'take-back', lock, restoreStartedAt: rec.restoreStartedAt };
+}
+
+/** A live migration whose restore started on the destination: what the deadline must then judge there. */
+export function restoreUnderWay(r: Pick<MigrationRecord, 'state' | 'step'>): boolean {
+  return !TERMINAL_STATES.has(r.state) && (r.step === 'restore' || r.step === 'verify');
 }

@@ -19,7 +19,7 @@ import { MigrationRecord, RECORD_VERSION, TERMINAL_STATES } from './model';
 import { migrationFiles } from './files';
 import { hostForStep, nextStep, onStepExhausted, overallPercent, StepName, stepOrder } from './steps';
 import { withState, withStepFinished, withStepStarted } from './transitions';
-import { judgeOverdueRestore, OVERDUE_RECHECK_MS } from './overdueRestore';
+import { judgeOverdueRestore, OVERDUE_RECHECK_MS, restoreUnderWay } from './overdueRestore';
 import { recordMigrationSpan, withStepSpan } from '../tracing';
 import { probeProblem } from '../steps/probes';
 import { mayUsePostCopy, tearDownPostCopyOf } from '../steps/postCopy';
@@ -326,7 +326,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
     const reason = kind === 'deadline' ? `the container stayed frozen for ${config.timeouts.frozenMs} ms without restore starting on ${found.to}; the source takes it back` : 'cancelled after the container was frozen';
     const { took, rec } = await seizeForRollback(migrationId, reason, (r) => !r.restoreStartedAt && stepOrder(r.step) <= stepOrder('restore'));
     if (!took) {
-      if (kind === 'deadline' && !TERMINAL_STATES.has(rec.state) && (rec.step === 'restore' || rec.step === 'verify')) return overdueRestore(rec, job, lockToken, log);
+      if (kind === 'deadline' && restoreUnderWay(rec)) return overdueRestore(rec, job, lockToken, log);
       return { skipped: `restore started or migration moved on (${rec.state}, ${rec.step})` };
     }
     await startRollback(rec, reason, log);
@@ -393,7 +393,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
     const reason = `the container stayed frozen past its deadline and past the restore's time limit, and host ${rec.to} neither runs it nor works on it; the source takes it back`;
     let seized;
     try {
-      seized = await seizeForRollback(rec.id, reason, (r) => (r.step === 'restore' || r.step === 'verify') && r.restoreStartedAt === verdict.restoreStartedAt);
+      seized = await seizeForRollback(rec.id, reason, (r) => restoreUnderWay(r) && r.restoreStartedAt === verdict.restoreStartedAt);
     } finally {
       // The record says rollback now: a restore attempt that gets the lock next is fenced out.
       await verdict.lock.release();
@@ -401,7 +401,7 @@ export function createStepProcessor(deps: ProcessorDeps) {
     const now = seized.rec;
     if (!seized.took) {
       // A newer restore attempt marked its start meanwhile: judged again later, not dropped.
-      if (!TERMINAL_STATES.has(now.state) && (now.step === 'restore' || now.step === 'verify')) return redelay(job, lockToken, Date.now() + OVERDUE_RECHECK_MS, 'a restore started again meanwhile');
+      if (restoreUnderWay(now)) return redelay(job, lockToken, Date.now() + OVERDUE_RECHECK_MS, 'a restore started again meanwhile');
       return { skipped: `the migration moved on meanwhile (${now.state}, ${now.step})` };
     }
     await startRollback(now, reason, log);
