@@ -32,6 +32,11 @@ export interface HostFiles {
   copiedFolders: string;
 }
 
+/** The archive on one host in each form it takes: whole, being written, decrypted for podman. */
+export function archiveCopies(h: HostFiles): string[] {
+  return [h.archive, h.part, h.plain];
+}
+
 export interface MigrationFiles {
   /** The archive's file name, the same on both hosts. */
   name: string;

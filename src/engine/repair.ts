@@ -17,7 +17,7 @@ import { recoverFrozen, removeIdleCopy } from '../steps/frozenRecovery';
 import { settleLostPostCopy } from '../steps/postCopy';
 import { stepJobId } from '../../jobs/stepJob';
 import { takeoverJobId } from '../../jobs/takeoverJob';
-import { migrationFiles } from './files';
+import { archiveCopies, migrationFiles } from './files';
 import { MigrationRecord, RECORD_VERSION, TERMINAL_STATES } from './model';
 import { endsOn } from './states';
 import { hostForStep, stepOrder } from './steps';
@@ -203,10 +203,10 @@ export function createRepairer(deps: RepairDeps) {
    */
   async function settleLostRecord(marker: FrozenMarker, where: 'stale' | 'restored' | 'on-destination', warnings: string[]): Promise<void> {
     const files = migrationFiles({ id: marker.migrationId, from: marker.from, to: marker.to }, config);
-    for (const f of [files.source.archive, files.source.part, files.source.fifo, files.source.plain]) await removeFile(f);
+    for (const f of [...archiveCopies(files.source), files.source.fifo]) await removeFile(f);
     await deps
       .remoteRunner(marker.to)
-      .run(['rm', '-f', '--', files.destination.archive, files.destination.part, files.destination.plain])
+      .run(['rm', '-f', '--', ...archiveCopies(files.destination)])
       .catch(() => undefined);
     const now = Date.now();
     const onDestination = where === 'on-destination';

@@ -3,6 +3,7 @@ import { inspectFinishingRemoval } from './storageCopy';
 import type { Step, StepContext, StepOutcome } from './context';
 import type { CommandResult } from '../exec/runner';
 import { removeFile } from '../archive/localFiles';
+import { archiveCopies } from '../engine/files';
 import { removeFrozenMarker } from '../archive/frozenMarker';
 import { removeMovedSourceVolumes } from './volumes';
 import { ledgerText, READ_LEDGER_REMOVE_FILES, retireSourceFolders } from './copiedMounts';
@@ -64,7 +65,7 @@ async function cleanUpSource(ctx: StepContext, remoteDone: Promise<CommandResult
   }
   // The source copy is gone, and the archive goes before the marker: a rollback that finds no
   // marker (this attempt stopped in between, then a rewound record) must find nothing to import.
-  for (const f of [ctx.files.source.archive, ctx.files.source.part, ctx.files.source.plain]) await removeFile(f);
+  for (const f of archiveCopies(ctx.files.source)) await removeFile(f);
   // Nothing frozen here is waiting to be brought back.
   await removeFrozenMarker(ctx.files.source.dir, rec.id);
   // Volumes the destination holds for this migration: the copy here is stale from now on.

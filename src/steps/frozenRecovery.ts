@@ -7,6 +7,7 @@ import type { CommandRunner } from '../exec/runner';
 import type { Podman } from '../podman/podman';
 import { restoreFrozen } from './recoverFrozen';
 import { removeFile } from '../archive/localFiles';
+import { archiveCopies } from '../engine/files';
 
 export type FrozenVerdict =
   /** Running here again (or gone, or replaced): the marker is stale and was removed. */
@@ -156,10 +157,10 @@ export async function recoverFrozenInStep(ctx: StepContext, marker: FrozenMarker
     // checkpoint that runs again writes its own, and a cancel would otherwise leave them.
     // recoverFrozen fenced after the restore, so only the current attempt gets here.
     const { source: here, destination: there } = ctx.files;
-    for (const f of [here.archive, here.part, here.plain]) await removeFile(f);
+    for (const f of archiveCopies(here)) await removeFile(f);
     await ctx
       .remote(rec.to)
-      .runner.run(['rm', '-f', '--', there.archive, there.part, there.plain])
+      .runner.run(['rm', '-f', '--', ...archiveCopies(there)])
       .catch(() => undefined);
   }
   return verdict;

@@ -3,6 +3,7 @@ import { withImportableArchive } from '../archive/plain';
 import { stopStrayExport } from '../transfer/fifo';
 import type { Step } from './context';
 import { fileSize, removeFile } from '../archive/localFiles';
+import { archiveCopies } from '../engine/files';
 import { readFrozenMarker, removeFrozenMarker } from '../archive/frozenMarker';
 import { refusedByPodman, restoreFrozen } from './recoverFrozen';
 import { frozenByOther, frozenByThisMigration } from './frozenRecovery';
@@ -131,7 +132,7 @@ export const rollback: Step = async (ctx) => {
   // when the record never got its archive (crash or timeout mid-checkpoint).
   try {
     const there = ctx.files.destination;
-    await ctx.remote(rec.to).runner.run(['rm', '-f', '--', there.archive, there.part, there.plain]);
+    await ctx.remote(rec.to).runner.run(['rm', '-f', '--', ...archiveCopies(there)]);
   } catch {
     // An unreachable destination keeps a stray archive, never a running copy
     // (restore had not started, or the branch above would have thrown).
@@ -197,7 +198,7 @@ export const rollback: Step = async (ctx) => {
   // Post-copy: the page server, the tunnel and the kept dump, now that the source runs it again.
   if (mayUsePostCopy(rec)) warnings.push(...(await tearDownPostCopy(ctx)));
   // Whatever an interrupted checkpoint left here too: the partial archive and its pipe.
-  for (const f of [here.archive, here.part, here.fifo, here.plain]) await removeFile(f);
+  for (const f of [...archiveCopies(here), here.fifo]) await removeFile(f);
   await removeFrozenMarker(here.dir, rec.id);
   return { result: { how, removedFromDestination }, patch: warnings.length ? { warnings: [...rec.warnings, ...warnings] } : undefined };
 };
