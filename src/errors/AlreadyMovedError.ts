@@ -9,8 +9,8 @@ export class AlreadyMovedError extends StepError {
   constructor(
     message: string,
     readonly containerId: string,
-    /** When this migration froze it (the source's marker): the record may have lost it too. */
-    readonly frozenAt: number,
+    /** When this migration froze it (the source's marker), if anything still says: the record may have lost it too. */
+    readonly frozenAt: number | undefined,
   ) {
     super(message, { code: 'ALREADY_MOVED', permanent: true });
     this.name = 'AlreadyMovedError';

@@ -1,8 +1,8 @@
 import { chmod, rename } from 'node:fs/promises';
-import { StepError } from '../errors';
+import { AlreadyMovedError, StepError } from '../errors';
 import { ARCHIVE_CIPHER } from '../archive/cipher';
 import { loadArchiveKey } from '../archive/key';
-import type { Step } from './context';
+import type { Step, StepContext } from './context';
 import { frozenByOther, frozenByThisMigration, recoverFrozenInStep } from './frozenRecovery';
 import { coerceError } from '../errors/coerceError';
 import { checkpointStreaming, StreamTarget } from '../transfer/streamCheckpoint';
@@ -36,6 +36,7 @@ export const checkpoint: Step = async (ctx) => {
   if (await stopStrayExport(ctx.localRunner, here.fifo)) ctx.log.warn('stopped a checkpoint export left behind by an earlier attempt');
   const info = await local.inspect(rec.container);
   if (!info) {
+    await goneBecauseMoved(ctx);
     throw new StepError(`container "${rec.container}" disappeared from host ${rec.from} before it was checkpointed`, { code: 'CONTAINER_GONE', permanent: true });
   }
   if (rec.source && info.id !== rec.source.id) {
@@ -155,3 +156,32 @@ export const checkpoint: Step = async (ctx) => {
     },
   };
 };
+
+/**
+ * The container is gone from the source while the record says it was never frozen. Besides a
+ * person removing it, that is what a record rewound past a whole migration looks like: a
+ * Sentinel failover drops the writes the demoted master took, a Redis crash its last second,
+ * and cleanup may already have removed the source's copy, marker and archive. If the
+ * destination runs a container with the ID preflight recorded (restore keeps it), this
+ * migration moved it: it goes on from verify there (AlreadyMovedError). Without an answer,
+ * the step fails to be tried again: calling it lost would end in a rollback with nothing to
+ * roll back to.
+ */
+async function goneBecauseMoved(ctx: StepContext): Promise<void> {
+  const { rec } = ctx;
+  const id = rec.source?.id;
+  if (!id) return;
+  let there;
+  try {
+    there = await ctx.remote(rec.to).podman.inspect(rec.container);
+  } catch (e: unknown) {
+    throw new StepError(`container "${rec.container}" is gone from host ${rec.from}; host ${rec.to} must be asked whether this migration already moved it there: ${coerceError(e).message}`, { code: 'CONTAINER_GONE_UNKNOWN', cause: e });
+  }
+  if (there?.id === id && there.running) {
+    throw new AlreadyMovedError(
+      `container "${rec.container}" is gone from host ${rec.from} and runs on host ${rec.to} with the same ID, though this migration's record lost that progress (a Redis failover or crash); going on from verify there`,
+      id,
+      rec.frozenAt,
+    );
+  }
+}
