@@ -36,6 +36,10 @@ export function redisOptions(config: FerryConfig): RedisOptions {
     });
     opts.name = r.sentinel.name;
     opts.sentinelPassword = r.sentinel.password || undefined;
+    // A demoted master keeps taking writes until the sentinels reconfigure it (seconds later),
+    // and those writes are then dropped: a record rewound past whole steps. Told of the switch
+    // by the sentinels, the connection moves to the new master at once.
+    opts.failoverDetector = true;
     if (opts.tls) {
       // With sentinels ioredis ignores `tls`: without these it asks the sentinels and talks
       // to the master they name in clear, password and every record included.
