@@ -72,16 +72,17 @@ export async function writeFrozenMarker(dir: string, m: FrozenMarker): Promise<v
 }
 
 /**
- * Adds `handedOverAt` and the Redis run id to this migration's marker; false when there is no
- * marker to add them to. The first hand-over is kept as it was: a transfer run again after a
+ * Adds `handedOverAt` and the Redis run id to this migration's marker, and returns the run id
+ * the marker keeps; null when there is no marker to add them to. The first hand-over is kept as it was: a transfer run again after a
  * Redis restart (which may have rewound the record to before the first) must not replace the
  * first run id with the new one, which would make the rewind look like none.
  */
-export async function markHandedOver(dir: string, migrationId: string, at: number, runId: string | null): Promise<boolean> {
+export async function markHandedOver(dir: string, migrationId: string, at: number, runId: string | null): Promise<{ runId: string | null } | null> {
   const m = await readFrozenMarker(dir, migrationId);
-  if (!m) return false;
-  if (m.handedOverAt === undefined) await writeFrozenMarker(dir, { ...m, handedOverAt: at, handedOverRunId: runId });
-  return true;
+  if (!m) return null;
+  if (m.handedOverAt !== undefined) return { runId: m.handedOverRunId ?? null };
+  await writeFrozenMarker(dir, { ...m, handedOverAt: at, handedOverRunId: runId });
+  return { runId };
 }
 
 export async function readFrozenMarker(dir: string, migrationId: string): Promise<FrozenMarker | null> {

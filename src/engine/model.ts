@@ -111,6 +111,12 @@ export interface MigrationRecord {
   archive?: ArchiveInfo;
   checkpointStats?: CriuStats;
   restoreStats?: CriuStats;
+  /**
+   * The Redis history (master run id / replication id, StepContext.redisRunId) in which the
+   * archive was first handed to the destination, as the source's frozen marker keeps it; null
+   * when it could not be read. A restore that cannot ask the source relies on it (finding 25).
+   */
+  handedOverRunId?: string | null;
   /** Set before restore runs on the destination: from then on the destination may hold the container. */
   restoreStartedAt?: number;
   /** When the container was frozen and when it answered again on the destination (ms since epoch). */

@@ -2,7 +2,7 @@ import type { FerryConfig } from '../config/load';
 import { findHost } from '../config/load';
 import { coerceError, StepError } from '../errors';
 import { HostLock, lockContainerOnHost } from '../exec/hostLock';
-import { CommandRunner, KILL_GRACE_MS } from '../exec/runner';
+import { CommandRunner, KILL_GRACE_MS, limited } from '../exec/runner';
 import { Podman } from '../podman/podman';
 import { MigrationRecord, TERMINAL_STATES } from './model';
 
@@ -46,11 +46,6 @@ async function unanswered(runner: CommandRunner, pauseMs: number): Promise<strin
     why = res.stderr.trim().slice(0, 200) || `exit ${String(res.code)}`;
   }
   return why;
-}
-
-/** The same runner, every command under a time limit unless it brings its own. */
-function limited(runner: CommandRunner, ms: number): CommandRunner {
-  return { where: runner.where, run: (argv, opts) => runner.run(argv, { timeoutMs: ms, ...opts }) };
 }
 
 /**

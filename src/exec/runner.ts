@@ -77,3 +77,8 @@ export function abortable(runner: CommandRunner, signal: AbortSignal, unfinished
     },
   };
 }
+
+/** The same runner, every command under a time limit unless it brings its own. */
+export function limited(runner: CommandRunner, ms: number): CommandRunner {
+  return { where: runner.where, run: (argv, opts) => runner.run(argv, { timeoutMs: ms, ...opts }) };
+}

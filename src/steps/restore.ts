@@ -8,6 +8,7 @@ import { VOLUME_MIGRATION_LABEL } from './volumes';
 import { lazyOf, restoreNeedsPages, wrappedPodman } from './postCopy';
 import { forgetLazyRestore, serveLazyPages } from '../postcopy';
 import { addressesToHold, holdAddresses, releaseAddresses } from '../podman/addressHold';
+import { ensureSourceNotRunning } from './sourceNotRunning';
 
 /**
  * Destination host: check the archive's hash once more (nothing is restored from a file
@@ -20,6 +21,10 @@ export const restore: Step = async (ctx) => {
   const archive = rec.archive;
   const sourceId = rec.source?.id;
   if (!archive || !sourceId) throw new StepError(`migration ${rec.id} reached restore without an archive`, { code: 'NO_ARCHIVE', permanent: true });
+  // Asked at once, while this host looks at its own side and hashes the archive: the round
+  // trip hides behind that work instead of adding to the downtime.
+  const sourceAsked = ensureSourceNotRunning(ctx, sourceId);
+  sourceAsked.catch(() => undefined);
   // A hold an interrupted attempt left would keep the container's clients out for good.
   const holdOn = addressesToHold(rec, config);
   await releaseAddresses(ctx.localRunner, holdOn);
@@ -56,6 +61,7 @@ export const restore: Step = async (ctx) => {
       throw new StepError(`host ${rec.to} lacks the copy of volume ${missing.join(', ')} made for this migration; not restoring the container without its data`, { code: 'VOLUME_MISSING', permanent: true });
     }
   }
+  await sourceAsked;
   // Post-copy: the source serves the pages (a server serves one restore: started again for a retry).
   // A split archive restored without its pages would run on zeros.
   const split = await restoreNeedsPages(ctx);

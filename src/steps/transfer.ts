@@ -4,6 +4,7 @@ import { StepError } from '../errors';
 import { receiveRemote } from '../transfer/receive';
 import { markHandedOver } from '../archive/frozenMarker';
 import type { Step, StepContext } from './context';
+import type { MigrationRecord } from '../engine/model';
 
 const PROGRESS_EVERY_MS = 250;
 
@@ -25,13 +26,11 @@ export const transfer: Step = async (ctx) => {
     // The destination hashed the stream as it arrived and the checkpoint step compared it
     // before recording archive.streamed; no remote call here, it would sit inside the downtime.
     // Should the file vanish since, restore fails (NO_ARCHIVE) and the migration rolls back.
-    await handOver(ctx);
-    return { result: { alreadyDone: true, streamed: true, bytes: 0 } };
+    return { result: { alreadyDone: true, streamed: true, bytes: 0 }, patch: await handOver(ctx) };
   }
   const already = await dest.runner.run(['sha256sum', '--', remotePath]);
   if (already.code === 0 && already.stdout.startsWith(archive.sha256)) {
-    await handOver(ctx);
-    return { result: { alreadyDone: true, bytes: 0 } };
+    return { result: { alreadyDone: true, bytes: 0 }, patch: await handOver(ctx) };
   }
   const part = there.part;
   let sent = 0;
@@ -58,11 +57,11 @@ export const transfer: Step = async (ctx) => {
     throw new StepError(`archive arrived incomplete on host ${rec.to}: ${got.bytes} of ${archive.bytes} bytes; will send it again`, { code: 'TRANSFER_INCOMPLETE' });
   }
   const ms = Date.now() - started;
-  await handOver(ctx);
+  const handedOver = await handOver(ctx);
   await ctx.progress({ percent: 100, bytes: sent, totalBytes: archive.bytes });
   return {
     result: { bytes: sent, ms, mbPerS: ms > 0 ? Math.round((sent / 1e6 / (ms / 1000)) * 10) / 10 : null },
-    patch: { bytesTransferred: sent },
+    patch: { bytesTransferred: sent, ...handedOver },
   };
 };
 
@@ -71,10 +70,13 @@ export const transfer: Step = async (ctx) => {
  * disk first (the frozen marker), where a Redis crash cannot rewind it: rollback reads it
  * when the destination cannot be asked (docs/reliability.md, finding 19).
  */
-async function handOver(ctx: StepContext): Promise<void> {
+async function handOver(ctx: StepContext): Promise<Pick<MigrationRecord, 'handedOverRunId'>> {
   const { rec } = ctx;
   await ctx.fence();
-  if (!(await markHandedOver(ctx.files.source.dir, rec.id, Date.now(), await ctx.redisRunId()))) {
+  const kept = await markHandedOver(ctx.files.source.dir, rec.id, Date.now(), await ctx.redisRunId());
+  if (!kept) {
     throw new StepError(`host ${rec.from} holds no frozen marker for migration ${rec.id}: the container may no longer be frozen for it, so its archive is not handed to host ${rec.to}`, { code: 'NO_FROZEN_MARKER', permanent: true });
   }
+  // The record keeps it too, for a restore that cannot ask this host (steps/sourceNotRunning.ts).
+  return { handedOverRunId: kept.runId };
 }

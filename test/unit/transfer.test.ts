@@ -24,10 +24,11 @@ describe('transfer: the hand-over is written on the source disk', () => {
   it('a transfer run again (after a Redis restart) keeps the first hand-over and its run id', async () => {
     const ctx = fakeContext(fakeHost('host a', []), fakeHost('host b', []), { state: 'running', step: 'transfer', frozenAt: Date.now(), archive: streamed });
     await writeFrozenMarker(ctx.files.source.dir, { migrationId: ctx.rec.id, container: 'web', containerId: ID, from: 'a', to: 'b', at: Date.now(), handedOverAt: 1, handedOverRunId: '1'.repeat(40) });
-    await transfer(ctx);
+    const out = await transfer(ctx);
     const m = await readFrozenMarker(ctx.files.source.dir, ctx.rec.id);
     assert.equal(m?.handedOverAt, 1);
     assert.equal(m?.handedOverRunId, '1'.repeat(40), 'a rewind between the two stays visible to rollback');
+    assert.equal(out.patch?.handedOverRunId, '1'.repeat(40), 'and to a restore that cannot ask the source');
   });
 
   it('no marker: the container may no longer be frozen for this migration, so nothing is handed over', async () => {
