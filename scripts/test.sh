@@ -78,11 +78,15 @@ REPORTER=$(pwd)/$REPORTER node -e '
   const fs = require("fs");
   const { line } = require(process.env.REPORTER);
   const sum = { passed: 0, failed: 0, skipped: 0 };
-  for (const f of process.argv.slice(1)) {
+  const times = [];
+  for (const [i, f] of process.argv.slice(1).entries()) {
     if (!fs.existsSync(f)) { console.error(`${f}: missing, that lane did not finish`); sum.failed++; continue; }
     const c = JSON.parse(fs.readFileSync(f, "utf8"));
     for (const k of Object.keys(sum)) sum[k] += c[k];
+    for (const [file, ms] of Object.entries(c.files ?? {})) times.push(`${Math.round(ms / 1000)} s ${file} (lane ${i + 1})`);
   }
+  times.sort((a, b) => parseInt(b) - parseInt(a));
+  console.error(`[test] the slowest files: ${times.slice(0, 12).join(", ")}`);
   process.stdout.write(line(sum));
 ' test-output/lane-1.stats test-output/lane-2.stats
 echo "[test] both lanes done in $((SECONDS - t0)) s (lane 1 exit $rc1, lane 2 exit $rc2)" >&2

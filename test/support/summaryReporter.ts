@@ -15,10 +15,21 @@ class SummaryReporter extends Mocha.reporters.Spec {
 
   constructor(runner: Mocha.Runner, options?: Mocha.MochaOptions) {
     super(runner, options);
+    // Each file's wall time, hooks included (where a lane's minutes go; docs/testbed.md).
+    const files: Record<string, number> = {};
+    const started = new Map<Mocha.Suite, number>();
+    runner.on('suite', (suite) => {
+      if (suite.parent?.root) started.set(suite, Date.now());
+    });
+    runner.on('suite end', (suite) => {
+      const t0 = started.get(suite);
+      const file = suite.file?.replace(/^.*\/dist\/test\//, '') ?? suite.title;
+      if (t0 !== undefined) files[file] = (files[file] ?? 0) + Date.now() - t0;
+    });
     runner.once('end', () => {
       const counts = { passed: runner.stats?.passes ?? 0, failed: runner.stats?.failures ?? 0, skipped: runner.stats?.pending ?? 0 };
       const statsFile = process.env.FERRY_TEST_STATS;
-      if (statsFile) writeFileSync(statsFile, JSON.stringify(counts));
+      if (statsFile) writeFileSync(statsFile, JSON.stringify({ ...counts, files }));
       else process.stdout.write(SummaryReporter.line(counts));
     });
   }
